@@ -1,0 +1,137 @@
+//! culvert: the command-line client of culvertd.
+
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use culvert_core::client::{Client, socket_path};
+use culvert_core::ipc::{Event, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use culvert_core::profile;
+
+#[derive(Debug, Parser)]
+#[command(name = "culvert", version, about = "Manage Culvert tunnels through the culvertd helper")]
+struct Cli {
+    /// The helper's socket [default: $CULVERT_SOCKET, else /run/culvert/culvertd.sock]
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Bring up the tunnel a profile file describes; the file's stem names it (lab.toml is `lab`).
+    Up { file: PathBuf },
+    /// Bring a tunnel down.
+    Down {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every tunnel you may bring down.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the tunnels that are up, or one of them.
+    Status {
+        name: Option<String>,
+        /// A JSON array, one object per tunnel.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
+    Watch {
+        name: String,
+        /// Milliseconds between lines.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(i64::from(MIN_INTERVAL_MS)..=i64::from(MAX_INTERVAL_MS)))]
+        interval: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("culvert: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("culvert: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
+    Ok(Client::connect(&socket_path(socket)).await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let socket = cli.socket.as_deref();
+    match cli.command {
+        Command::Up { file } => {
+            let profile = profile::load_file(&file)?;
+            let status = connect(socket).await?.up(profile).await?;
+            println!("{}", render::up_line(&status));
+        }
+        Command::Down { name, all } => {
+            let mut client = connect(socket).await?;
+            let names = client.down(if all { None } else { name.as_deref() }).await?;
+            match names.as_slice() {
+                [] => println!("no tunnel was up"),
+                names => println!("{} down", names.join(", ")),
+            }
+        }
+        Command::Status { name, json } => {
+            let tunnels = connect(socket).await?.status(name.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tunnels)?);
+            } else if tunnels.is_empty() {
+                println!("no tunnel is up");
+            } else {
+                for t in &tunnels {
+                    print!("{}", render::status_block(t));
+                }
+            }
+        }
+        Command::Watch { name, interval, json } => watch(socket, &name, interval, json).await?,
+    }
+    Ok(())
+}
+
+async fn watch(socket: Option<&Path>, name: &str, interval: u32, json: bool) -> anyhow::Result<()> {
+    let mut client = connect(socket).await?;
+    client.subscribe(name, interval).await?;
+    let mut last = None;
+    loop {
+        let event = tokio::select! {
+            e = client.next_event() => e?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        match event {
+            Event::Stats { at_ms, status } if status.name == name => {
+                if let Some((then, before)) = last.replace((at_ms, status.counters.clone())) {
+                    let line = render::WatchLine::new(&status, &before, at_ms.saturating_sub(then));
+                    if json {
+                        println!("{}", serde_json::to_string(&line)?);
+                    } else {
+                        println!("{line}");
+                    }
+                }
+            }
+            Event::TunnelDown { name: gone } if gone == name => {
+                eprintln!("culvert: tunnel {name} went down");
+                return Ok(());
+            }
+            Event::Lagged { lost } => eprintln!("culvert: this terminal fell behind; {lost} updates were skipped"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! How tunnels look on a terminal.
+
+use std::fmt::{self, Write};
+
+use culvert_core::stats::{Counters, Rates, TunnelStatus, human_bytes};
+use serde::Serialize;
+
+pub fn up_line(s: &TunnelStatus) -> String {
+    let port = s.listen_port.map(|p| format!(", UDP port {p}")).unwrap_or_default();
+    let peers = match s.peers.len() {
+        1 => "1 peer".to_owned(),
+        n => format!("{n} peers"),
+    };
+    let label = if s.kind.encrypted() { "" } else { ", unencrypted" };
+    format!("{} is up on {} ({}{label}{port}, {peers})", s.name, s.interface, s.kind)
+}
+
+pub fn status_block(s: &TunnelStatus) -> String {
+    let mut out = String::new();
+    let port = s.listen_port.map(|p| format!("  port {p}")).unwrap_or_default();
+    let _ = writeln!(out, "{}: {} {}, interface {}{port}", s.name, s.kind, s.state, s.interface);
+    let c = &s.counters;
+    let _ = writeln!(
+        out,
+        "  rx {} ({} packets)  tx {} ({} packets)  dropped {}{}",
+        human_bytes(c.rx_bytes as f64),
+        c.rx_packets,
+        human_bytes(c.tx_bytes as f64),
+        c.tx_packets,
+        c.dropped,
+        drop_detail(c)
+    );
+    for p in &s.peers {
+        let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  peer {}  allowed {}  rx {}  tx {}",
+            p.endpoint.as_deref().unwrap_or("(unknown)"),
+            allowed.join(", "),
+            human_bytes(p.rx_bytes as f64),
+            human_bytes(p.tx_bytes as f64)
+        );
+    }
+    out
+}
+
+fn drop_detail(c: &Counters) -> String {
+    let nonzero: Vec<String> = c.drops.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    if nonzero.is_empty() { String::new() } else { format!(" ({})", nonzero.join(", ")) }
+}
+
+/// One line of `culvert watch`.
+#[derive(Debug, Serialize)]
+pub struct WatchLine {
+    /// Unix time in seconds, with milliseconds.
+    pub time: f64,
+    pub name: String,
+    pub rx_bytes_per_sec: f64,
+    pub tx_bytes_per_sec: f64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub dropped: u64,
+}
+
+impl WatchLine {
+    pub fn new(now: &TunnelStatus, before: &Counters, elapsed_ms: u64) -> Self {
+        let rates = Rates::between(before, &now.counters, elapsed_ms);
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
+        let c = &now.counters;
+        Self {
+            time,
+            name: now.name.clone(),
+            rx_bytes_per_sec: rates.rx_bps,
+            tx_bytes_per_sec: rates.tx_bps,
+            rx_bytes: c.rx_bytes,
+            tx_bytes: c.tx_bytes,
+            rx_packets: c.rx_packets,
+            tx_packets: c.tx_packets,
+            dropped: c.dropped,
+        }
+    }
+}
+
+impl fmt::Display for WatchLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.time as u64 % 86_400;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}Z {}  rx {}/s  tx {}/s  total rx {}  tx {}  dropped {}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            self.name,
+            human_bytes(self.rx_bytes_per_sec),
+            human_bytes(self.tx_bytes_per_sec),
+            human_bytes(self.rx_bytes as f64),
+            human_bytes(self.tx_bytes as f64),
+            self.dropped
+        )
+    }
+}

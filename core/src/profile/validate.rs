@@ -1,0 +1,282 @@
+//! The rules every profile must meet, shared by clients and the helper.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Tunnel, UdpTunnel};
+use crate::ifname;
+
+pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
+    name(&p.name)?;
+    match &p.tunnel {
+        Tunnel::Udp(u) => udp(p, u),
+    }
+}
+
+/// A tunnel name is also a file stem and a key in the helper's state directory: it must be short and plain.
+pub fn name(name: &str) -> Result<(), ProfileError> {
+    let fix = "name the profile file with letters, digits, '_', '.' or '-', such as lab.toml";
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ProfileError::new("name", format!("must be 1 to {MAX_NAME_LEN} bytes long"), fix));
+    }
+    if name.starts_with('.') {
+        return Err(ProfileError::new("name", format!("`{name}` starts with '.'"), fix));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(ProfileError::new("name", format!("`{name}` contains {c:?}"), fix));
+    }
+    Ok(())
+}
+
+fn interface(p: &Profile, set: Option<&str>) -> Result<(), ProfileError> {
+    match set {
+        Some(ifname) => ifname::check(ifname).map_err(|problem| {
+            ProfileError::new(
+                "interface",
+                format!("`{ifname}` {problem}"),
+                "set `interface` to a Linux interface name such as \"cv-lab\"",
+            )
+        }),
+        None => ifname::check(&p.name).map_err(|problem| {
+            ProfileError::new(
+                "interface",
+                format!("the tunnel name `{}` {problem}, so it cannot be the interface name", p.name),
+                "set `interface` to a Linux interface name such as \"cv-lab\"",
+            )
+        }),
+    }
+}
+
+fn mtu(mtu: Option<u16>, addresses: &[IpNet]) -> Result<(), ProfileError> {
+    let Some(mtu) = mtu else { return Ok(()) };
+    let min = if addresses.iter().any(|a| a.addr().is_ipv6()) { 1280 } else { 576 };
+    if !(min..=9000).contains(&mtu) {
+        let why = if min == 1280 { " (IPv6 needs at least 1280)" } else { "" };
+        return Err(ProfileError::new(
+            "mtu",
+            format!("{mtu} is out of range{why}"),
+            format!("set `mtu` between {min} and 9000, or leave it out for {}", super::DEFAULT_MTU),
+        ));
+    }
+    Ok(())
+}
+
+fn addresses(addresses: &[IpNet]) -> Result<(), ProfileError> {
+    if addresses.is_empty() {
+        return Err(ProfileError::new(
+            "address",
+            "is empty",
+            "give the tunnel device at least one address, such as address = [\"10.9.0.1/24\"]",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, a) in addresses.iter().enumerate() {
+        let field = format!("address[{i}]");
+        if !usable_host(a.addr()) {
+            return Err(ProfileError::new(
+                field,
+                format!("{} is not a unicast host address", a.addr()),
+                "use an address such as 10.9.0.1/24 or fd00:9::1/64",
+            ));
+        }
+        if !seen.insert(a.addr()) {
+            return Err(ProfileError::new(field, format!("{} is listed twice", a.addr()), "remove the duplicate"));
+        }
+    }
+    Ok(())
+}
+
+fn usable_host(ip: IpAddr) -> bool {
+    !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+}
+
+fn listen_port(port: u16) -> Result<(), ProfileError> {
+    if port == 0 {
+        return Err(ProfileError::new(
+            "listen_port",
+            "is 0",
+            "set `listen_port` to the UDP port (1-65535) your peers send to, such as 8285",
+        ));
+    }
+    Ok(())
+}
+
+fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
+    interface(p, u.interface.as_deref())?;
+    addresses(&u.address)?;
+    listen_port(u.listen_port)?;
+    mtu(u.mtu, &u.address)?;
+    if u.peers.is_empty() {
+        return Err(ProfileError::new(
+            "peer",
+            "there is no peer",
+            "add a [[peer]] table with its `endpoint` and `allowed_ips`",
+        ));
+    }
+    if u.peers.len() > MAX_PEERS {
+        return Err(ProfileError::new(
+            "peer",
+            format!("{} peers is more than the {MAX_PEERS} allowed", u.peers.len()),
+            "split the tunnel in two",
+        ));
+    }
+    let mut endpoints = HashSet::new();
+    let mut prefixes = HashSet::new();
+    let all: Vec<IpNet> = u.peers.iter().flat_map(|p| p.allowed_ips.iter().copied()).collect();
+    if all.len() > MAX_PREFIXES {
+        return Err(ProfileError::new(
+            "peer",
+            format!("{} allowed_ips entries is more than the {MAX_PREFIXES} allowed", all.len()),
+            "merge adjacent prefixes",
+        ));
+    }
+    for (i, peer) in u.peers.iter().enumerate() {
+        let ep = peer.endpoint;
+        let field = format!("peer[{i}].endpoint");
+        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() {
+            return Err(ProfileError::new(
+                field,
+                format!("{ep} cannot be sent to"),
+                "set the peer's unicast address and UDP port, such as \"172.31.0.2:8285\"",
+            ));
+        }
+        if !endpoints.insert(ep) {
+            return Err(ProfileError::new(
+                field,
+                format!("{ep} is the endpoint of an earlier peer too"),
+                "merge the two peers into one, with both peers' allowed_ips",
+            ));
+        }
+        if peer.allowed_ips.is_empty() {
+            return Err(ProfileError::new(
+                format!("peer[{i}].allowed_ips"),
+                "is empty",
+                "list the addresses routed to this peer, such as allowed_ips = [\"10.9.0.0/24\"]",
+            ));
+        }
+        for (j, net) in peer.allowed_ips.iter().enumerate() {
+            let field = format!("peer[{i}].allowed_ips[{j}]");
+            if net.trunc() != *net {
+                return Err(ProfileError::new(
+                    field,
+                    format!("{net} has host bits set"),
+                    format!("write the network as {}", net.trunc()),
+                ));
+            }
+            if !prefixes.insert(*net) {
+                return Err(ProfileError::new(
+                    field,
+                    format!("{net} is listed twice"),
+                    "give each prefix to one peer only",
+                ));
+            }
+            // Packets to our own peer would be routed into the tunnel they travel in.
+            if let Some(looping) = u.peers.iter().map(|p| p.endpoint.ip()).find(|ip| net.contains(ip)) {
+                return Err(ProfileError::new(
+                    field,
+                    format!("{net} contains the peer endpoint {looping}, which would route the tunnel into itself"),
+                    "narrow allowed_ips so it leaves out the endpoint's address",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Profile, Tunnel, UdpPeer, UdpTunnel};
+
+    fn lab() -> Profile {
+        Profile {
+            name: "lab".into(),
+            tunnel: Tunnel::Udp(UdpTunnel {
+                interface: None,
+                address: vec!["10.9.0.1/24".parse().unwrap()],
+                listen_port: 8285,
+                mtu: Some(1400),
+                peers: vec![UdpPeer {
+                    endpoint: "172.31.0.2:8285".parse().unwrap(),
+                    allowed_ips: vec!["10.9.0.0/24".parse().unwrap()],
+                }],
+            }),
+        }
+    }
+
+    fn udp(p: &mut Profile) -> &mut UdpTunnel {
+        let Tunnel::Udp(u) = &mut p.tunnel;
+        u
+    }
+
+    fn field_of(p: &Profile) -> String {
+        p.validate().expect_err("profile should be refused").field
+    }
+
+    #[test]
+    fn a_plain_lab_profile_is_valid() {
+        lab().validate().unwrap();
+    }
+
+    #[test]
+    fn long_name_needs_an_interface() {
+        let mut p = lab();
+        p.name = "a-very-long-tunnel-name".into();
+        let e = p.validate().unwrap_err();
+        assert_eq!(e.field, "interface");
+        assert!(e.fix.contains("set `interface`"), "{e}");
+        udp(&mut p).interface = Some("cv-long".into());
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn names_that_could_escape_the_state_directory_are_refused() {
+        for bad in ["", "../x", ".hidden", "a/b", "a b"] {
+            let mut p = lab();
+            p.name = bad.into();
+            assert_eq!(field_of(&p), "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        type Breaker = Box<dyn Fn(&mut UdpTunnel)>;
+        let cases: Vec<(&str, Breaker)> = vec![
+            ("interface", Box::new(|u| u.interface = Some("has space".into()))),
+            ("address", Box::new(|u| u.address.clear())),
+            ("address[0]", Box::new(|u| u.address[0] = "0.0.0.0/8".parse().unwrap())),
+            ("address[1]", Box::new(|u| u.address.push("10.9.0.1/16".parse().unwrap()))),
+            ("listen_port", Box::new(|u| u.listen_port = 0)),
+            ("mtu", Box::new(|u| u.mtu = Some(100))),
+            ("peer", Box::new(|u| u.peers.clear())),
+            ("peer[0].endpoint", Box::new(|u| u.peers[0].endpoint = "0.0.0.0:1".parse().unwrap())),
+            ("peer[0].allowed_ips", Box::new(|u| u.peers[0].allowed_ips.clear())),
+            ("peer[0].allowed_ips[0]", Box::new(|u| u.peers[0].allowed_ips[0] = "10.9.0.1/24".parse().unwrap())),
+            ("peer[0].allowed_ips[0]", Box::new(|u| u.peers[0].allowed_ips[0] = "172.31.0.0/16".parse().unwrap())),
+        ];
+        for (field, break_it) in cases {
+            let mut p = lab();
+            break_it(udp(&mut p));
+            assert_eq!(field_of(&p), field);
+        }
+    }
+
+    #[test]
+    fn ipv6_needs_mtu_1280() {
+        let mut p = lab();
+        udp(&mut p).address.push("fd00:9::1/64".parse().unwrap());
+        udp(&mut p).mtu = Some(1200);
+        let e = p.validate().unwrap_err();
+        assert!(e.problem.contains("IPv6"), "{e}");
+    }
+
+    #[test]
+    fn a_prefix_given_to_two_peers_is_refused() {
+        let mut p = lab();
+        let second =
+            UdpPeer { endpoint: "172.31.0.3:8285".parse().unwrap(), allowed_ips: vec!["10.9.0.0/24".parse().unwrap()] };
+        udp(&mut p).peers.push(second);
+        assert_eq!(field_of(&p), "peer[1].allowed_ips[0]");
+    }
+}

@@ -1,0 +1,149 @@
+//! What the helper reports about a tunnel, and the rates clients compute from two reports.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::profile::Kind;
+
+/// The state of one tunnel as `status` and `Stats` events show it. Counters count what crosses the tunnel
+/// device (inner packets), not the overhead of the datagrams that carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    pub name: String,
+    pub kind: Kind,
+    pub state: TunnelState,
+    pub interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    /// The uid of the caller that brought the tunnel up.
+    pub owner_uid: u32,
+    /// Unix time (seconds) when the tunnel came up.
+    pub up_since: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelState {
+    Up,
+}
+
+impl std::fmt::Display for TunnelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+        })
+    }
+}
+
+/// Traffic counters of a tunnel: `rx` is what came out of the tunnel into this host, `tx` what went in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Sum of `drops`.
+    pub dropped: u64,
+    /// Dropped packets by reason, such as `no_route` or `unknown_peer`.
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// `ip:port`, or null while the peer's address is unknown.
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+}
+
+/// Bytes per second in each direction between two reports of the same tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub rx_bps: f64,
+    pub tx_bps: f64,
+}
+
+impl Rates {
+    /// Rates from `earlier` to `later`, `elapsed_ms` apart. Counters that went backwards (the tunnel was
+    /// recreated in between) give 0 rather than a huge bogus rate.
+    pub fn between(earlier: &Counters, later: &Counters, elapsed_ms: u64) -> Rates {
+        if elapsed_ms == 0 {
+            return Rates { rx_bps: 0.0, tx_bps: 0.0 };
+        }
+        let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 * 1000.0 / elapsed_ms as f64;
+        Rates { rx_bps: per_sec(earlier.rx_bytes, later.rx_bytes), tx_bps: per_sec(earlier.tx_bytes, later.tx_bytes) }
+    }
+}
+
+/// `1234567` as `1.2 MB`: decimal units, as network rates are usually given.
+pub fn human_bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{v:.0} {}", UNITS[0]) } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_per_second() {
+        let a = Counters { rx_bytes: 1000, tx_bytes: 0, ..Default::default() };
+        let b = Counters { rx_bytes: 3000, tx_bytes: 500, ..Default::default() };
+        let r = Rates::between(&a, &b, 500);
+        assert_eq!((r.rx_bps, r.tx_bps), (4000.0, 1000.0));
+        assert_eq!(Rates::between(&b, &a, 1000).rx_bps, 0.0);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(999.0), "999 B");
+        assert_eq!(human_bytes(1_234_567.0), "1.2 MB");
+    }
+
+    #[test]
+    fn status_json_has_the_documented_keys() {
+        let s = TunnelStatus {
+            name: "lab".into(),
+            kind: Kind::Udp,
+            state: TunnelState::Up,
+            interface: "lab".into(),
+            listen_port: Some(8285),
+            owner_uid: 0,
+            up_since: 1,
+            counters: Counters { drops: [("no_route".to_string(), 2)].into(), dropped: 2, ..Default::default() },
+            peers: vec![],
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        for key in [
+            "name",
+            "kind",
+            "state",
+            "interface",
+            "rx_bytes",
+            "tx_bytes",
+            "rx_packets",
+            "tx_packets",
+            "dropped",
+            "drops",
+            "peers",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing from {v}");
+        }
+        assert_eq!(v["state"], "up");
+        assert_eq!(v["drops"]["no_route"], 2);
+    }
+}

@@ -1,0 +1,11 @@
+//! The control plane: who may talk to the helper, the socket it listens on, the registry of tunnels and the
+//! protocol spoken on each connection.
+
+pub mod access;
+pub mod connection;
+pub mod events;
+pub mod helper;
+pub mod listener;
+
+pub use access::Access;
+pub use helper::{Caller, Helper};

@@ -1,0 +1,16 @@
+//! The userspace data plane: engines that move packets between a TUN device and a UDP socket.
+//!
+//! The protocol logic ([`packet`], [`routing`], [`udp_core`]) is pure: it takes bytes and answers where they
+//! go. The IO shell ([`engine`]) drives it over the batch seams in [`io`], which the real TUN device and UDP
+//! socket ([`tun_io`], [`udp_io`]) and an in-memory fake ([`fake`], tests only) implement.
+
+pub mod counters;
+pub mod engine;
+#[cfg(test)]
+mod fake;
+pub mod io;
+pub mod packet;
+pub mod routing;
+pub mod tun_io;
+pub mod udp_core;
+pub mod udp_io;

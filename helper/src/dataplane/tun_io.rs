@@ -1,0 +1,67 @@
+//! The real tunnel device: a tun-rs TUN with offloads, so one read can carry a 64 KiB TCP super-packet and one
+//! write many coalesced segments.
+
+use std::io;
+use std::sync::Arc;
+
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VIRTIO_NET_HDR_LEN};
+
+use super::io::{TUN_HEADROOM, TunReader, TunWriter};
+
+/// Linux gives TUN devices a 500-packet queue; a deeper one absorbs the bursts a batch writer makes
+/// (Firezone raised it for the same reason, DATAPLANE.md 7.4).
+const TX_QUEUE_LEN: u32 = 1000;
+
+/// Creates the TUN device `name`. It is not persistent: it disappears when the last handle is dropped.
+pub fn create(name: &str, mtu: u16) -> io::Result<Arc<AsyncDevice>> {
+    let dev = DeviceBuilder::new()
+        .name(name)
+        .mtu(mtu)
+        .offload(true)
+        .tx_queue_len(TX_QUEUE_LEN)
+        .enable(false)
+        .build_async()?;
+    Ok(Arc::new(dev))
+}
+
+pub struct DeviceReader {
+    dev: Arc<AsyncDevice>,
+    /// One raw read: the virtio-net header and a packet of up to 64 KiB before it is split.
+    scratch: Vec<u8>,
+}
+
+impl DeviceReader {
+    pub fn new(dev: Arc<AsyncDevice>) -> Self {
+        Self { dev, scratch: vec![0; VIRTIO_NET_HDR_LEN + 65_535] }
+    }
+}
+
+impl TunReader for DeviceReader {
+    async fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
+        loop {
+            match self.dev.recv_multiple(&mut self.scratch, bufs, sizes, 0).await {
+                Ok(n) => return Ok(n),
+                // A packet the splitter cannot handle is lost on its own; the device stays usable.
+                Err(e) if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() => return Err(e),
+                Err(e) => tracing::debug!("dropped an unsplittable packet from the tunnel device: {e}"),
+            }
+        }
+    }
+}
+
+pub struct DeviceWriter {
+    dev: Arc<AsyncDevice>,
+    gro: GROTable,
+}
+
+impl DeviceWriter {
+    pub fn new(dev: Arc<AsyncDevice>) -> Self {
+        Self { dev, gro: GROTable::default() }
+    }
+}
+
+impl TunWriter for DeviceWriter {
+    async fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
+        self.dev.send_multiple(&mut self.gro, bufs, TUN_HEADROOM).await.map(|_| ())
+    }
+}

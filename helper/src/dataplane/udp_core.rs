@@ -1,0 +1,106 @@
+//! The protocol of the `udp` kind, without IO: one raw IP packet per datagram, peers by endpoint, routing by
+//! allowed_ips.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use culvert_core::profile::UdpTunnel;
+
+use super::counters::{DropReason, Traffic};
+use super::packet;
+use super::routing::AllowedIps;
+
+#[derive(Debug)]
+pub struct Peer {
+    pub endpoint: SocketAddr,
+    pub traffic: Arc<Traffic>,
+}
+
+#[derive(Debug)]
+pub struct UdpCore {
+    routes: AllowedIps<usize>,
+    by_endpoint: HashMap<SocketAddr, usize>,
+    pub peers: Vec<Peer>,
+}
+
+/// The same address in one spelling: IPv4-mapped IPv6 (as a dual-stack socket reports IPv4 peers) as IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+impl UdpCore {
+    pub fn new(config: &UdpTunnel) -> Self {
+        let mut routes = AllowedIps::default();
+        let mut by_endpoint = HashMap::new();
+        let mut peers = Vec::with_capacity(config.peers.len());
+        for (i, p) in config.peers.iter().enumerate() {
+            for net in &p.allowed_ips {
+                routes.insert(*net, i);
+            }
+            by_endpoint.insert(canonical(p.endpoint), i);
+            peers.push(Peer { endpoint: canonical(p.endpoint), traffic: Arc::default() });
+        }
+        Self { routes, by_endpoint, peers }
+    }
+
+    /// The peer a packet read from the tunnel device goes to.
+    pub fn route_outbound(&self, packet: &[u8]) -> Result<usize, DropReason> {
+        let dst: IpAddr = packet::destination(packet).ok_or(DropReason::Malformed)?;
+        self.routes.find(dst).ok_or(DropReason::NoRoute)
+    }
+
+    /// The peer a datagram came from, if it is one and the datagram holds an IP packet.
+    pub fn accept_inbound(&self, from: SocketAddr, datagram: &[u8]) -> Result<usize, DropReason> {
+        let peer = *self.by_endpoint.get(&canonical(from)).ok_or(DropReason::UnknownPeer)?;
+        if !packet::looks_like_ip(datagram) {
+            return Err(DropReason::Malformed);
+        }
+        Ok(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::packet::build;
+    use culvert_core::profile::UdpPeer;
+
+    fn core() -> UdpCore {
+        UdpCore::new(&UdpTunnel {
+            interface: None,
+            address: vec!["10.9.0.1/24".parse().unwrap()],
+            listen_port: 1,
+            mtu: None,
+            peers: vec![
+                UdpPeer { endpoint: "192.0.2.2:1".parse().unwrap(), allowed_ips: vec!["10.9.0.0/24".parse().unwrap()] },
+                UdpPeer {
+                    endpoint: "192.0.2.3:1".parse().unwrap(),
+                    allowed_ips: vec!["10.9.0.128/25".parse().unwrap()],
+                },
+            ],
+        })
+    }
+
+    fn to(dst: &str) -> Vec<u8> {
+        build::ip("10.9.0.1".parse().unwrap(), dst.parse().unwrap(), b"hi")
+    }
+
+    #[test]
+    fn routes_by_longest_prefix() {
+        let c = core();
+        assert_eq!(c.route_outbound(&to("10.9.0.2")), Ok(0));
+        assert_eq!(c.route_outbound(&to("10.9.0.200")), Ok(1));
+        assert_eq!(c.route_outbound(&to("10.8.0.1")), Err(DropReason::NoRoute));
+        assert_eq!(c.route_outbound(b"\x00junk"), Err(DropReason::Malformed));
+    }
+
+    #[test]
+    fn accepts_only_peers() {
+        let c = core();
+        assert_eq!(c.accept_inbound("192.0.2.3:1".parse().unwrap(), &to("10.9.0.1")), Ok(1));
+        assert_eq!(c.accept_inbound("[::ffff:192.0.2.2]:1".parse().unwrap(), &to("10.9.0.1")), Ok(0));
+        assert_eq!(c.accept_inbound("192.0.2.3:2".parse().unwrap(), &to("10.9.0.1")), Err(DropReason::UnknownPeer));
+        assert_eq!(c.accept_inbound("192.0.2.2:1".parse().unwrap(), b"garbage"), Err(DropReason::Malformed));
+    }
+}

@@ -1,0 +1,117 @@
+//! The real UDP socket, through quinn-udp: recvmmsg with GRO in, sendmsg with GSO out.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use quinn_udp::{Transmit, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use super::engine::UDP_SLOTS;
+use super::io::{RecvMeta, UdpReader, UdpWriter};
+
+/// Socket buffers large enough for bursts at several Gbit/s (wireguard-go f26efb6 measured the gain).
+const SOCKET_BUFFER_BYTES: usize = 7 << 20;
+
+#[derive(Debug)]
+pub struct Socket {
+    sock: UdpSocket,
+    state: UdpSocketState,
+    /// A dual-stack socket needs IPv4 destinations written as IPv4-mapped IPv6 addresses.
+    dual_stack: bool,
+}
+
+/// Binds the tunnel's socket on `port`: IPv4 only when every peer is IPv4, else dual-stack.
+pub fn bind(port: u16, ipv6_needed: bool) -> io::Result<Arc<Socket>> {
+    let addr = if ipv6_needed {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+    };
+    let std_sock = bind_std(addr)?;
+    let sock = UdpSocket::from_std(std_sock)?;
+    let state = UdpSocketState::new((&sock).into())?;
+    for result in [
+        state.set_send_buffer_size((&sock).into(), SOCKET_BUFFER_BYTES),
+        state.set_recv_buffer_size((&sock).into(), SOCKET_BUFFER_BYTES),
+    ] {
+        if let Err(e) = result {
+            tracing::debug!("could not enlarge the UDP socket buffers: {e}");
+        }
+    }
+    Ok(Arc::new(Socket { sock, state, dual_stack: ipv6_needed }))
+}
+
+fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+    let sock = RawSocket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // The system's IPV6_V6ONLY default may be on; a dual-stack socket needs it off before bind().
+    if addr.is_ipv6() {
+        sock.set_only_v6(false)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+impl Socket {
+    pub fn local_port(&self) -> io::Result<u16> {
+        Ok(self.sock.local_addr()?.port())
+    }
+}
+
+pub struct SocketReader(pub Arc<Socket>);
+pub struct SocketWriter(pub Arc<Socket>);
+
+impl UdpReader for SocketReader {
+    async fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        let s = &*self.0;
+        let n = bufs.len().min(meta.len()).min(UDP_SLOTS);
+        let mut slots = bufs.iter_mut();
+        let mut iovs: [IoSliceMut<'_>; UDP_SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(slots.next().map_or(&mut [][..], |b| &mut b[..])));
+        loop {
+            s.sock.readable().await?;
+            match s.sock.try_io(Interest::READABLE, || s.state.recv((&s.sock).into(), &mut iovs[..n], &mut meta[..n])) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // An ICMP error queued for an earlier send is reported on a later receive: not fatal.
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionRefused || e.kind() == io::ErrorKind::HostUnreachable =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl UdpWriter for SocketWriter {
+    fn max_segments(&self) -> usize {
+        self.0.state.max_gso_segments()
+    }
+
+    async fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
+        let s = &*self.0;
+        let destination = match (s.dual_stack, to.ip()) {
+            (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port()),
+            _ => to,
+        };
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: (contents.len() > segment_size).then_some(segment_size),
+            src_ip: None,
+        };
+        loop {
+            s.sock.writable().await?;
+            match s.sock.try_io(Interest::WRITABLE, || s.state.try_send((&s.sock).into(), &transmit)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return result,
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Everything the helper changes in the system: links, addresses and routes through netlink, and the record
+//! of those changes in the state directory that lets a restarted helper undo what a crashed one left.
+
+pub mod netlink;
+pub mod record;
+pub mod state_dir;
+
+pub use netlink::{Netlink, NetlinkError};
+pub use record::{Object, Record, Records};

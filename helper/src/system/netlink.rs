@@ -1,0 +1,210 @@
+//! A small, idempotent facade over rtnetlink: "already exists" is success where the end state is the one asked
+//! for, and "already gone" is success when removing.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+
+/// A netlink request that failed, with the operation it was part of.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {message}")]
+pub struct NetlinkError {
+    pub op: String,
+    pub message: String,
+    /// The kernel's errno, when the kernel refused the request.
+    pub errno: Option<i32>,
+}
+
+impl NetlinkError {
+    fn new(op: impl Into<String>, e: &rtnetlink::Error) -> Self {
+        let errno = match e {
+            rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+            _ => None,
+        };
+        let message = match errno {
+            Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
+            None => e.to_string(),
+        };
+        Self { op: op.into(), message, errno }
+    }
+}
+
+/// A link as the helper needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    /// The `IFLA_INFO_KIND` ("tun", "vxlan", ...), when the link has one.
+    pub kind: Option<String>,
+}
+
+/// A route in one table through one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpNet,
+    pub index: u32,
+    pub table: u32,
+}
+
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+
+#[derive(Debug, Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens a netlink socket in the helper's network namespace; its connection runs as a task.
+    pub fn connect() -> std::io::Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        match self.handle.link().get().match_name(name).execute().try_next().await {
+            Ok(Some(msg)) => {
+                let kind = msg.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                        LinkInfo::Kind(k) => Some(kind_name(k)),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+                Ok(Some(Link { index: msg.header.index, kind }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(NetlinkError::new(format!("looking up link {name}"), &e)),
+        }
+    }
+
+    pub async fn set_up(&self, index: u32, mtu: u16) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).mtu(u32::from(mtu)).up().build();
+        self.handle.link().set(msg).execute().await.map_err(|e| NetlinkError::new("setting the link up", &e))
+    }
+
+    pub async fn delete_link(&self, index: u32) -> Result<(), NetlinkError> {
+        match self.handle.link().del(index).execute().await {
+            Err(e) if errno(&e) != Some(libc::ENODEV) => Err(NetlinkError::new("deleting the link", &e)),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn add_address(&self, index: u32, net: IpNet) -> Result<(), NetlinkError> {
+        match self.handle.address().add(index, net.addr(), net.prefix_len()).execute().await {
+            Err(e) if errno(&e) != Some(libc::EEXIST) => Err(NetlinkError::new(format!("adding address {net}"), &e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds `route`. Returns `false` when an identical route through the same interface was already there
+    /// (the kernel's own prefix route of an address, say), which then is not ours to remove.
+    pub async fn add_route(&self, route: &Route) -> Result<bool, NetlinkError> {
+        let op = || format!("adding a route to {}", route.dst);
+        match self.handle.route().add(route_message(route)).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                if self.routes_to(route.dst, route.table).await?.contains(&route.index) {
+                    Ok(false)
+                } else {
+                    Err(NetlinkError {
+                        op: op(),
+                        message: "a route to it through another interface already exists".into(),
+                        errno: Some(libc::EEXIST),
+                    })
+                }
+            }
+            Err(e) => Err(NetlinkError::new(op(), &e)),
+        }
+    }
+
+    pub async fn delete_route(&self, route: &Route) -> Result<(), NetlinkError> {
+        match self.handle.route().del(route_message(route)).execute().await {
+            Err(e) if !matches!(errno(&e), Some(libc::ESRCH | libc::ENOENT | libc::ENODEV)) => {
+                Err(NetlinkError::new(format!("deleting the route to {}", route.dst), &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The interfaces of the routes to exactly `dst` in `table`.
+    pub async fn routes_to(&self, dst: IpNet, table: u32) -> Result<Vec<u32>, NetlinkError> {
+        let query = match dst {
+            IpNet::V4(_) => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            IpNet::V6(_) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        };
+        let mut dump = self.handle.route().get(query).execute();
+        let mut found = Vec::new();
+        while let Some(msg) = dump.try_next().await.map_err(|e| NetlinkError::new("listing routes", &e))? {
+            if route_table(&msg) == table
+                && msg.header.destination_prefix_length == dst.prefix_len()
+                && route_destination(&msg).unwrap_or(unspecified(dst)) == dst.network()
+            {
+                found.extend(msg.attributes.iter().filter_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn unspecified(net: IpNet) -> IpAddr {
+    match net {
+        IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+fn route_message(route: &Route) -> RouteMessage {
+    let mut msg = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(route.dst.network(), route.dst.prefix_len())
+        .map(|b| b.output_interface(route.index).table_id(route.table).build())
+        .unwrap_or_default();
+    // The builder only fails on a family mismatch, which an `IpNet` cannot have; keep the family regardless.
+    if msg.attributes.is_empty() {
+        msg.header.address_family = match route.dst {
+            IpNet::V4(_) => netlink_packet_route::AddressFamily::Inet,
+            IpNet::V6(_) => netlink_packet_route::AddressFamily::Inet6,
+        };
+    }
+    msg
+}
+
+fn route_table(msg: &RouteMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(msg.header.table))
+}
+
+fn route_destination(msg: &RouteMessage) -> Option<IpAddr> {
+    msg.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+        RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    })
+}
+
+fn kind_name(k: &InfoKind) -> String {
+    match k {
+        InfoKind::Other(s) => s.clone(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}

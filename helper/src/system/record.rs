@@ -1,0 +1,143 @@
+//! The record of what the helper created for each tunnel, kept in the state directory.
+//!
+//! Each object is recorded *before* it is created, so a crash at any point leaves a record that covers
+//! everything that might exist. Undoing an object that does not exist is a no-op, which makes the record safe
+//! to replay. A TUN device dies with the helper, but links, routes in other tables, rules, FDB entries,
+//! sysctls and DNS changes do not, and the record is the one place a restarted helper learns about them.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::netlink::{Netlink, NetlinkError, Route};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub name: String,
+    pub owner_uid: u32,
+    pub interface: String,
+    /// In the order they were created; undone in reverse.
+    pub objects: Vec<Object>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Object {
+    /// A link the helper created, removed only if a link of that name and kind still exists.
+    Link { name: String, kind: String },
+    /// A route through the interface `dev`.
+    Route { dst: IpNet, dev: String, table: u32 },
+}
+
+impl Object {
+    /// Removes the object if it is still there.
+    pub async fn undo(&self, netlink: &Netlink) -> Result<(), NetlinkError> {
+        match self {
+            Object::Link { name, kind } => match netlink.link(name).await? {
+                Some(link) if link.kind.as_deref() == Some(kind) => netlink.delete_link(link.index).await,
+                Some(link) => {
+                    tracing::warn!(
+                        "leaving link {name} alone: it is a {:?} link now, not the {kind} link Culvert made",
+                        link.kind
+                    );
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            Object::Route { dst, dev, table } => match netlink.link(dev).await? {
+                // Routes through a deleted link went with it.
+                None => Ok(()),
+                Some(link) => netlink.delete_route(&Route { dst: *dst, index: link.index, table: *table }).await,
+            },
+        }
+    }
+}
+
+/// The records of all tunnels: one JSON file per tunnel under `<state dir>/tunnels/`.
+#[derive(Debug, Clone)]
+pub struct Records {
+    dir: PathBuf,
+}
+
+impl Records {
+    pub fn open(state_dir: &Path) -> io::Result<Self> {
+        let dir = state_dir.join("tunnels");
+        fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// Writes the record atomically: a crash leaves either the old or the new record, never half of one.
+    pub fn write(&self, record: &Record) -> io::Result<()> {
+        let path = self.path(&record.name);
+        let tmp = path.with_extension("json.tmp");
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(record).map_err(io::Error::other)?)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        fs::File::open(&self.dir)?.sync_all()
+    }
+
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every record on disk. Unreadable files are reported and skipped, not fatal: they must not keep the
+    /// helper from starting.
+    pub fn load_all(&self) -> io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(record) => out.push(record),
+                Err(e) => tracing::warn!("ignoring unreadable record {}: {e}", path.display()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::netlink::MAIN_TABLE;
+
+    #[test]
+    fn records_round_trip_and_disappear() {
+        let dir = std::env::temp_dir().join(format!("culvert-records-{}", std::process::id()));
+        let records = Records::open(&dir).unwrap();
+        let r = Record {
+            name: "lab".into(),
+            owner_uid: 1000,
+            interface: "cv-lab".into(),
+            objects: vec![
+                Object::Link { name: "cv-lab".into(), kind: "tun".into() },
+                Object::Route { dst: "10.9.0.0/24".parse().unwrap(), dev: "cv-lab".into(), table: MAIN_TABLE },
+            ],
+        };
+        records.write(&r).unwrap();
+        fs::write(dir.join("tunnels/junk.json"), b"{not json").unwrap();
+        assert_eq!(records.load_all().unwrap(), vec![r]);
+        records.remove("lab").unwrap();
+        records.remove("lab").unwrap();
+        fs::remove_file(dir.join("tunnels/junk.json")).unwrap();
+        assert!(records.load_all().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,59 @@
+//! Applying a tunnel's system changes as one transaction: each is recorded before it is made, and a failure
+//! undoes all of them in reverse, so a failed `up` leaves nothing behind.
+
+use crate::system::{Netlink, Object, Record, Records};
+
+#[derive(Debug)]
+pub struct Changes<'a> {
+    pub netlink: &'a Netlink,
+    records: &'a Records,
+    pub record: Record,
+}
+
+impl<'a> Changes<'a> {
+    pub fn begin(netlink: &'a Netlink, records: &'a Records, record: Record) -> std::io::Result<Self> {
+        records.write(&record)?;
+        Ok(Self { netlink, records, record })
+    }
+
+    /// Notes an object about to be created.
+    pub fn will_create(&mut self, object: Object) -> std::io::Result<()> {
+        self.record.objects.push(object);
+        self.records.write(&self.record)
+    }
+
+    /// Forgets the last object noted: it turned out to exist already and is not ours.
+    pub fn not_created(&mut self) -> std::io::Result<()> {
+        self.record.objects.pop();
+        self.records.write(&self.record)
+    }
+
+    /// Keeps every change; the record stays on disk while the tunnel is up.
+    pub fn commit(self) -> Record {
+        self.record
+    }
+
+    /// Undoes every change in reverse and removes the record.
+    pub async fn roll_back(self) {
+        undo(self.netlink, self.records, &self.record).await;
+    }
+}
+
+/// Undoes a record's objects in reverse and removes the record. Failures are logged: an object that cannot be
+/// removed now must not keep the others from being removed.
+pub async fn undo(netlink: &Netlink, records: &Records, record: &Record) {
+    let mut clean = true;
+    for object in record.objects.iter().rev() {
+        if let Err(e) = object.undo(netlink).await {
+            tracing::warn!("tunnel {}: could not undo {object:?}: {e}", record.name);
+            clean = false;
+        }
+    }
+    if !clean {
+        tracing::warn!("tunnel {}: keeping its record so that the next start tries again", record.name);
+        return;
+    }
+    if let Err(e) = records.remove(&record.name) {
+        tracing::warn!("tunnel {}: could not remove its record: {e}", record.name);
+    }
+}

@@ -1,0 +1,98 @@
+//! A tunnel that is up: what it is made of and how it reports itself.
+
+pub mod changes;
+pub mod udp;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use culvert_core::profile::{Kind, Profile, Tunnel as TunnelConfig};
+use culvert_core::stats::{PeerStatus, TunnelState, TunnelStatus};
+use tokio::task::JoinHandle;
+
+use crate::dataplane::counters::TunnelCounters;
+use crate::dataplane::udp_core::UdpCore;
+use crate::system::Record;
+
+/// What status snapshots and subscriptions read; shared with them, never locked by the data plane.
+#[derive(Debug)]
+pub struct TunnelInfo {
+    pub profile: Profile,
+    pub owner_uid: u32,
+    pub up_since: u64,
+    pub listen_port: Option<u16>,
+    pub counters: Arc<TunnelCounters>,
+    pub core: Arc<UdpCore>,
+    down: AtomicBool,
+}
+
+impl TunnelInfo {
+    pub fn name(&self) -> &str {
+        &self.profile.name
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> TunnelStatus {
+        let TunnelConfig::Udp(config) = &self.profile.tunnel;
+        let peers = config
+            .peers
+            .iter()
+            .zip(&self.core.peers)
+            .map(|(p, live)| {
+                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = live.traffic.read();
+                PeerStatus {
+                    endpoint: Some(live.endpoint.to_string()),
+                    allowed_ips: p.allowed_ips.clone(),
+                    rx_bytes,
+                    tx_bytes,
+                    rx_packets,
+                    tx_packets,
+                }
+            })
+            .collect();
+        TunnelStatus {
+            name: self.profile.name.clone(),
+            kind: self.profile.kind(),
+            state: TunnelState::Up,
+            interface: self.profile.interface().to_owned(),
+            listen_port: self.listen_port,
+            owner_uid: self.owner_uid,
+            up_since: self.up_since,
+            counters: self.counters.snapshot(),
+            peers,
+        }
+    }
+}
+
+/// A tunnel that is up, with everything that keeps it up.
+#[derive(Debug)]
+pub struct Tunnel {
+    pub info: Arc<TunnelInfo>,
+    pub record: Record,
+    /// The data-plane tasks; they own the device and the socket, which close when the tasks end.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Tunnel {
+    pub fn kind(&self) -> Kind {
+        self.info.profile.kind()
+    }
+
+    /// Stops the data plane and waits until its tasks, and with them the device and socket, are gone.
+    pub async fn stop(&mut self) {
+        self.info.down.store(true, Ordering::Relaxed);
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
