@@ -72,11 +72,13 @@ impl Client {
             _ => ClientError::Io { path: path.into(), source },
         })?;
         let mut framed = Framed::new(stream, JsonCodec::default());
-        framed
-            .send(ClientMessage::Hello { protocol_version: PROTOCOL_VERSION })
-            .await
-            .map_err(|e| ClientError::Disconnected(e.to_string()))?;
-        let helper_version = match framed.next().await {
+        // A helper that refuses us may close before reading our hello: its reason is still worth reading.
+        let sent = framed.send(ClientMessage::Hello { protocol_version: PROTOCOL_VERSION }).await;
+        let reply = framed.next().await;
+        if let (Err(e), None | Some(Err(_))) = (&sent, &reply) {
+            return Err(ClientError::Disconnected(e.to_string()));
+        }
+        let helper_version = match reply {
             Some(Ok(ServerMessage::Hello { protocol_version, helper_version })) => {
                 if protocol_version != PROTOCOL_VERSION {
                     return Err(IpcError::VersionMismatch { client: PROTOCOL_VERSION, helper: protocol_version }.into());

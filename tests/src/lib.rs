@@ -1,1 +1,315 @@
+//! The end-to-end harness: network namespaces joined by veth, real `culvertd` helpers inside them, the real
+//! `culvert` CLI, and real peers. Everything a [`Lab`] creates is removed when it is dropped, also when the test
+//! fails, and only processes the lab started are ever signalled.
 
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this process and call, usable in interface names (at most 15 bytes).
+pub fn unique(prefix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}{n}", std::process::id() % 100_000)
+}
+
+/// Where the workspace's binaries are: `$CULVERT_BIN_DIR`, else the target directory of this test binary.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CULVERT_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    });
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build it first with `cargo build --workspace`", path.display());
+    path
+}
+
+pub fn require_root() {
+    // SAFETY-free check: the effective uid from /proc avoids a libc call.
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2));
+    assert_eq!(euid, Some("0"), "end-to-end tests need root (network namespaces, TUN devices)");
+}
+
+/// Runs a command, returning its output whatever its exit status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn check(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn ip(args: &[&str]) -> String {
+    check(Command::new("ip").args(args))
+}
+
+/// A command run inside network namespace `ns`.
+pub fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(program);
+    c
+}
+
+/// Polls `f` until it returns true or `within` passes.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A running `culvertd` in a namespace.
+#[derive(Debug)]
+pub struct Helper {
+    pub ns: String,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Helper {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `culvert --socket <this helper's socket> args...`, run in the root namespace (the socket is a path).
+    pub fn culvert(&self, args: &[&str]) -> Output {
+        run(Command::new(bin("culvert")).arg("--socket").arg(&self.socket).args(args))
+    }
+
+    /// Like [`Helper::culvert`], but must succeed; returns stdout.
+    pub fn culvert_ok(&self, args: &[&str]) -> String {
+        let out = self.culvert(args);
+        assert!(
+            out.status.success(),
+            "culvert {args:?} failed: {}\nhelper log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `status --json` of one tunnel.
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        let out = self.culvert_ok(&["status", name, "--json"]);
+        let mut all: Vec<serde_json::Value> = serde_json::from_str(&out).expect("status --json is a JSON array");
+        assert_eq!(all.len(), 1, "status {name} should list one tunnel: {out}");
+        all.remove(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits for the helper to exit; returns whether it exited by itself in time.
+    pub fn stop_with(&mut self, signal: i32) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let pid = child.id().to_string();
+        let _ = run(Command::new("kill").arg(format!("-{signal}")).arg(&pid));
+        let exited = wait_until(Duration::from_secs(10), || matches!(child.try_wait(), Ok(Some(_))));
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        exited
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_with(15);
+        }
+        if std::thread::panicking() {
+            eprintln!("--- culvertd log ({}) ---\n{}", self.ns, self.log_text());
+        }
+    }
+}
+
+/// Namespaces joined by veth, a scratch directory, and the helpers started in them.
+#[derive(Debug)]
+pub struct Lab {
+    pub dir: PathBuf,
+    pub namespaces: Vec<String>,
+    pub helpers: Vec<Helper>,
+    /// Other processes the lab started (peers such as socat), ended by PID when the lab is dropped.
+    pub children: Vec<Child>,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        require_root();
+        let dir = std::env::temp_dir().join(unique("culvert-e2e-"));
+        fs::create_dir_all(&dir).expect("scratch dir");
+        // Callers of other uids must reach sockets in here.
+        check(Command::new("chmod").arg("755").arg(&dir));
+        Self { dir, namespaces: Vec::new(), helpers: Vec::new(), children: Vec::new() }
+    }
+
+    pub fn netns(&mut self) -> String {
+        let name = unique("cvt");
+        ip(&["netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// Joins `a` and `b` with a veth pair with the given addresses (with prefix lengths) on each end.
+    pub fn veth(&self, a: &str, a_addrs: &[&str], b: &str, b_addrs: &[&str]) {
+        let (va, vb) = (unique("va"), unique("vb"));
+        ip(&["link", "add", &va, "netns", a, "type", "veth", "peer", "name", &vb, "netns", b]);
+        for (ns, dev, addrs) in [(a, &va, a_addrs), (b, &vb, b_addrs)] {
+            for addr in addrs {
+                // No duplicate address detection: the address is usable at once.
+                let nodad: &[&str] = if addr.contains(':') { &["nodad"] } else { &[] };
+                ip(&[&["-n", ns, "addr", "add", addr, "dev", dev][..], nodad].concat());
+            }
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    /// Two namespaces joined by veth: A is 172.31.0.1/24 and fd00:31::1/64, B 172.31.0.2/24 and fd00:31::2/64.
+    pub fn two_hosts(&mut self) -> (String, String) {
+        let (a, b) = (self.netns(), self.netns());
+        self.veth(&a, &["172.31.0.1/24", "fd00:31::1/64"], &b, &["172.31.0.2/24", "fd00:31::2/64"]);
+        (a, b)
+    }
+
+    /// Starts a helper in `ns`, with its own socket and state directory named after `tag`.
+    pub fn start_helper(&mut self, ns: &str, tag: &str, extra: &[&str]) -> &mut Helper {
+        let h = self.spawn_helper(ns, tag, extra).expect("start culvertd");
+        self.helpers.push(h);
+        self.helpers.last_mut().expect("just pushed")
+    }
+
+    /// Starts a helper and waits until it answers; fails with its log if it exits instead.
+    pub fn spawn_helper(&self, ns: &str, tag: &str, extra: &[&str]) -> Result<Helper> {
+        let socket = self.dir.join(format!("{tag}.sock"));
+        let state_dir = self.dir.join(format!("{tag}-state"));
+        let log = self.dir.join(format!("{tag}-{}.log", unique("")));
+        let log_file = fs::File::create(&log)?;
+        let child = in_ns(ns, bin("culvertd"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("spawning culvertd")?;
+        let mut helper = Helper { ns: ns.into(), socket, state_dir, log, child: Some(child) };
+        // Ready once it says it listens (a socket that answers may belong to another helper).
+        let ready = wait_until(Duration::from_secs(10), || {
+            matches!(helper.child.as_mut().map(Child::try_wait), Some(Ok(Some(_))))
+                || helper.log_text().contains("listening on")
+        });
+        if let Some(Ok(Some(status))) = helper.child.as_mut().map(Child::try_wait) {
+            helper.child = None;
+            bail!("culvertd exited with {status}: {}", helper.log_text());
+        }
+        ensure!(ready, "culvertd did not answer within 10 s: {}", helper.log_text());
+        Ok(helper)
+    }
+
+    /// Writes a profile file named `<name>.toml` into the lab's directory.
+    pub fn profile(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        fs::write(&path, text).expect("write profile");
+        path
+    }
+
+    /// Starts a process the lab will end by PID when dropped.
+    pub fn spawn(&mut self, cmd: &mut Command) -> &mut Child {
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        self.children.push(child);
+        self.children.last_mut().expect("just pushed")
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for mut child in self.children.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.helpers.clear();
+        for ns in self.namespaces.drain(..) {
+            let _ = run(Command::new("ip").args(["netns", "del", &ns]));
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A udp profile for one side of a two-host lab.
+pub fn udp_profile(address: &str, port: u16, interface: &str, endpoint: &str, allowed: &str, mtu: u16) -> String {
+    format!(
+        "kind = \"udp\"\naddress = [\"{address}\"]\nlisten_port = {port}\nmtu = {mtu}\ninterface = \"{interface}\"\n\
+         [[peer]]\nendpoint = \"{endpoint}\"\nallowed_ips = [\"{allowed}\"]\n"
+    )
+}
+
+/// Pings `dst` from `ns`; true if replies came back.
+pub fn ping(ns: &str, dst: &str, count: u32) -> bool {
+    run(in_ns(ns, "ping").args(["-c", &count.to_string(), "-i", "0.2", "-W", "2", dst])).status.success()
+}
+
+/// Sends `bytes` random bytes over TCP from `from` to `to_addr` inside namespace `to`, and returns (sent, received).
+pub fn tcp_transfer(lab: &mut Lab, from: &str, to: &str, to_addr: &str, port: u16, bytes: usize) -> (Vec<u8>, Vec<u8>) {
+    let tag = unique("xfer");
+    let src = lab.dir.join(format!("{tag}.in"));
+    let dst = lab.dir.join(format!("{tag}.out"));
+    let mut data = vec![0u8; bytes];
+    fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut data)).expect("random data");
+    fs::write(&src, &data).expect("write source");
+    let mut server = in_ns(to, "socat")
+        .args(["-u", &format!("TCP-LISTEN:{port},reuseaddr"), &format!("CREATE:{}", dst.display())])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("socat server");
+    let listening = wait_until(Duration::from_secs(5), || {
+        let ss = run(in_ns(to, "ss").args(["-Hltn", &format!("sport = :{port}")]));
+        !ss.stdout.is_empty()
+    });
+    assert!(listening, "the receiving socat did not listen");
+    let sent = run(in_ns(from, "socat").args([
+        "-u",
+        &format!("OPEN:{}", src.display()),
+        &format!("TCP:{to_addr}:{port},connect-timeout=5"),
+    ]));
+    let received_in_time = wait_until(Duration::from_secs(30), || matches!(server.try_wait(), Ok(Some(_))));
+    if !received_in_time {
+        let _ = server.kill();
+    }
+    let _ = server.wait();
+    assert!(sent.status.success(), "sending socat failed: {}", String::from_utf8_lossy(&sent.stderr));
+    let got = fs::read(&dst).unwrap_or_default();
+    (data, got)
+}
