@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use culvert_core::client::{Client, socket_path};
 use culvert_core::ipc::{Event, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use culvert_core::keys::SecretKey;
 use culvert_core::profile;
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a new WireGuard private key, as `wg genkey` does.
+    Genkey,
+    /// Read a private key on standard input and print its public key, as `wg pubkey` does.
+    Pubkey,
+    /// Print a new preshared key, as `wg genpsk` does.
+    Genpsk,
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -76,7 +83,27 @@ async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket.as_deref();
     match cli.command {
+        Command::Genkey => println!("{}", SecretKey::generate_private().to_base64().as_str()),
+        Command::Genpsk => println!("{}", SecretKey::generate_preshared().to_base64().as_str()),
+        Command::Pubkey => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            let key: SecretKey = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("standard input is not a private key: pipe in what `culvert genkey` printed")
+            })?;
+            println!("{}", key.public_key());
+        }
         Command::Up { file } => {
+            if file.extension().is_some_and(|e| e == "conf") {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                let name = profile::name_from_path(&file).unwrap_or_default();
+                if let Ok((_, notes)) = profile::wg_quick::parse(&name, &text) {
+                    for note in notes {
+                        eprintln!("culvert: {}: {note}", file.display());
+                    }
+                }
+            }
             let profile = profile::load_file(&file)?;
             let status = connect(socket).await?.up(profile).await?;
             println!("{}", render::up_line(&status));

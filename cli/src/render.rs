@@ -19,6 +19,9 @@ pub fn status_block(s: &TunnelStatus) -> String {
     let mut out = String::new();
     let port = s.listen_port.map(|p| format!("  port {p}")).unwrap_or_default();
     let _ = writeln!(out, "{}: {} {}, interface {}{port}", s.name, s.kind, s.state, s.interface);
+    if let Some(reason) = &s.reason {
+        let _ = writeln!(out, "  {reason}");
+    }
     let c = &s.counters;
     let _ = writeln!(
         out,
@@ -30,8 +33,25 @@ pub fn status_block(s: &TunnelStatus) -> String {
         c.dropped,
         drop_detail(c)
     );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     for p in &s.peers {
         let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
+        if let Some(wg) = &p.wireguard {
+            let handshake = match wg.last_handshake {
+                Some(t) => format!("latest handshake {} ago", age(now.saturating_sub(t))),
+                None => "no handshake yet".into(),
+            };
+            let _ = writeln!(out, "  peer {}  {handshake}", wg.public_key);
+            let _ = writeln!(
+                out,
+                "    endpoint {}  allowed {}  rx {}  tx {}",
+                p.endpoint.as_deref().unwrap_or("(none yet)"),
+                allowed.join(", "),
+                human_bytes(p.rx_bytes as f64),
+                human_bytes(p.tx_bytes as f64)
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "  peer {}  allowed {}  rx {}  tx {}",
@@ -42,6 +62,15 @@ pub fn status_block(s: &TunnelStatus) -> String {
         );
     }
     out
+}
+
+/// `75` as `1 min 15 s`.
+fn age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, secs / 60 % 60),
+    }
 }
 
 fn drop_detail(c: &Counters) -> String {

@@ -139,7 +139,7 @@ impl Client {
     }
 
     pub async fn up(&mut self, profile: Profile) -> Result<TunnelStatus, ClientError> {
-        match self.request(Request::Up { profile }).await? {
+        match self.request(Request::Up { profile: Box::new(profile) }).await? {
             Response::Up { status } => Ok(status),
             other => Err(unexpected(&other)),
         }

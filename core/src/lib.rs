@@ -9,6 +9,7 @@
 pub mod client;
 pub mod ifname;
 pub mod ipc;
+pub mod keys;
 pub mod profile;
 pub mod stats;
 

@@ -14,6 +14,9 @@ pub struct TunnelStatus {
     pub name: String,
     pub kind: Kind,
     pub state: TunnelState,
+    /// Why the state is not `up`, and what to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub interface: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<u16>,
@@ -27,15 +30,23 @@ pub struct TunnelStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum TunnelState {
+    #[serde(rename = "up")]
     Up,
+    /// Waiting for a first handshake (kinds with handshakes).
+    #[serde(rename = "connecting")]
+    Connecting,
+    /// Handshakes keep failing; the status's `reason` says what to check.
+    #[serde(rename = "no handshake")]
+    NoHandshake,
 }
 
 impl std::fmt::Display for TunnelState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Up => "up",
+            Self::Connecting => "connecting",
+            Self::NoHandshake => "no handshake",
         })
     }
 }
@@ -62,6 +73,18 @@ pub struct PeerStatus {
     pub tx_bytes: u64,
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// WireGuard peers only.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub wireguard: Option<WireguardPeerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardPeerStatus {
+    pub public_key: String,
+    /// Unix time (seconds) of the latest handshake, or null before the first.
+    pub last_handshake: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u16>,
 }
 
 /// Bytes per second in each direction between two reports of the same tunnel.
@@ -120,6 +143,7 @@ mod tests {
             name: "lab".into(),
             kind: Kind::Udp,
             state: TunnelState::Up,
+            reason: None,
             interface: "lab".into(),
             listen_port: Some(8285),
             owner_uid: 0,

@@ -240,6 +240,13 @@ impl Lab {
         path
     }
 
+    /// Writes a wg-quick file named `<name>.conf` into the lab's directory.
+    pub fn conf(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.conf"));
+        fs::write(&path, text).expect("write wg-quick file");
+        path
+    }
+
     /// Starts a process the lab will end by PID when dropped.
     pub fn spawn(&mut self, cmd: &mut Command) -> &mut Child {
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
@@ -312,4 +319,81 @@ pub fn tcp_transfer(lab: &mut Lab, from: &str, to: &str, to_addr: &str, port: u1
     assert!(sent.status.success(), "sending socat failed: {}", String::from_utf8_lossy(&sent.stderr));
     let got = fs::read(&dst).unwrap_or_default();
     (data, got)
+}
+
+/// A key pair made with the reference tool: (private, public).
+pub fn wg_keypair() -> (String, String) {
+    let private = check(Command::new("wg").arg("genkey")).trim().to_owned();
+    let mut child =
+        Command::new("wg").arg("pubkey").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("wg pubkey");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), private.as_bytes()).expect("write key");
+    let out = child.wait_with_output().expect("wg pubkey");
+    (private, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A wireguard-go device in a namespace, configured with `wg`.
+#[derive(Debug)]
+pub struct WireguardGo {
+    pub ns: String,
+    pub iface: String,
+    pub public_key: String,
+    key_file: PathBuf,
+}
+
+impl WireguardGo {
+    /// Starts `wireguard-go -f` (in the foreground, so the lab can end it by PID) with a new key, listening on
+    /// `port`, with `address` on its interface.
+    pub fn start(lab: &mut Lab, ns: &str, port: u16, address: &str) -> Self {
+        let iface = unique("wgo");
+        let (private, public_key) = wg_keypair();
+        let key_file = lab.dir.join(format!("{iface}.key"));
+        fs::write(&key_file, &private).expect("key file");
+        lab.spawn(in_ns(ns, "wireguard-go").args(["-f", &iface]));
+        let sock = PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
+        assert!(wait_until(Duration::from_secs(5), || sock.exists()), "wireguard-go did not start");
+        let wg = Self { ns: ns.into(), iface, public_key, key_file };
+        wg.wg(&[
+            "set",
+            &wg.iface,
+            "private-key",
+            wg.key_file.to_str().expect("path"),
+            "listen-port",
+            &port.to_string(),
+        ]);
+        ip(&["-n", ns, "addr", "add", address, "dev", &wg.iface]);
+        ip(&["-n", ns, "link", "set", &wg.iface, "up"]);
+        wg
+    }
+
+    /// Runs `wg ARGS` in the device's namespace; must succeed.
+    pub fn wg(&self, args: &[&str]) -> String {
+        check(in_ns(&self.ns, "wg").args(args))
+    }
+
+    /// `wg show IFACE dump`'s peer lines as (public key, endpoint, latest handshake, rx bytes, tx bytes).
+    pub fn peers(&self) -> Vec<(String, String, u64, u64, u64)> {
+        self.wg(&["show", &self.iface, "dump"])
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let n = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+                (f[0].to_owned(), f[2].to_owned(), n(4), n(5), n(6))
+            })
+            .collect()
+    }
+}
+
+/// Generates a key pair with `culvert genkey` and `culvert pubkey`: (private, public).
+pub fn culvert_keypair() -> (String, String) {
+    let private = check(Command::new(bin("culvert")).arg("genkey")).trim().to_owned();
+    let mut child = Command::new(bin("culvert"))
+        .arg("pubkey")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("culvert pubkey");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), private.as_bytes()).expect("write key");
+    let out = child.wait_with_output().expect("culvert pubkey");
+    (private, String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

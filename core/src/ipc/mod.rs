@@ -34,7 +34,7 @@ pub enum ClientMessage {
 pub enum Request {
     /// Brings a tunnel up from a complete profile (secrets included): the helper reads no files of the caller.
     Up {
-        profile: Profile,
+        profile: Box<Profile>,
     },
     Down {
         name: String,

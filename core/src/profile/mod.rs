@@ -7,14 +7,17 @@
 mod error;
 mod toml_file;
 mod validate;
+pub mod wg_quick;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use error::{FileProblem, LoadError, ProfileError};
 pub use toml_file::{load_file, name_from_path, parse_toml};
+
+use crate::keys::{PublicKey, SecretKey};
 
 /// MTU of a tunnel device when the profile sets none: 1500 minus the worst-case WireGuard overhead over IPv6,
 /// so that profiles stay valid when switched between kinds.
@@ -38,6 +41,8 @@ pub struct Profile {
 pub enum Tunnel {
     /// One raw IP packet per UDP datagram, unencrypted (flannel's udp backend, `socat TUN UDP`).
     Udp(UdpTunnel),
+    /// WireGuard, interoperable with the kernel's and wireguard-go.
+    Wireguard(WireguardTunnel),
 }
 
 /// The kinds of tunnel, without their settings.
@@ -45,18 +50,20 @@ pub enum Tunnel {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Udp,
+    Wireguard,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
+            Self::Wireguard => "wireguard",
         }
     }
 
     /// Whether the kind encrypts what it carries (only WireGuard does).
     pub fn encrypted(self) -> bool {
-        false
+        self == Self::Wireguard
     }
 }
 
@@ -86,24 +93,139 @@ pub struct UdpPeer {
     pub allowed_ips: Vec<IpNet>,
 }
 
+/// A WireGuard interface and its peers: wg-quick's `[Interface]` and `[Peer]` sections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardTunnel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    pub private_key: SecretKey,
+    pub address: Vec<IpNet>,
+    /// The UDP port to listen on; a free one is picked when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// DNS servers used while the tunnel is up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
+    /// DNS search domains used while the tunnel is up (the `DNS` entries that are not addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Where the routes for allowed_ips go, as wg-quick's `Table`.
+    #[serde(default, skip_serializing_if = "Table::is_auto")]
+    pub table: Table,
+    /// The firewall mark on the tunnel's own UDP packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    pub peers: Vec<WireguardPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardPeer {
+    pub public_key: PublicKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preshared_key: Option<SecretKey>,
+    /// Destinations routed to this peer, and the only inner sources accepted from it.
+    pub allowed_ips: Vec<IpNet>,
+    /// Where to reach the peer; without one, the peer must reach us first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    /// Seconds between keepalives when otherwise idle (for peers behind NAT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// A peer's endpoint: an address, or a host name resolved when the tunnel comes up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Addr(SocketAddr),
+    Host { host: String, port: u16 },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Addr(a) => a.fmt(f),
+            Self::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(addr) = s.parse() {
+            return Ok(Self::Addr(addr));
+        }
+        let (host, port) = s.rsplit_once(':').ok_or("has no port")?;
+        let port: u16 = port.parse().map_err(|_| "has no valid port")?;
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+        };
+        if host.len() > 253 || !host.trim_end_matches('.').split('.').all(valid_label) {
+            return Err("is neither an IP address nor a host name");
+        }
+        Ok(Self::Host { host: host.to_owned(), port })
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// wg-quick's `Table`: `auto` (the main table, or a table of its own for a full tunnel), `off` (no routes), or a
+/// table id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    #[default]
+    Auto,
+    Off,
+    #[serde(untagged)]
+    Id(u32),
+}
+
+impl Table {
+    pub fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
 impl Profile {
     pub fn kind(&self) -> Kind {
         match self.tunnel {
             Tunnel::Udp(_) => Kind::Udp,
+            Tunnel::Wireguard(_) => Kind::Wireguard,
         }
     }
 
     /// The interface the tunnel's device gets: `interface` if set, else the tunnel's name.
     pub fn interface(&self) -> &str {
-        match &self.tunnel {
-            Tunnel::Udp(u) => u.interface.as_deref().unwrap_or(&self.name),
-        }
+        let set = match &self.tunnel {
+            Tunnel::Udp(u) => u.interface.as_deref(),
+            Tunnel::Wireguard(w) => w.interface.as_deref(),
+        };
+        set.unwrap_or(&self.name)
     }
 
     pub fn mtu(&self) -> u16 {
-        match &self.tunnel {
-            Tunnel::Udp(u) => u.mtu.unwrap_or(DEFAULT_MTU),
-        }
+        let set = match &self.tunnel {
+            Tunnel::Udp(u) => u.mtu,
+            Tunnel::Wireguard(w) => w.mtu,
+        };
+        set.unwrap_or(DEFAULT_MTU)
     }
 
     /// Checks every rule a profile must meet; the first broken one is reported.

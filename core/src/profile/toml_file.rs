@@ -9,14 +9,18 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::{FileProblem, LoadError, Profile, ProfileError, Tunnel, UdpPeer, UdpTunnel};
+use super::{
+    Endpoint, FileProblem, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer, UdpTunnel, WireguardPeer,
+    WireguardTunnel,
+};
+use crate::keys::{PublicKey, SecretKey};
 
 /// The tunnel name a file gives: its stem, as with wg-quick (`lab.toml` is `lab`).
 pub fn name_from_path(path: &Path) -> Option<String> {
     path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
 }
 
-/// Reads, parses and validates a profile file.
+/// Reads, parses and validates a profile file: a wg-quick file if its name ends in `.conf`, else TOML.
 pub fn load_file(path: &Path) -> Result<Profile, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
     let invalid = |error| LoadError::Invalid { path: PathBuf::from(path), error };
@@ -27,6 +31,9 @@ pub fn load_file(path: &Path) -> Result<Profile, LoadError> {
             "rename the file, such as lab.toml",
         )))
     })?;
+    if path.extension().is_some_and(|e| e == "conf") {
+        return super::wg_quick::parse(&name, &text).map(|(profile, _notes)| profile).map_err(invalid);
+    }
     parse_toml(&name, &text).map_err(invalid)
 }
 
@@ -39,18 +46,21 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
     let kind = toml::from_str::<KindOnly>(text).map_err(|e| syntax(text, &e))?.kind;
     let tunnel = match kind.as_deref() {
         Some("udp") => Tunnel::Udp(toml::from_str::<RawUdp>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?),
+        Some("wireguard") => {
+            Tunnel::Wireguard(toml::from_str::<RawWireguard>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
+        }
         Some(other) => {
             return Err(FileProblem::Field(ProfileError::new(
                 "kind",
                 format!("`{other}` is not a tunnel kind"),
-                "set kind = \"udp\"",
+                "set kind to \"wireguard\" or \"udp\"",
             )));
         }
         None => {
             return Err(FileProblem::Field(ProfileError::new(
                 "kind",
                 "is missing",
-                "add a line kind = \"udp\" at the top of the file",
+                "add a line such as kind = \"wireguard\" at the top of the file",
             )));
         }
     };
@@ -129,6 +139,181 @@ impl RawUdp {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWireguard {
+    #[serde(rename = "kind")]
+    _kind: String,
+    interface: Option<String>,
+    private_key: String,
+    address: Vec<String>,
+    listen_port: Option<i64>,
+    mtu: Option<i64>,
+    #[serde(default)]
+    dns: Vec<String>,
+    table: Option<toml::Value>,
+    fwmark: Option<toml::Value>,
+    #[serde(default)]
+    peer: Vec<RawWireguardPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWireguardPeer {
+    public_key: String,
+    preshared_key: Option<String>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+    endpoint: Option<String>,
+    persistent_keepalive: Option<i64>,
+}
+
+impl RawWireguard {
+    fn into_tunnel(self) -> Result<WireguardTunnel, ProfileError> {
+        let address = self
+            .address
+            .iter()
+            .enumerate()
+            .map(|(i, a)| interface_address(&format!("address[{i}]"), a))
+            .collect::<Result<_, _>>()?;
+        let (dns, dns_search) = split_dns(&self.dns);
+        let peers = self
+            .peer
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Ok(WireguardPeer {
+                    public_key: public_key(&format!("peer[{i}].public_key"), &p.public_key)?,
+                    preshared_key: p
+                        .preshared_key
+                        .map(|k| secret_key(&format!("peer[{i}].preshared_key"), &k))
+                        .transpose()?,
+                    allowed_ips: p
+                        .allowed_ips
+                        .iter()
+                        .enumerate()
+                        .map(|(j, a)| prefix(&format!("peer[{i}].allowed_ips[{j}]"), a))
+                        .collect::<Result<_, _>>()?,
+                    endpoint: p.endpoint.map(|e| wg_endpoint(&format!("peer[{i}].endpoint"), &e)).transpose()?,
+                    persistent_keepalive: p
+                        .persistent_keepalive
+                        .map(|k| {
+                            u16::try_from(k).map_err(|_| {
+                                out_of_range(
+                                    &format!("peer[{i}].persistent_keepalive"),
+                                    k,
+                                    "between 0 (off) and 65535 seconds",
+                                )
+                            })
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, ProfileError>>()?;
+        Ok(WireguardTunnel {
+            interface: self.interface,
+            private_key: secret_key("private_key", &self.private_key)?,
+            address,
+            listen_port: self.listen_port.map(|p| port("listen_port", p)).transpose()?,
+            mtu: self
+                .mtu
+                .map(|m| u16::try_from(m).map_err(|_| out_of_range("mtu", m, "between 1280 and 9000")))
+                .transpose()?,
+            dns,
+            dns_search,
+            table: self.table.map(|t| table(&value_text(&t))).transpose()?.unwrap_or_default(),
+            fwmark: self.fwmark.map(|f| fwmark(&value_text(&f))).transpose()?.flatten(),
+            peers,
+        })
+    }
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn secret_key(field: &str, text: &str) -> Result<SecretKey, ProfileError> {
+    text.parse().map_err(|_| {
+        ProfileError::new(
+            field,
+            "is not a WireGuard key",
+            "paste the 44-character base64 key that `culvert genkey` or `wg genkey` printed",
+        )
+    })
+}
+
+pub(crate) fn public_key(field: &str, text: &str) -> Result<PublicKey, ProfileError> {
+    text.parse().map_err(|_| {
+        ProfileError::new(
+            field,
+            format!("`{}` is not a WireGuard public key", text.trim()),
+            "paste the peer's 44-character base64 public key (`culvert pubkey` or `wg pubkey` prints it)",
+        )
+    })
+}
+
+pub(crate) fn wg_endpoint(field: &str, text: &str) -> Result<Endpoint, ProfileError> {
+    text.parse().map_err(|why| {
+        ProfileError::new(
+            field,
+            format!("`{}` {why}", text.trim()),
+            "write it as 203.0.113.5:51820, [2001:db8::5]:51820 or vpn.example.com:51820",
+        )
+    })
+}
+
+/// wg-quick's rule: DNS entries that parse as addresses are servers, the others search domains.
+pub(crate) fn split_dns(entries: &[String]) -> (Vec<std::net::IpAddr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for e in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        match e.parse() {
+            Ok(ip) => servers.push(ip),
+            Err(_) => search.push(e.to_owned()),
+        }
+    }
+    (servers, search)
+}
+
+pub(crate) fn table(text: &str) -> Result<Table, ProfileError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Table::Auto),
+        "off" => Ok(Table::Off),
+        t => match t.parse::<u32>() {
+            Ok(id) if id > 0 && id != 255 => Ok(Table::Id(id)),
+            _ => Err(ProfileError::new(
+                "table",
+                format!("`{text}` is not a routing table"),
+                "set it to auto, off, or a table number such as 51820",
+            )),
+        },
+    }
+}
+
+/// `off`, `0`, a decimal or a 0x-hex mark; `None` means no mark.
+pub(crate) fn fwmark(text: &str) -> Result<Option<u32>, ProfileError> {
+    let t = text.trim().to_ascii_lowercase();
+    let parsed = if t == "off" {
+        Ok(0)
+    } else if let Some(hex) = t.strip_prefix("0x") {
+        u32::from_str_radix(hex, 16)
+    } else {
+        t.parse()
+    };
+    match parsed {
+        Ok(0) => Ok(None),
+        Ok(mark) => Ok(Some(mark)),
+        Err(_) => Err(ProfileError::new(
+            "fwmark",
+            format!("`{text}` is not a mark"),
+            "set it to off, or a number such as 51820 or 0xca6c",
+        )),
+    }
+}
+
 fn out_of_range(field: &str, value: i64, range: &str) -> ProfileError {
     ProfileError::new(field, format!("{value} is out of range"), format!("set `{field}` {range}"))
 }
@@ -189,7 +374,7 @@ allowed_ips = ["10.10.0.0/16", "fd00:10::/64"]
         assert_eq!(p.name, "lab");
         assert_eq!(p.interface(), "cv-lab");
         assert_eq!(p.mtu(), 1400);
-        let Tunnel::Udp(u) = &p.tunnel;
+        let Tunnel::Udp(u) = &p.tunnel else { panic!("not udp") };
         assert_eq!(u.peers.len(), 2);
         assert_eq!(u.peers[1].endpoint, "[fd00:31::2]:8285".parse().unwrap());
         assert_eq!(u.address[1], "fd00:9::1/64".parse::<IpNet>().unwrap());
@@ -243,5 +428,36 @@ allowed_ips = ["10.10.0.0/16", "fd00:10::/64"]
     fn garbage_is_a_syntax_error() {
         assert!(matches!(parse_toml("lab", "kind = \"udp\n"), Err(FileProblem::Syntax { .. })));
         assert!(matches!(parse_toml("lab", "\u{0}\u{1}"), Err(FileProblem::Syntax { .. })));
+    }
+
+    #[test]
+    fn parses_a_wireguard_profile() {
+        let text = r#"
+kind = "wireguard"
+private_key = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
+address = ["10.8.0.1/24"]
+listen_port = 51820
+dns = ["10.8.0.53", "corp.example"]
+table = 1234
+fwmark = "0xca6c"
+[[peer]]
+public_key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+allowed_ips = ["10.8.0.2/32"]
+endpoint = "vpn.example.com:51820"
+persistent_keepalive = 25
+"#;
+        let p = parse_toml("office", text).unwrap();
+        let Tunnel::Wireguard(w) = &p.tunnel else { panic!("not wireguard") };
+        assert_eq!((w.table, w.fwmark, w.listen_port), (Table::Id(1234), Some(0xca6c), Some(51820)));
+        assert_eq!(w.dns_search, vec!["corp.example"]);
+        assert_eq!(w.peers[0].endpoint, Some(Endpoint::Host { host: "vpn.example.com".into(), port: 51820 }));
+        // The same profile as a wg-quick file, and back.
+        let conf = crate::profile::wg_quick::write(&p).unwrap();
+        assert_eq!(crate::profile::wg_quick::parse("office", &conf).unwrap().0, p);
+        let bad = text.replace("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "not-a-key");
+        match parse_toml("office", &bad).unwrap_err() {
+            FileProblem::Field(e) => assert_eq!(e.field, "peer[0].public_key"),
+            other => panic!("{other:?}"),
+        }
     }
 }

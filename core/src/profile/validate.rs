@@ -5,13 +5,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Tunnel, UdpTunnel};
+use super::{MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, WireguardTunnel};
 use crate::ifname;
 
 pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
     name(&p.name)?;
     match &p.tunnel {
         Tunnel::Udp(u) => udp(p, u),
+        Tunnel::Wireguard(w) => wireguard(p, w),
     }
 }
 
@@ -108,30 +109,9 @@ fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
     addresses(&u.address)?;
     listen_port(u.listen_port)?;
     mtu(u.mtu, &u.address)?;
-    if u.peers.is_empty() {
-        return Err(ProfileError::new(
-            "peer",
-            "there is no peer",
-            "add a [[peer]] table with its `endpoint` and `allowed_ips`",
-        ));
-    }
-    if u.peers.len() > MAX_PEERS {
-        return Err(ProfileError::new(
-            "peer",
-            format!("{} peers is more than the {MAX_PEERS} allowed", u.peers.len()),
-            "split the tunnel in two",
-        ));
-    }
+    peer_count(u.peers.len())?;
+    allowed_ips(u.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
     let mut endpoints = HashSet::new();
-    let mut prefixes = HashSet::new();
-    let all: Vec<IpNet> = u.peers.iter().flat_map(|p| p.allowed_ips.iter().copied()).collect();
-    if all.len() > MAX_PREFIXES {
-        return Err(ProfileError::new(
-            "peer",
-            format!("{} allowed_ips entries is more than the {MAX_PREFIXES} allowed", all.len()),
-            "merge adjacent prefixes",
-        ));
-    }
     for (i, peer) in u.peers.iter().enumerate() {
         let ep = peer.endpoint;
         let field = format!("peer[{i}].endpoint");
@@ -158,20 +138,6 @@ fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
         }
         for (j, net) in peer.allowed_ips.iter().enumerate() {
             let field = format!("peer[{i}].allowed_ips[{j}]");
-            if net.trunc() != *net {
-                return Err(ProfileError::new(
-                    field,
-                    format!("{net} has host bits set"),
-                    format!("write the network as {}", net.trunc()),
-                ));
-            }
-            if !prefixes.insert(*net) {
-                return Err(ProfileError::new(
-                    field,
-                    format!("{net} is listed twice"),
-                    "give each prefix to one peer only",
-                ));
-            }
             // Packets to our own peer would be routed into the tunnel they travel in.
             if let Some(looping) = u.peers.iter().map(|p| p.endpoint.ip()).find(|ip| net.contains(ip)) {
                 return Err(ProfileError::new(
@@ -180,6 +146,123 @@ fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
                     "narrow allowed_ips so it leaves out the endpoint's address",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+fn peer_count(n: usize) -> Result<(), ProfileError> {
+    if n == 0 {
+        return Err(ProfileError::new(
+            "peer",
+            "there is no peer",
+            "add a [[peer]] table ([Peer] section in a .conf file)",
+        ));
+    }
+    if n > MAX_PEERS {
+        return Err(ProfileError::new(
+            "peer",
+            format!("{n} peers is more than the {MAX_PEERS} allowed"),
+            "split the tunnel in two",
+        ));
+    }
+    Ok(())
+}
+
+/// Each prefix given to one peer only, written as a network, and no more of them than the helper takes.
+fn allowed_ips<'a>(peers: impl Iterator<Item = &'a [IpNet]>) -> Result<(), ProfileError> {
+    let mut seen = HashSet::new();
+    for (i, nets) in peers.enumerate() {
+        for (j, net) in nets.iter().enumerate() {
+            let field = format!("peer[{i}].allowed_ips[{j}]");
+            if net.trunc() != *net {
+                return Err(ProfileError::new(
+                    field,
+                    format!("{net} has host bits set"),
+                    format!("write the network as {}", net.trunc()),
+                ));
+            }
+            if !seen.insert(*net) {
+                return Err(ProfileError::new(
+                    field,
+                    format!("{net} is listed twice"),
+                    "give each prefix to one peer only",
+                ));
+            }
+        }
+    }
+    if seen.len() > MAX_PREFIXES {
+        return Err(ProfileError::new(
+            "peer",
+            format!("{} allowed_ips entries is more than the {MAX_PREFIXES} allowed", seen.len()),
+            "merge adjacent prefixes",
+        ));
+    }
+    Ok(())
+}
+
+fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
+    interface(p, w.interface.as_deref())?;
+    addresses(&w.address)?;
+    mtu(w.mtu, &w.address)?;
+    peer_count(w.peers.len())?;
+    allowed_ips(w.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    let own = w.private_key.public_key();
+    let mut keys = HashSet::new();
+    for (i, peer) in w.peers.iter().enumerate() {
+        if peer.public_key == own {
+            return Err(ProfileError::new(
+                format!("peer[{i}].public_key"),
+                "is this tunnel's own public key",
+                "set the peer's public key (`culvert pubkey` prints yours, for the peer's side)",
+            ));
+        }
+        if !keys.insert(peer.public_key) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].public_key"),
+                format!("{} is the key of an earlier peer too", peer.public_key),
+                "merge the two peers into one",
+            ));
+        }
+        let Some(super::Endpoint::Addr(ep)) = &peer.endpoint else { continue };
+        let field = format!("peer[{i}].endpoint");
+        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() {
+            return Err(ProfileError::new(
+                field,
+                format!("{ep} cannot be sent to"),
+                "set the peer's unicast address and UDP port, such as \"203.0.113.5:51820\"",
+            ));
+        }
+        // A full tunnel (a /0) keeps the endpoint reachable with policy routing; any narrower prefix that holds the
+        // endpoint would send the tunnel's own packets into itself.
+        if w.table != Table::Off {
+            for (k, other) in w.peers.iter().enumerate() {
+                if let Some(net) = other.allowed_ips.iter().find(|n| n.prefix_len() > 0 && n.contains(&ep.ip())) {
+                    return Err(ProfileError::new(
+                        format!("peer[{k}].allowed_ips"),
+                        format!(
+                            "{net} contains the endpoint {} of peer[{i}], which would route the tunnel into itself",
+                            ep.ip()
+                        ),
+                        "narrow allowed_ips so it leaves out the endpoint, or route everything with 0.0.0.0/0",
+                    ));
+                }
+            }
+        }
+    }
+    for (i, domain) in w.dns_search.iter().enumerate() {
+        let ok = !domain.is_empty()
+            && domain.len() <= 253
+            && domain
+                .trim_end_matches('.')
+                .split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !ok {
+            return Err(ProfileError::new(
+                format!("dns_search[{i}]"),
+                format!("`{domain}` is not a domain name"),
+                "list DNS servers as addresses and search domains as names such as corp.example",
+            ));
         }
     }
     Ok(())
@@ -206,7 +289,7 @@ mod tests {
     }
 
     fn udp(p: &mut Profile) -> &mut UdpTunnel {
-        let Tunnel::Udp(u) = &mut p.tunnel;
+        let Tunnel::Udp(u) = &mut p.tunnel else { panic!("not udp") };
         u
     }
 

@@ -120,7 +120,7 @@ impl Session {
     async fn handle(&mut self, request: Request) -> Result<Response, IpcError> {
         let helper = &self.helper;
         match request {
-            Request::Up { profile } => helper.up(self.caller, profile).await.map(|status| Response::Up { status }),
+            Request::Up { profile } => helper.up(self.caller, *profile).await.map(|status| Response::Up { status }),
             Request::Down { name } => helper.down(self.caller, &name).await.map(|names| Response::Down { names }),
             Request::DownAll => Ok(Response::Down { names: helper.down_all(self.caller).await }),
             Request::Status { name } => {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use culvert_core::ipc::IpcError;
-use culvert_core::profile::Profile;
+use culvert_core::profile::{Profile, Tunnel as TunnelConfig};
 use culvert_core::stats::TunnelStatus;
 use tokio::sync::Mutex;
 
 use super::Access;
 use crate::system::{Netlink, Records};
-use crate::tunnel::{Tunnel, TunnelInfo, changes, udp};
+use crate::tunnel::userspace::system;
+use crate::tunnel::{Tunnel, TunnelInfo, changes, udp, wireguard};
 
 /// Who sent a request, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl Helper {
                 fix: "set `interface` to another name".into(),
             });
         }
-        if self.netlink.link(interface).await.map_err(udp::system)?.is_some() {
+        if self.netlink.link(interface).await.map_err(system)?.is_some() {
             return Err(IpcError::InvalidProfile {
                 field: "interface".into(),
                 reason: format!("a link named `{interface}` already exists and Culvert did not create it"),
@@ -77,7 +78,16 @@ impl Helper {
             });
         }
         let name = profile.name.clone();
-        let tunnel = udp::up(&self.netlink, &self.records, profile, caller.uid).await?;
+        let tunnel = match &profile.tunnel {
+            TunnelConfig::Udp(c) => {
+                let c = c.clone();
+                udp::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+            }
+            TunnelConfig::Wireguard(c) => {
+                let c = c.clone();
+                wireguard::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+            }
+        };
         let status = tunnel.info.status();
         tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
         tunnels.insert(name, tunnel);

@@ -18,11 +18,34 @@ pub enum DropReason {
     SendFailed,
     /// The tunnel device refused to take it.
     TunWriteFailed,
+    /// For a peer whose endpoint is not known yet (it has not reached us).
+    NoEndpoint,
+    /// Decrypted, but its inner source is not among the sending peer's AllowedIPs.
+    SpoofedSource,
+    /// A WireGuard message seen before, or too old.
+    Replayed,
+    /// A handshake refused under load (the initiator gets a cookie instead).
+    RateLimited,
+    /// Authentication failed: not from the key it claims.
+    BadCrypto,
+    /// Data for a session that does not exist (any more).
+    NoSession,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] =
-        [Self::NoRoute, Self::UnknownPeer, Self::Malformed, Self::SendFailed, Self::TunWriteFailed];
+    pub const ALL: [DropReason; 11] = [
+        Self::NoRoute,
+        Self::UnknownPeer,
+        Self::Malformed,
+        Self::SendFailed,
+        Self::TunWriteFailed,
+        Self::NoEndpoint,
+        Self::SpoofedSource,
+        Self::Replayed,
+        Self::RateLimited,
+        Self::BadCrypto,
+        Self::NoSession,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +54,12 @@ impl DropReason {
             Self::Malformed => "malformed",
             Self::SendFailed => "send_failed",
             Self::TunWriteFailed => "tun_write_failed",
+            Self::NoEndpoint => "no_endpoint",
+            Self::SpoofedSource => "spoofed_source",
+            Self::Replayed => "replayed",
+            Self::RateLimited => "rate_limited",
+            Self::BadCrypto => "bad_crypto",
+            Self::NoSession => "no_session",
         }
     }
 }

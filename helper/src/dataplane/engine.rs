@@ -1,12 +1,14 @@
-//! The IO shell of the `udp` kind: two loops, one per direction, each batch-first with buffers allocated once.
+//! The IO shell of the userspace kinds: one loop per direction plus a timer loop, each batch-first with buffers
+//! allocated once. What happens to each packet is the [`Protocol`]'s business.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::counters::{DropReason, TunnelCounters};
 use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
-use super::udp_core::UdpCore;
+use super::protocol::{Open, Protocol, Seal};
 
 /// Packets per TUN batch: tun-rs splits one offloaded read into at most this many (its `IDEAL_BATCH_SIZE`),
 /// and a 64 KiB super-packet at MTU 576 is about 120 segments.
@@ -17,15 +19,33 @@ pub const UDP_SLOTS: usize = 16;
 pub const UDP_SLOT_BYTES: usize = 64 * 1024;
 /// The kernel refuses UDP GSO sends over 64 KiB.
 const MAX_GSO_BYTES: usize = 65_000;
+/// How often protocol timers run: boringtun's own device uses 250 ms (DATAPLANE.md 1.1).
+pub const TICK: Duration = Duration::from_millis(250);
 
 /// Bytes a buffer for one tunnel packet needs.
 fn packet_capacity(mtu: u16) -> usize {
     usize::from(mtu).max(1280) + 64
 }
 
-/// Reads packets from the tunnel device and sends each to its peer, in GSO runs where they allow it.
-pub async fn outbound(
-    core: Arc<UdpCore>,
+/// Drops counted over a batch and added to the shared counters once.
+#[derive(Default)]
+struct Tally([u64; DropReason::ALL.len()]);
+
+impl Tally {
+    fn add(&mut self, reason: DropReason) {
+        self.0[reason as usize] += 1;
+    }
+
+    fn apply(&mut self, counters: &TunnelCounters) {
+        for (reason, n) in DropReason::ALL.iter().zip(&mut self.0) {
+            counters.drop_packets(*reason, std::mem::take(n));
+        }
+    }
+}
+
+/// Reads packets from the tunnel device, seals each, and sends the datagrams in GSO runs where they allow it.
+pub async fn outbound<P: Protocol>(
+    proto: Arc<P>,
     counters: Arc<TunnelCounters>,
     mut tun: impl TunReader,
     mut udp: impl UdpWriter,
@@ -33,141 +53,212 @@ pub async fn outbound(
 ) -> io::Result<()> {
     let mut bufs = vec![vec![0u8; packet_capacity(mtu)]; TUN_BATCH];
     let mut sizes = vec![0usize; TUN_BATCH];
-    let mut run = Run::new(udp.max_segments());
+    let mut run = Run::new(udp.max_segments(), packet_capacity(mtu) + P::OVERHEAD);
+    let mut drops = Tally::default();
     loop {
         let n = tun.recv(&mut bufs, &mut sizes).await?;
-        let (mut no_route, mut malformed) = (0, 0);
         for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
-            let packet = &buf[..size];
-            match core.route_outbound(packet) {
-                Ok(peer) => {
-                    if !run.fits(peer, packet.len()) {
-                        run.flush(&core, &counters, &mut udp).await;
-                    }
-                    run.push(peer, packet);
-                    if run.closed() {
-                        run.flush(&core, &counters, &mut udp).await;
-                    }
+            match proto.seal(&buf[..size], run.spare()) {
+                Seal::Send { peer, to, len, inner } => {
+                    run.add(peer, to, len, inner, &*proto, &counters, &mut udp).await
                 }
-                Err(DropReason::NoRoute) => no_route += 1,
-                Err(_) => malformed += 1,
+                Seal::Nothing => {}
+                Seal::Drop(reason) => drops.add(reason),
             }
         }
-        run.flush(&core, &counters, &mut udp).await;
-        counters.drop_packets(DropReason::NoRoute, no_route);
-        counters.drop_packets(DropReason::Malformed, malformed);
+        run.send(&*proto, &counters, &mut udp).await;
+        drops.apply(&counters);
     }
 }
 
-/// Consecutive packets to one peer, all of one size but the last, sent with one GSO call.
+/// Consecutive datagrams to one peer, all of one size but the last, sent with one GSO call. Each datagram is
+/// sealed straight into the run's buffer.
 struct Run {
     buf: Vec<u8>,
+    used: usize,
     peer: usize,
+    to: SocketAddr,
     segment: usize,
-    count: usize,
+    /// The device packet size each datagram carries (0 for protocol messages).
+    inner: Vec<usize>,
     max_segments: usize,
 }
 
 impl Run {
-    fn new(max_segments: usize) -> Self {
+    fn new(max_segments: usize, max_datagram: usize) -> Self {
+        let max_segments = max_segments.clamp(1, 64);
         Self {
-            buf: Vec::with_capacity(MAX_GSO_BYTES),
+            buf: vec![0; MAX_GSO_BYTES + max_datagram],
+            used: 0,
             peer: 0,
+            to: SocketAddr::from(([0, 0, 0, 0], 0)),
             segment: 0,
-            count: 0,
-            max_segments: max_segments.max(1),
+            inner: Vec::with_capacity(max_segments),
+            max_segments,
         }
     }
 
-    fn fits(&self, peer: usize, len: usize) -> bool {
-        self.count == 0
-            || (peer == self.peer
-                && len <= self.segment
-                && self.count < self.max_segments
-                && self.buf.len() + len <= MAX_GSO_BYTES)
+    /// Where the next datagram is sealed.
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.used..]
     }
 
-    fn push(&mut self, peer: usize, packet: &[u8]) {
-        if self.count == 0 {
+    /// Takes the datagram just sealed at [`Run::spare`] into the run, sending what it cannot join first.
+    #[allow(clippy::too_many_arguments)]
+    async fn add(
+        &mut self,
+        peer: usize,
+        to: SocketAddr,
+        len: usize,
+        inner: usize,
+        proto: &impl Protocol,
+        counters: &TunnelCounters,
+        udp: &mut impl UdpWriter,
+    ) {
+        let start = self.used;
+        let joins = peer == self.peer && to == self.to && len <= self.segment && start + len <= MAX_GSO_BYTES;
+        if !self.inner.is_empty() && !joins {
+            self.send(proto, counters, udp).await;
+            self.buf.copy_within(start..start + len, 0);
+        }
+        if self.inner.is_empty() {
             self.peer = peer;
-            self.segment = packet.len();
+            self.to = to;
+            self.segment = len;
         }
-        self.buf.extend_from_slice(packet);
-        self.count += 1;
+        self.used += len;
+        self.inner.push(inner);
+        // A datagram shorter than the first must be the last of its run.
+        if len < self.segment || self.inner.len() == self.max_segments {
+            self.send(proto, counters, udp).await;
+        }
     }
 
-    /// A segment shorter than the first must be the last of its run.
-    fn closed(&self) -> bool {
-        self.count > 0 && self.buf.len() != self.count * self.segment
-    }
-
-    async fn flush(&mut self, core: &UdpCore, counters: &TunnelCounters, udp: &mut impl UdpWriter) {
-        if self.count == 0 {
+    async fn send(&mut self, proto: &impl Protocol, counters: &TunnelCounters, udp: &mut impl UdpWriter) {
+        if self.inner.is_empty() {
             return;
         }
-        let peer = &core.peers[self.peer];
-        let (sent, bytes) = send_run(udp, peer.endpoint, &self.buf, self.segment, self.count).await;
-        peer.traffic.add_tx(sent, bytes);
-        counters.traffic.add_tx(sent, bytes);
-        counters.drop_packets(DropReason::SendFailed, self.count as u64 - sent);
-        self.buf.clear();
-        self.count = 0;
+        let (mut packets, mut bytes, mut failed) = (0, 0, 0);
+        let all = &self.buf[..self.used];
+        let mut count = |inner: usize, ok: bool| match (ok, inner) {
+            (true, 0) => {}
+            (true, n) => {
+                packets += 1;
+                bytes += n as u64;
+            }
+            (false, _) => failed += 1,
+        };
+        match udp.send(self.to, all, self.segment).await {
+            Ok(()) => self.inner.iter().for_each(|n| count(*n, true)),
+            Err(e) if self.inner.len() == 1 => {
+                tracing::debug!("send to {} failed: {e}", self.to);
+                count(self.inner[0], false);
+            }
+            Err(e) => {
+                // No GSO on this route, or EMSGSIZE: one datagram at a time.
+                tracing::debug!("GSO send of {} to {} failed ({e}); sending one by one", self.inner.len(), self.to);
+                for (datagram, inner) in all.chunks(self.segment).zip(&self.inner) {
+                    count(*inner, udp.send(self.to, datagram, datagram.len()).await.is_ok());
+                }
+            }
+        }
+        proto.traffic(self.peer).add_tx(packets, bytes);
+        counters.traffic.add_tx(packets, bytes);
+        counters.drop_packets(DropReason::SendFailed, failed);
+        self.used = 0;
+        self.inner.clear();
     }
 }
 
-/// Sends a run, falling back to one datagram at a time when the kernel refuses the batch (no GSO on the
-/// route, EMSGSIZE...). Returns the packets and bytes that went out.
-async fn send_run(udp: &mut impl UdpWriter, to: SocketAddr, buf: &[u8], segment: usize, count: usize) -> (u64, u64) {
-    match udp.send(to, buf, segment).await {
-        Ok(()) => return (count as u64, buf.len() as u64),
-        Err(e) if count == 1 => {
-            tracing::debug!("send to {to} failed: {e}");
-            return (0, 0);
-        }
-        Err(e) => tracing::debug!("GSO send of {count} to {to} failed ({e}); sending one by one"),
-    }
-    let (mut sent, mut bytes) = (0, 0);
-    for datagram in buf.chunks(segment) {
-        if udp.send(to, datagram, datagram.len()).await.is_ok() {
-            sent += 1;
-            bytes += datagram.len() as u64;
-        }
-    }
-    (sent, bytes)
-}
-
-/// Receives datagrams from peers and writes the packets they carry to the tunnel device.
-pub async fn inbound(
-    core: Arc<UdpCore>,
+/// Receives datagrams, opens each, and writes the packets to the tunnel device in batches; protocol replies
+/// (handshake responses, queued packets) go out through `replies`.
+pub async fn inbound<P: Protocol>(
+    proto: Arc<P>,
     counters: Arc<TunnelCounters>,
     mut udp: impl UdpReader,
     mut tun: impl TunWriter,
+    mut replies: impl UdpWriter,
     mtu: u16,
 ) -> io::Result<()> {
     let mut slots = vec![vec![0u8; UDP_SLOT_BYTES]; UDP_SLOTS];
     let mut meta = [RecvMeta::default(); UDP_SLOTS];
-    let mut batch = TunBatch::new(core.peers.len(), packet_capacity(mtu));
+    let mut batch = TunBatch::new(proto.peer_count(), packet_capacity(mtu));
+    let mut flush_buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
+    let mut drops = Tally::default();
     loop {
         let n = udp.recv(&mut slots, &mut meta).await?;
-        let (mut unknown, mut malformed) = (0, 0);
         for (slot, m) in slots.iter().zip(&meta).take(n) {
             let data = &slot[..m.len.min(slot.len())];
             for datagram in data.chunks(m.stride.max(1)) {
-                match core.accept_inbound(m.addr, datagram) {
-                    Ok(peer) => {
-                        batch.push(peer, datagram);
+                let out = batch.slot(datagram.len());
+                match proto.open(m.addr, datagram, out) {
+                    Open::Deliver { peer, len } => {
+                        batch.commit(peer, len);
                         if batch.full() {
-                            batch.flush(&core, &counters, &mut tun).await;
+                            batch.flush(&*proto, &counters, &mut tun).await;
                         }
                     }
-                    Err(DropReason::UnknownPeer) => unknown += 1,
-                    Err(_) => malformed += 1,
+                    Open::Reply { peer, to, len } => {
+                        if let Err(e) = replies.send(to, &out[..len], len).await {
+                            tracing::debug!("reply to {to} failed: {e}");
+                        }
+                        if let Some(peer) = peer {
+                            send_flushed(&*proto, &counters, peer, &mut flush_buf, &mut replies).await;
+                        }
+                    }
+                    Open::Nothing => {}
+                    Open::Drop(reason) => drops.add(reason),
                 }
             }
         }
-        batch.flush(&core, &counters, &mut tun).await;
-        counters.drop_packets(DropReason::UnknownPeer, unknown);
-        counters.drop_packets(DropReason::Malformed, malformed);
+        batch.flush(&*proto, &counters, &mut tun).await;
+        drops.apply(&counters);
+    }
+}
+
+/// Sends everything the protocol has queued for `peer`.
+async fn send_flushed(
+    proto: &impl Protocol,
+    counters: &TunnelCounters,
+    peer: usize,
+    buf: &mut [u8],
+    udp: &mut impl UdpWriter,
+) {
+    while let Seal::Send { peer, to, len, inner } = proto.flush(peer, buf) {
+        match udp.send(to, &buf[..len], len).await {
+            Ok(()) if inner > 0 => {
+                proto.traffic(peer).add_tx(1, inner as u64);
+                counters.traffic.add_tx(1, inner as u64);
+            }
+            Ok(()) => {}
+            Err(_) => counters.drop_packets(DropReason::SendFailed, u64::from(inner > 0)),
+        }
+    }
+}
+
+/// Runs the protocol's timers every [`TICK`] and sends what they produce.
+pub async fn timers<P: Protocol>(proto: Arc<P>, counters: Arc<TunnelCounters>, mut udp: impl UdpWriter, mtu: u16) {
+    let mut buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks_per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u64;
+    for n in 0u64.. {
+        tick.tick().await;
+        if n % ticks_per_second == 0 {
+            proto.every_second();
+        }
+        for peer in 0..proto.peer_count() {
+            if let Seal::Send { to, len, inner, .. } = proto.tick(peer, &mut buf) {
+                match udp.send(to, &buf[..len], len).await {
+                    Ok(()) if inner > 0 => {
+                        proto.traffic(peer).add_tx(1, inner as u64);
+                        counters.traffic.add_tx(1, inner as u64);
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::debug!("timer send to {to} failed: {e}"),
+                }
+            }
+        }
     }
 }
 
@@ -184,30 +275,35 @@ impl TunBatch {
         Self { bufs, len: 0, per_peer: vec![(0, 0); peers] }
     }
 
-    fn push(&mut self, peer: usize, packet: &[u8]) {
+    /// Room for the next packet, of at most `max` bytes.
+    fn slot(&mut self, max: usize) -> &mut [u8] {
         let buf = &mut self.bufs[self.len];
-        buf.clear();
-        buf.resize(TUN_HEADROOM, 0);
-        buf.extend_from_slice(packet);
+        buf.resize(TUN_HEADROOM + max, 0);
+        &mut buf[TUN_HEADROOM..]
+    }
+
+    /// Keeps the packet of `len` bytes just opened into [`TunBatch::slot`].
+    fn commit(&mut self, peer: usize, len: usize) {
+        self.bufs[self.len].truncate(TUN_HEADROOM + len);
         self.len += 1;
         let p = &mut self.per_peer[peer];
         p.0 += 1;
-        p.1 += packet.len() as u64;
+        p.1 += len as u64;
     }
 
     fn full(&self) -> bool {
         self.len == self.bufs.len()
     }
 
-    async fn flush(&mut self, core: &UdpCore, counters: &TunnelCounters, tun: &mut impl TunWriter) {
+    async fn flush(&mut self, proto: &impl Protocol, counters: &TunnelCounters, tun: &mut impl TunWriter) {
         if self.len == 0 {
             return;
         }
         let written = tun.send(&mut self.bufs[..self.len]).await;
         let (mut packets, mut bytes) = (0, 0);
-        for (peer, p) in core.peers.iter().zip(self.per_peer.iter_mut()) {
+        for (peer, p) in self.per_peer.iter_mut().enumerate() {
             if written.is_ok() {
-                peer.traffic.add_rx(p.0, p.1);
+                proto.traffic(peer).add_rx(p.0, p.1);
             }
             packets += p.0;
             bytes += p.1;
@@ -231,6 +327,8 @@ mod tests {
     use super::*;
     use crate::dataplane::fake;
     use crate::dataplane::packet::build;
+    use crate::dataplane::udp_core::UdpCore;
+    use crate::dataplane::wg_core::WgCore;
     use culvert_core::profile::{UdpPeer, UdpTunnel};
 
     fn side(me: &str, peer: &str, peer_net: &str) -> UdpTunnel {
@@ -259,9 +357,9 @@ mod tests {
         let (a_tun_rx, a_tun_tx) = a_tun;
         let (b_tun_rx, b_tun_tx) = b_tun;
         tokio::spawn(outbound(a.clone(), ac.clone(), a_tun_rx, a_udp_tx, 1420));
-        tokio::spawn(inbound(a.clone(), ac.clone(), a_udp_rx, a_tun_tx, 1420));
+        tokio::spawn(inbound(a.clone(), ac.clone(), a_udp_rx, a_tun_tx, wire.sender(a_addr, 1), 1420));
         tokio::spawn(outbound(b.clone(), bc.clone(), b_tun_rx, b_udp_tx, 1420));
-        tokio::spawn(inbound(b.clone(), bc.clone(), b_udp_rx, b_tun_tx, 1420));
+        tokio::spawn(inbound(b.clone(), bc.clone(), b_udp_rx, b_tun_tx, wire.sender(b_addr, 1), 1420));
 
         let (ip_a, ip_b) = ("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap());
         // A batch of equal packets and a short one: one GSO run from A.
@@ -291,5 +389,62 @@ mod tests {
         assert_eq!(a.peers[0].traffic.read().1, a_sent.tx_bytes);
         assert_eq!(a_sent.rx_packets, 1);
         assert_eq!(wire.sends_from(a_addr), 1, "five equal packets and a shorter one should leave as one GSO send");
+    }
+
+    /// Two WireGuard engines in memory: the first packet starts a handshake, is queued, and arrives encrypted
+    /// once the handshake completes; a wrong source from the peer is dropped.
+    #[tokio::test]
+    async fn two_wireguard_engines_shake_hands_and_exchange_packets() {
+        use culvert_core::keys::SecretKey;
+        use culvert_core::profile::{Endpoint, Table, WireguardPeer, WireguardTunnel};
+        let (ka, kb) = (SecretKey::generate_private(), SecretKey::generate_private());
+        let a_addr: SocketAddr = "192.0.2.1:51820".parse().unwrap();
+        let b_addr: SocketAddr = "192.0.2.2:51820".parse().unwrap();
+        let side = |key: &SecretKey, peer: &SecretKey, peer_ip: &str, endpoint: SocketAddr| WireguardTunnel {
+            interface: None,
+            private_key: key.clone(),
+            address: vec![],
+            listen_port: None,
+            mtu: None,
+            dns: vec![],
+            dns_search: vec![],
+            table: Table::Auto,
+            fwmark: None,
+            peers: vec![WireguardPeer {
+                public_key: peer.public_key(),
+                preshared_key: None,
+                allowed_ips: vec![peer_ip.parse().unwrap()],
+                endpoint: Some(Endpoint::Addr(endpoint)),
+                persistent_keepalive: None,
+            }],
+        };
+        let a = Arc::new(WgCore::new(&side(&ka, &kb, "10.8.0.2/32", b_addr), &vec![Some(b_addr)]));
+        let b = Arc::new(WgCore::new(&side(&kb, &ka, "10.8.0.1/32", a_addr), &vec![Some(a_addr)]));
+        let wire = fake::Wire::default();
+        let ((a_tun_rx, a_tun_tx), a_host) = fake::tun();
+        let ((b_tun_rx, b_tun_tx), b_host) = fake::tun();
+        let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
+        let (a_rx, a_tx) = wire.socket(a_addr, 64);
+        let (b_rx, b_tx) = wire.socket(b_addr, 64);
+        tokio::spawn(outbound(a.clone(), ac.clone(), a_tun_rx, a_tx, 1420));
+        tokio::spawn(inbound(a.clone(), ac.clone(), a_rx, a_tun_tx, wire.sender(a_addr, 1), 1420));
+        tokio::spawn(outbound(b.clone(), bc.clone(), b_tun_rx, b_tx, 1420));
+        tokio::spawn(inbound(b.clone(), bc.clone(), b_rx, b_tun_tx, wire.sender(b_addr, 1), 1420));
+
+        let (ip_a, ip_b) = ("10.8.0.1".parse().unwrap(), "10.8.0.2".parse().unwrap());
+        let first = build::ip(ip_a, ip_b, b"first, queued during the handshake");
+        a_host.write(vec![first.clone()]).await;
+        assert_eq!(b_host.read(Duration::from_secs(5)).await, first);
+        let reply = build::ip(ip_b, ip_a, &[7; 1200]);
+        b_host.write(vec![reply.clone()]).await;
+        assert_eq!(a_host.read(Duration::from_secs(5)).await, reply);
+        // B's packet from a source outside B's AllowedIPs at A.
+        b_host.write(vec![build::ip("10.8.0.9".parse().unwrap(), ip_a, b"spoof")]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(a_host.try_read().is_none(), "a spoofed packet reached the device");
+        assert_eq!(ac.snapshot().drops["spoofed_source"], 1);
+        assert_eq!((bc.snapshot().rx_packets, bc.snapshot().rx_bytes), (1, first.len() as u64));
+        assert_eq!(ac.snapshot().tx_packets, 1, "the queued packet counts once, when it is sent");
+        assert!(a.peers[0].since_handshake().is_some());
     }
 }

@@ -91,6 +91,11 @@ impl Wire {
         (FakeUdpReader(rx), FakeUdpWriter { wire: self.clone(), me, max_segments })
     }
 
+    /// Another sending handle of the socket `me`.
+    pub fn sender(&self, me: SocketAddr, max_segments: usize) -> FakeUdpWriter {
+        FakeUdpWriter { wire: self.clone(), me, max_segments }
+    }
+
     pub fn inject(&self, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
         if let Some(inbox) = self.sockets.lock().expect("poisoned").get(&to) {
             let _ = inbox.send((from, datagram.to_vec()));

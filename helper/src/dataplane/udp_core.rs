@@ -9,11 +9,13 @@ use culvert_core::profile::UdpTunnel;
 
 use super::counters::{DropReason, Traffic};
 use super::packet;
+use super::protocol::{Open, Protocol, Seal};
 use super::routing::AllowedIps;
 
 #[derive(Debug)]
 pub struct Peer {
     pub endpoint: SocketAddr,
+    pub allowed_ips: Vec<ipnet::IpNet>,
     pub traffic: Arc<Traffic>,
 }
 
@@ -39,7 +41,11 @@ impl UdpCore {
                 routes.insert(*net, i);
             }
             by_endpoint.insert(canonical(p.endpoint), i);
-            peers.push(Peer { endpoint: canonical(p.endpoint), traffic: Arc::default() });
+            peers.push(Peer {
+                endpoint: canonical(p.endpoint),
+                allowed_ips: p.allowed_ips.clone(),
+                traffic: Arc::default(),
+            });
         }
         Self { routes, by_endpoint, peers }
     }
@@ -57,6 +63,59 @@ impl UdpCore {
             return Err(DropReason::Malformed);
         }
         Ok(peer)
+    }
+}
+
+impl Protocol for UdpCore {
+    const OVERHEAD: usize = 0;
+    const TIMERS: bool = false;
+
+    fn seal(&self, packet: &[u8], out: &mut [u8]) -> Seal {
+        match self.route_outbound(packet) {
+            Ok(peer) => {
+                out[..packet.len()].copy_from_slice(packet);
+                Seal::Send { peer, to: self.peers[peer].endpoint, len: packet.len(), inner: packet.len() }
+            }
+            Err(reason) => Seal::Drop(reason),
+        }
+    }
+
+    fn open(&self, from: SocketAddr, datagram: &[u8], out: &mut [u8]) -> Open {
+        match self.accept_inbound(from, datagram) {
+            Ok(peer) => {
+                out[..datagram.len()].copy_from_slice(datagram);
+                Open::Deliver { peer, len: datagram.len() }
+            }
+            Err(reason) => Open::Drop(reason),
+        }
+    }
+
+    fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn traffic(&self, peer: usize) -> &Traffic {
+        &self.peers[peer].traffic
+    }
+}
+
+impl crate::tunnel::StatusSource for UdpCore {
+    fn peers(&self) -> Vec<culvert_core::stats::PeerStatus> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = p.traffic.read();
+                culvert_core::stats::PeerStatus {
+                    endpoint: Some(p.endpoint.to_string()),
+                    allowed_ips: p.allowed_ips.clone(),
+                    rx_bytes,
+                    tx_bytes,
+                    rx_packets,
+                    tx_packets,
+                    wireguard: None,
+                }
+            })
+            .collect()
     }
 }
 

@@ -22,14 +22,15 @@ pub struct Socket {
     dual_stack: bool,
 }
 
-/// Binds the tunnel's socket on `port`: IPv4 only when every peer is IPv4, else dual-stack.
-pub fn bind(port: u16, ipv6_needed: bool) -> io::Result<Arc<Socket>> {
+/// Binds the tunnel's socket on `port` (0: any free port): IPv4 only when every peer is IPv4, else dual-stack.
+/// `fwmark` marks every packet the socket sends, for policy routing.
+pub fn bind(port: u16, ipv6_needed: bool, fwmark: Option<u32>) -> io::Result<Arc<Socket>> {
     let addr = if ipv6_needed {
         SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
     } else {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
     };
-    let std_sock = bind_std(addr)?;
+    let std_sock = bind_std(addr, fwmark)?;
     let sock = UdpSocket::from_std(std_sock)?;
     let state = UdpSocketState::new((&sock).into())?;
     for result in [
@@ -43,12 +44,15 @@ pub fn bind(port: u16, ipv6_needed: bool) -> io::Result<Arc<Socket>> {
     Ok(Arc::new(Socket { sock, state, dual_stack: ipv6_needed }))
 }
 
-fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+fn bind_std(addr: SocketAddr, fwmark: Option<u32>) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket as RawSocket, Type};
     let sock = RawSocket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // The system's IPV6_V6ONLY default may be on; a dual-stack socket needs it off before bind().
     if addr.is_ipv6() {
         sock.set_only_v6(false)?;
+    }
+    if let Some(mark) = fwmark {
+        sock.set_mark(mark)?;
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;

@@ -2,17 +2,27 @@
 
 pub mod changes;
 pub mod udp;
+pub mod userspace;
+pub mod wireguard;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use culvert_core::profile::{Kind, Profile, Tunnel as TunnelConfig};
+use culvert_core::profile::{Kind, Profile};
 use culvert_core::stats::{PeerStatus, TunnelState, TunnelStatus};
 use tokio::task::JoinHandle;
 
 use crate::dataplane::counters::TunnelCounters;
-use crate::dataplane::udp_core::UdpCore;
 use crate::system::Record;
+
+/// What a running protocol tells about itself for status reports.
+pub trait StatusSource: Send + Sync + std::fmt::Debug + 'static {
+    fn peers(&self) -> Vec<PeerStatus>;
+    /// The tunnel's state, and why when it is not well; `up_since` is when the tunnel came up (Unix seconds).
+    fn state(&self, _up_since: u64) -> (TunnelState, Option<String>) {
+        (TunnelState::Up, None)
+    }
+}
 
 /// What status snapshots and subscriptions read; shared with them, never locked by the data plane.
 #[derive(Debug)]
@@ -22,7 +32,7 @@ pub struct TunnelInfo {
     pub up_since: u64,
     pub listen_port: Option<u16>,
     pub counters: Arc<TunnelCounters>,
-    pub core: Arc<UdpCore>,
+    pub source: Arc<dyn StatusSource>,
     down: AtomicBool,
 }
 
@@ -36,33 +46,18 @@ impl TunnelInfo {
     }
 
     pub fn status(&self) -> TunnelStatus {
-        let TunnelConfig::Udp(config) = &self.profile.tunnel;
-        let peers = config
-            .peers
-            .iter()
-            .zip(&self.core.peers)
-            .map(|(p, live)| {
-                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = live.traffic.read();
-                PeerStatus {
-                    endpoint: Some(live.endpoint.to_string()),
-                    allowed_ips: p.allowed_ips.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                    rx_packets,
-                    tx_packets,
-                }
-            })
-            .collect();
+        let (state, reason) = self.source.state(self.up_since);
         TunnelStatus {
             name: self.profile.name.clone(),
             kind: self.profile.kind(),
-            state: TunnelState::Up,
+            state,
+            reason,
             interface: self.profile.interface().to_owned(),
             listen_port: self.listen_port,
             owner_uid: self.owner_uid,
             up_since: self.up_since,
             counters: self.counters.snapshot(),
-            peers,
+            peers: self.source.peers(),
         }
     }
 }

@@ -1,0 +1,181 @@
+//! Bringing up a tunnel whose packets the helper moves itself (udp, wireguard): the TUN device, its addresses
+//! and routes, then the engine's tasks.
+
+use std::io;
+use std::sync::Arc;
+
+use culvert_core::ipc::IpcError;
+use culvert_core::profile::Profile;
+use ipnet::IpNet;
+use tun_rs::AsyncDevice;
+
+use super::changes::Changes;
+use super::{StatusSource, Tunnel, TunnelInfo, unix_now};
+use crate::dataplane::counters::TunnelCounters;
+use crate::dataplane::protocol::Protocol;
+use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
+use crate::dataplane::{engine, tun_io};
+use crate::system::netlink::Route;
+use crate::system::{Netlink, NetlinkError, Object, Record, Records};
+
+/// A route the tunnel needs, with the profile field it comes from (for errors).
+#[derive(Debug, Clone)]
+pub struct PlannedRoute {
+    pub field: String,
+    pub dst: IpNet,
+    pub table: u32,
+}
+
+/// Everything `up` needs besides the profile: the bound socket, the protocol, and the routes to add.
+pub struct Plan<P> {
+    pub socket: Arc<Socket>,
+    pub proto: Arc<P>,
+    pub routes: Vec<PlannedRoute>,
+}
+
+pub async fn up<P: Protocol + StatusSource>(
+    netlink: &Netlink,
+    records: &Records,
+    profile: Profile,
+    owner_uid: u32,
+    plan: Plan<P>,
+) -> Result<Tunnel, IpcError> {
+    let interface = profile.interface().to_owned();
+    let mtu = profile.mtu();
+    let listen_port = plan.socket.local_port().ok();
+    let record = Record { name: profile.name.clone(), owner_uid, interface: interface.clone(), objects: vec![] };
+    let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
+    let device = match configure(&mut changes, &profile, &plan.routes).await {
+        Ok(device) => device,
+        Err(e) => {
+            changes.roll_back().await;
+            return Err(e);
+        }
+    };
+    let record = changes.commit();
+
+    let Plan { socket, proto, .. } = plan;
+    let counters = Arc::new(TunnelCounters::default());
+    let name = profile.name.clone();
+    let mut tasks = vec![
+        spawn_logged(
+            &name,
+            "outbound",
+            engine::outbound(
+                proto.clone(),
+                counters.clone(),
+                tun_io::DeviceReader::new(device.clone()),
+                SocketWriter(socket.clone()),
+                mtu,
+            ),
+        ),
+        spawn_logged(
+            &name,
+            "inbound",
+            engine::inbound(
+                proto.clone(),
+                counters.clone(),
+                SocketReader(socket.clone()),
+                tun_io::DeviceWriter::new(device),
+                SocketWriter(socket.clone()),
+                mtu,
+            ),
+        ),
+    ];
+    if P::TIMERS {
+        let timers = engine::timers(proto.clone(), counters.clone(), SocketWriter(socket), mtu);
+        tasks.push(tokio::spawn(timers));
+    }
+    let info = TunnelInfo {
+        profile,
+        owner_uid,
+        up_since: unix_now(),
+        listen_port,
+        counters,
+        source: proto,
+        down: Default::default(),
+    };
+    Ok(Tunnel { info: Arc::new(info), record, tasks })
+}
+
+/// Creates and configures the device. Dropping the returned device (as an error return does) destroys it.
+async fn configure(
+    changes: &mut Changes<'_>,
+    profile: &Profile,
+    routes: &[PlannedRoute],
+) -> Result<Arc<AsyncDevice>, IpcError> {
+    let interface = profile.interface();
+    let mtu = profile.mtu();
+    changes.will_create(Object::Link { name: interface.into(), kind: "tun".into() }).map_err(record_error)?;
+    let device = tun_io::create(interface, mtu).map_err(|e| IpcError::System {
+        op: format!("creating the TUN device {interface}"),
+        message: match e.raw_os_error() {
+            Some(libc::EPERM) => "permission denied: culvertd must run as root or with CAP_NET_ADMIN".into(),
+            _ => e.to_string(),
+        },
+    })?;
+    let netlink = changes.netlink;
+    let link = netlink.link(interface).await.map_err(system)?.ok_or_else(|| IpcError::System {
+        op: format!("creating the TUN device {interface}"),
+        message: "the device vanished right after it was created".into(),
+    })?;
+    let addresses = match &profile.tunnel {
+        culvert_core::profile::Tunnel::Udp(u) => &u.address,
+        culvert_core::profile::Tunnel::Wireguard(w) => &w.address,
+    };
+    for net in addresses {
+        netlink.add_address(link.index, *net).await.map_err(system)?;
+    }
+    netlink.set_up(link.index, mtu).await.map_err(system)?;
+    for r in routes {
+        changes
+            .will_create(Object::Route { dst: r.dst, dev: interface.into(), table: r.table })
+            .map_err(record_error)?;
+        match netlink.add_route(&Route { dst: r.dst, index: link.index, table: r.table }).await {
+            Ok(true) => {}
+            Ok(false) => changes.not_created().map_err(record_error)?,
+            Err(e) if e.errno == Some(libc::EEXIST) => {
+                return Err(IpcError::InvalidProfile {
+                    field: r.field.clone(),
+                    reason: format!("a route to {} through another interface already exists", r.dst),
+                    fix: "remove that route, or narrow allowed_ips so the two do not collide".into(),
+                });
+            }
+            Err(e) => return Err(system(e)),
+        }
+    }
+    Ok(device)
+}
+
+fn spawn_logged(
+    tunnel: &str,
+    direction: &'static str,
+    f: impl Future<Output = io::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let tunnel = tunnel.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = f.await {
+            tracing::error!("tunnel {tunnel}: the {direction} data path stopped: {e}");
+        }
+    })
+}
+
+/// The error for a socket that could not be bound to `port`.
+pub fn bind_error(port: u16, e: &io::Error) -> IpcError {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => IpcError::InvalidProfile {
+            field: "listen_port".into(),
+            reason: format!("UDP port {port} is already in use"),
+            fix: "choose another listen_port, or stop the program that uses it".into(),
+        },
+        _ => IpcError::System { op: format!("binding UDP port {port}"), message: e.to_string() },
+    }
+}
+
+pub fn system(e: NetlinkError) -> IpcError {
+    IpcError::System { op: e.op, message: e.message }
+}
+
+pub fn record_error(e: io::Error) -> IpcError {
+    IpcError::System { op: "writing the tunnel's record in the state directory".into(), message: e.to_string() }
+}

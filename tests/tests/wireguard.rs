@@ -1,0 +1,213 @@
+//! WireGuard tunnels against wireguard-go configured with `wg`, and between Culvert helpers.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use culvert_tests::{Lab, WireguardGo, culvert_keypair, in_ns, ip, ping, run, tcp_transfer, wait_until};
+
+/// A wg-quick file for Culvert: `peers` are (public key, allowed ips, endpoint, preshared key).
+fn conf(private: &str, address: &str, port: u16, peers: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
+    let mut s = format!("[Interface]\nPrivateKey = {private}\nAddress = {address}\nListenPort = {port}\n");
+    for (key, allowed, endpoint, psk) in peers {
+        s += &format!("\n[Peer]\nPublicKey = {key}\nAllowedIPs = {allowed}\n");
+        if let Some(e) = endpoint {
+            s += &format!("Endpoint = {e}\n");
+        }
+        if let Some(p) = psk {
+            s += &format!("PresharedKey = {p}\n");
+        }
+    }
+    s
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Culvert in A (10.8.0.1, UDP 51820) and wireguard-go in B (10.8.0.2, UDP 51821), peered. Returns the
+/// wireguard-go device and Culvert's public key.
+fn culvert_and_wireguard_go(lab: &mut Lab, a: &str, b: &str, psk: Option<&str>) -> (WireguardGo, String) {
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(lab, b, 51821, "10.8.0.2/24");
+    let mut peer = vec!["peer", public.as_str(), "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"];
+    let psk_file = lab.dir.join("psk");
+    if let Some(psk) = psk {
+        std::fs::write(&psk_file, psk).unwrap();
+        peer.extend(["preshared-key", psk_file.to_str().unwrap()]);
+    }
+    wgo.wg(&[&["set", &wgo.iface][..], &peer].concat());
+    let file = lab.conf(
+        "wg0",
+        &conf(&private, "10.8.0.1/24", 51820, &[(&wgo.public_key, "10.8.0.2/32", Some("172.31.0.2:51821"), psk)]),
+    );
+    lab.start_helper(a, "a", &[]);
+    let up = lab.helpers[0].culvert_ok(&["up", file.to_str().unwrap()]);
+    assert!(up.contains("wg0 is up") && !up.contains("unencrypted"), "{up}");
+    (wgo, public)
+}
+
+#[test]
+fn culvert_and_wireguard_go_shake_hands_and_carry_ping_and_tcp() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let (wgo, culvert_public) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    assert!(ping(&a, "10.8.0.2", 3), "Culvert -> wireguard-go");
+    assert!(ping(&b, "10.8.0.1", 3), "wireguard-go -> Culvert");
+    let (sent, got) = tcp_transfer(&mut lab, &a, &b, "10.8.0.2", 5201, 4 << 20);
+    assert!(got == sent, "Culvert->wireguard-go: {} of {} bytes intact", got.len(), sent.len());
+    let (sent, got) = tcp_transfer(&mut lab, &b, &a, "10.8.0.1", 5202, 4 << 20);
+    assert!(got == sent, "wireguard-go->Culvert: {} of {} bytes intact", got.len(), sent.len());
+
+    let s = lab.helpers[0].status("wg0");
+    assert_eq!((s["kind"].as_str(), s["state"].as_str()), (Some("wireguard"), Some("up")), "{s}");
+    let peer = &s["peers"][0];
+    assert_eq!(peer["public_key"], wgo.public_key.as_str());
+    assert_eq!(peer["endpoint"], "172.31.0.2:51821");
+    let handshake = peer["last_handshake"].as_u64().expect("a handshake time");
+    assert!(handshake <= unix_now() && handshake + 120 > unix_now(), "{s}");
+    assert!(peer["rx_bytes"].as_u64().unwrap() >= 4 << 20 && peer["tx_bytes"].as_u64().unwrap() >= 4 << 20, "{s}");
+
+    // wireguard-go sees the same session from its side.
+    let peers = wgo.peers();
+    let (key, endpoint, latest, rx, tx) = &peers[0];
+    assert_eq!(key, &culvert_public);
+    assert_eq!(endpoint, "172.31.0.1:51820");
+    assert!(*latest > 0 && *rx >= 4 << 20 && *tx >= 4 << 20, "{peers:?}");
+    let shown = wgo.wg(&["show", &wgo.iface]);
+    assert!(shown.contains("latest handshake"), "{shown}");
+
+    lab.helpers[0].culvert_ok(&["down", "wg0"]);
+    assert!(!ip(&["-n", &a, "link", "show"]).contains("wg0"));
+}
+
+#[test]
+fn a_preshared_key_works_against_wireguard_go() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let psk =
+        culvert_tests::check(std::process::Command::new(culvert_tests::bin("culvert")).arg("genpsk")).trim().to_owned();
+    culvert_and_wireguard_go(&mut lab, &a, &b, Some(&psk));
+    assert!(ping(&a, "10.8.0.2", 2), "with a preshared key");
+}
+
+#[test]
+fn spoofed_sources_are_dropped_and_a_roaming_peer_keeps_working() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let (wgo, culvert_public) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    assert!(ping(&a, "10.8.0.2", 1));
+
+    // wireguard-go sends a packet whose inner source is not among its AllowedIPs at Culvert.
+    ip(&["-n", &b, "addr", "add", "10.99.0.5/32", "dev", &wgo.iface]);
+    let spoofed = run(in_ns(&b, "ping").args(["-c", "2", "-W", "1", "-I", "10.99.0.5", "10.8.0.1"]));
+    assert!(!spoofed.status.success(), "a spoofed packet got an answer");
+    let s = lab.helpers[0].status("wg0");
+    assert!(s["drops"]["spoofed_source"].as_u64().unwrap() >= 2, "{s}");
+
+    // wireguard-go moves to another port; once it sends from there, Culvert answers there.
+    wgo.wg(&["set", &wgo.iface, "listen-port", "51999"]);
+    assert!(ping(&b, "10.8.0.1", 2), "after the move, wireguard-go -> Culvert");
+    assert!(ping(&a, "10.8.0.2", 2), "after the move, Culvert -> wireguard-go");
+    let s = lab.helpers[0].status("wg0");
+    assert_eq!(s["peers"][0]["endpoint"], "172.31.0.2:51999", "{s}");
+    let _ = culvert_public;
+}
+
+#[test]
+fn a_wrong_public_key_never_shakes_hands_and_the_status_says_so() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"]);
+    let (_, wrong) = culvert_keypair();
+    let file = lab.conf(
+        "wrong",
+        &conf(&private, "10.8.0.1/24", 51820, &[(&wrong, "10.8.0.2/32", Some("172.31.0.2:51821"), None)]),
+    );
+    lab.start_helper(&a, "a", &[]);
+    lab.helpers[0].culvert_ok(&["up", file.to_str().unwrap()]);
+    assert_eq!(lab.helpers[0].status("wrong")["state"], "connecting");
+    assert!(!ping(&a, "10.8.0.2", 2));
+    let said = wait_until(Duration::from_secs(25), || lab.helpers[0].status("wrong")["state"] == "no handshake");
+    let s = lab.helpers[0].status("wrong");
+    assert!(said, "{s}");
+    let reason = s["reason"].as_str().unwrap();
+    assert!(reason.contains("public key") && reason.contains("172.31.0.2:51821"), "{reason}");
+    assert!(s["peers"][0]["last_handshake"].is_null(), "{s}");
+    assert!(wgo.peers()[0].2 == 0, "wireguard-go must not have shaken hands either");
+    let text = lab.helpers[0].culvert_ok(&["status", "wrong"]);
+    assert!(text.contains("no handshake") && text.contains("no handshake yet"), "{text}");
+}
+
+#[test]
+fn a_hub_gives_each_peer_exactly_its_allowed_ips() {
+    let mut lab = Lab::new();
+    // The hub H has one link to each spoke: 172.30.N.1 (hub) - 172.30.N.2 (spoke N).
+    let hub = lab.netns();
+    let spokes: Vec<String> = (1..=3).map(|_| lab.netns()).collect();
+    for (n, spoke) in spokes.iter().enumerate() {
+        let n = n + 1;
+        lab.veth(&hub, &[&format!("172.30.{n}.1/24")], spoke, &[&format!("172.30.{n}.2/24")]);
+    }
+    let hub_keys = culvert_keypair();
+    let spoke_keys: Vec<(String, String)> = (0..3).map(|_| culvert_keypair()).collect();
+    // Spoke 1 may reach only the hub; spokes 2 and 3 the whole 10.8.0.0/24 through it.
+    let hub_peers: Vec<(String, String, Option<String>)> = spoke_keys
+        .iter()
+        .enumerate()
+        .map(|(i, (_, public))| (public.clone(), format!("10.8.0.{}/32", i + 2), None))
+        .collect();
+    let hub_peer_refs: Vec<(&str, &str, Option<&str>, Option<&str>)> =
+        hub_peers.iter().map(|(k, a, e)| (k.as_str(), a.as_str(), e.as_deref(), None)).collect();
+    let hub_file = lab.conf("hub", &conf(&hub_keys.0, "10.8.0.1/24", 51820, &hub_peer_refs));
+    let h = lab.spawn_helper(&hub, "hub", &[]).unwrap();
+    lab.helpers.push(h);
+    lab.helpers[0].culvert_ok(&["up", hub_file.to_str().unwrap()]);
+    culvert_tests::check(in_ns(&hub, "sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
+    for (i, spoke) in spokes.iter().enumerate() {
+        let n = i + 1;
+        let allowed = if n == 1 { "10.8.0.1/32" } else { "10.8.0.0/24" };
+        let endpoint = format!("172.30.{n}.1:51820");
+        let file = lab.conf(
+            &format!("spoke{n}"),
+            &conf(
+                &spoke_keys[i].0,
+                &format!("10.8.0.{}/24", n + 1),
+                51820,
+                &[(&hub_keys.1, allowed, Some(&endpoint), None)],
+            ),
+        );
+        let h = lab.spawn_helper(spoke, &format!("spoke{n}"), &[]).unwrap();
+        lab.helpers.push(h);
+        lab.helpers[n].culvert_ok(&["up", file.to_str().unwrap()]);
+    }
+    for (i, spoke) in spokes.iter().enumerate() {
+        assert!(ping(spoke, "10.8.0.1", 2), "spoke {} -> hub", i + 1);
+    }
+    assert!(ping(&spokes[1], "10.8.0.4", 2), "spoke 2 -> spoke 3 through the hub");
+    assert!(!ping(&spokes[0], "10.8.0.3", 1), "spoke 1 must not reach spoke 2");
+    let s1 = lab.helpers[1].status("spoke1");
+    assert!(s1["drops"]["no_route"].as_u64().unwrap() >= 1, "{s1}");
+    let hub_status = lab.helpers[0].status("hub");
+    assert_eq!(hub_status["peers"].as_array().unwrap().len(), 3);
+    assert!(hub_status["peers"].as_array().unwrap().iter().all(|p| p["last_handshake"].is_u64()), "{hub_status}");
+    // The hub learnt each spoke's endpoint from its handshake.
+    assert_eq!(hub_status["peers"][2]["endpoint"], "172.30.3.2:51820", "{hub_status}");
+}
+
+/// An unconfirmed boringtun report says 0.7.1 sessions can go one-way deaf 15-30 s after a handshake; traffic
+/// every second for 90 s against wireguard-go must never stall.
+#[test]
+fn traffic_every_second_for_90_s_never_stalls() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    let out = run(in_ns(&a, "ping").args(["-c", "90", "-i", "1", "-W", "2", "10.8.0.2"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("90 received"), "{text}");
+    let back = run(in_ns(&b, "ping").args(["-c", "3", "-i", "0.3", "10.8.0.1"]));
+    assert!(back.status.success(), "wireguard-go -> Culvert after 90 s");
+}
