@@ -27,8 +27,9 @@ fn unix_now() -> u64 {
 }
 
 /// Culvert in A (10.8.0.1, UDP 51820) and wireguard-go in B (10.8.0.2, UDP 51821), peered. Returns the
-/// wireguard-go device and Culvert's public key.
-fn culvert_and_wireguard_go(lab: &mut Lab, a: &str, b: &str, psk: Option<&str>) -> (WireguardGo, String) {
+/// wireguard-go device, Culvert's public key and the tunnel's name, which is also its interface: unique, because
+/// /var/run/wireguard, where `wg` finds devices, is shared by all namespaces.
+fn culvert_and_wireguard_go(lab: &mut Lab, a: &str, b: &str, psk: Option<&str>) -> (WireguardGo, String, String) {
     let (private, public) = culvert_keypair();
     let wgo = WireguardGo::start(lab, b, 51821, "10.8.0.2/24");
     let mut peer = vec!["peer", public.as_str(), "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"];
@@ -38,21 +39,22 @@ fn culvert_and_wireguard_go(lab: &mut Lab, a: &str, b: &str, psk: Option<&str>) 
         peer.extend(["preshared-key", psk_file.to_str().unwrap()]);
     }
     wgo.wg(&[&["set", &wgo.iface][..], &peer].concat());
+    let name = culvert_tests::unique("cwg");
     let file = lab.conf(
-        "wg0",
+        &name,
         &conf(&private, "10.8.0.1/24", 51820, &[(&wgo.public_key, "10.8.0.2/32", Some("172.31.0.2:51821"), psk)]),
     );
     lab.start_helper(a, "a", &[]);
     let up = lab.helpers[0].culvert_ok(&["up", file.to_str().unwrap()]);
-    assert!(up.contains("wg0 is up") && !up.contains("unencrypted"), "{up}");
-    (wgo, public)
+    assert!(up.contains(&format!("{name} is up")) && !up.contains("unencrypted"), "{up}");
+    (wgo, public, name)
 }
 
 #[test]
 fn culvert_and_wireguard_go_shake_hands_and_carry_ping_and_tcp() {
     let mut lab = Lab::new();
     let (a, b) = lab.two_hosts();
-    let (wgo, culvert_public) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    let (wgo, culvert_public, wg0) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
     assert!(ping(&a, "10.8.0.2", 3), "Culvert -> wireguard-go");
     assert!(ping(&b, "10.8.0.1", 3), "wireguard-go -> Culvert");
     let (sent, got) = tcp_transfer(&mut lab, &a, &b, "10.8.0.2", 5201, 4 << 20);
@@ -60,7 +62,7 @@ fn culvert_and_wireguard_go_shake_hands_and_carry_ping_and_tcp() {
     let (sent, got) = tcp_transfer(&mut lab, &b, &a, "10.8.0.1", 5202, 4 << 20);
     assert!(got == sent, "wireguard-go->Culvert: {} of {} bytes intact", got.len(), sent.len());
 
-    let s = lab.helpers[0].status("wg0");
+    let s = lab.helpers[0].status(&wg0);
     assert_eq!((s["kind"].as_str(), s["state"].as_str()), (Some("wireguard"), Some("up")), "{s}");
     let peer = &s["peers"][0];
     assert_eq!(peer["public_key"], wgo.public_key.as_str());
@@ -78,8 +80,24 @@ fn culvert_and_wireguard_go_shake_hands_and_carry_ping_and_tcp() {
     let shown = wgo.wg(&["show", &wgo.iface]);
     assert!(shown.contains("latest handshake"), "{shown}");
 
-    lab.helpers[0].culvert_ok(&["down", "wg0"]);
-    assert!(!ip(&["-n", &a, "link", "show"]).contains("wg0"));
+    // And `wg` sees Culvert's tunnel through the userspace API, as it sees wireguard-go's.
+    let ours = culvert_tests::check(in_ns(&a, "wg").args(["show", &wg0]));
+    assert!(ours.contains(&format!("peer: {}", wgo.public_key)), "{ours}");
+    assert!(ours.contains("endpoint: 172.31.0.2:51821") && ours.contains("latest handshake"), "{ours}");
+    assert!(ours.contains("allowed ips: 10.8.0.2/32") && ours.contains("listening port: 51820"), "{ours}");
+    assert!(ours.contains(&format!("public key: {culvert_public}")), "{ours}");
+    let dump = culvert_tests::check(in_ns(&a, "wg").args(["show", &wg0, "dump"]));
+    let fields: Vec<&str> = dump.lines().nth(1).unwrap().split('\t').collect();
+    let latest: u64 = fields[4].parse().unwrap();
+    assert!(latest + 120 > unix_now() && latest <= unix_now(), "{dump}");
+    assert!(fields[5].parse::<u64>().unwrap() >= 4 << 20, "{dump}");
+    let socket = format!("/var/run/wireguard/{wg0}.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the API socket reveals the private key: root only");
+
+    lab.helpers[0].culvert_ok(&["down", &wg0]);
+    assert!(!ip(&["-n", &a, "link", "show"]).contains(&wg0));
+    assert!(!std::path::Path::new(&socket).exists(), "the API socket should go with the tunnel");
 }
 
 #[test]
@@ -96,23 +114,22 @@ fn a_preshared_key_works_against_wireguard_go() {
 fn spoofed_sources_are_dropped_and_a_roaming_peer_keeps_working() {
     let mut lab = Lab::new();
     let (a, b) = lab.two_hosts();
-    let (wgo, culvert_public) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    let (wgo, _, wg0) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
     assert!(ping(&a, "10.8.0.2", 1));
 
     // wireguard-go sends a packet whose inner source is not among its AllowedIPs at Culvert.
     ip(&["-n", &b, "addr", "add", "10.99.0.5/32", "dev", &wgo.iface]);
     let spoofed = run(in_ns(&b, "ping").args(["-c", "2", "-W", "1", "-I", "10.99.0.5", "10.8.0.1"]));
     assert!(!spoofed.status.success(), "a spoofed packet got an answer");
-    let s = lab.helpers[0].status("wg0");
+    let s = lab.helpers[0].status(&wg0);
     assert!(s["drops"]["spoofed_source"].as_u64().unwrap() >= 2, "{s}");
 
     // wireguard-go moves to another port; once it sends from there, Culvert answers there.
     wgo.wg(&["set", &wgo.iface, "listen-port", "51999"]);
     assert!(ping(&b, "10.8.0.1", 2), "after the move, wireguard-go -> Culvert");
     assert!(ping(&a, "10.8.0.2", 2), "after the move, Culvert -> wireguard-go");
-    let s = lab.helpers[0].status("wg0");
+    let s = lab.helpers[0].status(&wg0);
     assert_eq!(s["peers"][0]["endpoint"], "172.31.0.2:51999", "{s}");
-    let _ = culvert_public;
 }
 
 #[test]
@@ -123,22 +140,21 @@ fn a_wrong_public_key_never_shakes_hands_and_the_status_says_so() {
     let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
     wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"]);
     let (_, wrong) = culvert_keypair();
-    let file = lab.conf(
-        "wrong",
-        &conf(&private, "10.8.0.1/24", 51820, &[(&wrong, "10.8.0.2/32", Some("172.31.0.2:51821"), None)]),
-    );
+    let name = culvert_tests::unique("wrong");
+    let file = lab
+        .conf(&name, &conf(&private, "10.8.0.1/24", 51820, &[(&wrong, "10.8.0.2/32", Some("172.31.0.2:51821"), None)]));
     lab.start_helper(&a, "a", &[]);
     lab.helpers[0].culvert_ok(&["up", file.to_str().unwrap()]);
-    assert_eq!(lab.helpers[0].status("wrong")["state"], "connecting");
+    assert_eq!(lab.helpers[0].status(&name)["state"], "connecting");
     assert!(!ping(&a, "10.8.0.2", 2));
-    let said = wait_until(Duration::from_secs(25), || lab.helpers[0].status("wrong")["state"] == "no handshake");
-    let s = lab.helpers[0].status("wrong");
+    let said = wait_until(Duration::from_secs(25), || lab.helpers[0].status(&name)["state"] == "no handshake");
+    let s = lab.helpers[0].status(&name);
     assert!(said, "{s}");
     let reason = s["reason"].as_str().unwrap();
     assert!(reason.contains("public key") && reason.contains("172.31.0.2:51821"), "{reason}");
     assert!(s["peers"][0]["last_handshake"].is_null(), "{s}");
     assert!(wgo.peers()[0].2 == 0, "wireguard-go must not have shaken hands either");
-    let text = lab.helpers[0].culvert_ok(&["status", "wrong"]);
+    let text = lab.helpers[0].culvert_ok(&["status", &name]);
     assert!(text.contains("no handshake") && text.contains("no handshake yet"), "{text}");
 }
 
@@ -162,7 +178,8 @@ fn a_hub_gives_each_peer_exactly_its_allowed_ips() {
         .collect();
     let hub_peer_refs: Vec<(&str, &str, Option<&str>, Option<&str>)> =
         hub_peers.iter().map(|(k, a, e)| (k.as_str(), a.as_str(), e.as_deref(), None)).collect();
-    let hub_file = lab.conf("hub", &conf(&hub_keys.0, "10.8.0.1/24", 51820, &hub_peer_refs));
+    let hub_name = culvert_tests::unique("hub");
+    let hub_file = lab.conf(&hub_name, &conf(&hub_keys.0, "10.8.0.1/24", 51820, &hub_peer_refs));
     let h = lab.spawn_helper(&hub, "hub", &[]).unwrap();
     lab.helpers.push(h);
     lab.helpers[0].culvert_ok(&["up", hub_file.to_str().unwrap()]);
@@ -172,7 +189,7 @@ fn a_hub_gives_each_peer_exactly_its_allowed_ips() {
         let allowed = if n == 1 { "10.8.0.1/32" } else { "10.8.0.0/24" };
         let endpoint = format!("172.30.{n}.1:51820");
         let file = lab.conf(
-            &format!("spoke{n}"),
+            &format!("{hub_name}s{n}"),
             &conf(
                 &spoke_keys[i].0,
                 &format!("10.8.0.{}/24", n + 1),
@@ -189,9 +206,9 @@ fn a_hub_gives_each_peer_exactly_its_allowed_ips() {
     }
     assert!(ping(&spokes[1], "10.8.0.4", 2), "spoke 2 -> spoke 3 through the hub");
     assert!(!ping(&spokes[0], "10.8.0.3", 1), "spoke 1 must not reach spoke 2");
-    let s1 = lab.helpers[1].status("spoke1");
+    let s1 = lab.helpers[1].status(&format!("{hub_name}s1"));
     assert!(s1["drops"]["no_route"].as_u64().unwrap() >= 1, "{s1}");
-    let hub_status = lab.helpers[0].status("hub");
+    let hub_status = lab.helpers[0].status(&hub_name);
     assert_eq!(hub_status["peers"].as_array().unwrap().len(), 3);
     assert!(hub_status["peers"].as_array().unwrap().iter().all(|p| p["last_handshake"].is_u64()), "{hub_status}");
     // The hub learnt each spoke's endpoint from its handshake.

@@ -36,6 +36,7 @@ const NO_HANDSHAKE_AFTER: Duration = Duration::from_secs(15);
 pub struct WgPeer {
     tunn: Mutex<Tunn>,
     pub public_key: [u8; 32],
+    preshared_key: Option<culvert_core::keys::SecretKey>,
     pub allowed_ips: Vec<IpNet>,
     /// Where to send; learned from the profile, and updated from every authenticated datagram (roaming).
     endpoint: Mutex<Option<SocketAddr>>,
@@ -72,6 +73,8 @@ impl WgPeer {
 
 pub struct WgCore {
     secret: StaticSecret,
+    listen_port: std::sync::atomic::AtomicU16,
+    fwmark: Option<u32>,
     public: PublicKey,
     limiter: std::sync::Arc<RateLimiter>,
     routes: AllowedIps<usize>,
@@ -126,6 +129,7 @@ impl WgCore {
             peers.push(WgPeer {
                 tunn: Mutex::new(tunn),
                 public_key: p.public_key.0,
+                preshared_key: p.preshared_key.clone(),
                 allowed_ips: p.allowed_ips.clone(),
                 endpoint: Mutex::new(endpoints.get(i).copied().flatten().map(canonical)),
                 keepalive: p.persistent_keepalive.filter(|k| *k > 0),
@@ -134,7 +138,8 @@ impl WgCore {
                 waiting_since: AtomicU64::new(0),
             });
         }
-        Self { secret, public, limiter, routes, by_key, peers }
+        let listen_port = std::sync::atomic::AtomicU16::new(config.listen_port.unwrap_or(0));
+        Self { secret, listen_port, fwmark: config.fwmark, public, limiter, routes, by_key, peers }
     }
 
     /// The peer a message is for: by the initiator's static key for handshake initiations, by our receiver
@@ -307,6 +312,43 @@ impl WgCore {
             return Open::Drop(DropReason::SpoofedSource);
         }
         Open::Deliver { peer, len: to_front(out, offset, len) }
+    }
+}
+
+impl WgCore {
+    /// The port the socket got, for reports (the profile may have asked for any free one).
+    pub fn set_listen_port(&self, port: u16) {
+        self.listen_port.store(port, Ordering::Relaxed);
+    }
+}
+
+impl crate::tunnel::uapi::UapiSource for WgCore {
+    fn uapi_get(&self, out: &mut String) {
+        use crate::tunnel::uapi::{hex, time_ago};
+        use std::fmt::Write;
+        let _ = writeln!(out, "private_key={}", hex(&self.secret.to_bytes()));
+        let _ = writeln!(out, "listen_port={}", self.listen_port.load(Ordering::Relaxed));
+        if let Some(mark) = self.fwmark {
+            let _ = writeln!(out, "fwmark={mark}");
+        }
+        for p in &self.peers {
+            let _ = writeln!(out, "public_key={}", hex(&p.public_key));
+            if let Some(psk) = &p.preshared_key {
+                let _ = writeln!(out, "preshared_key={}", hex(psk.as_bytes()));
+            }
+            let _ = writeln!(out, "protocol_version=1");
+            if let Some(ep) = p.endpoint() {
+                let _ = writeln!(out, "endpoint={ep}");
+            }
+            let (sec, nsec) = p.since_handshake().map(time_ago).unwrap_or((0, 0));
+            let _ = writeln!(out, "last_handshake_time_sec={sec}\nlast_handshake_time_nsec={nsec}");
+            let (rx, tx, _, _) = p.traffic.read();
+            let _ = writeln!(out, "rx_bytes={rx}\ntx_bytes={tx}");
+            let _ = writeln!(out, "persistent_keepalive_interval={}", p.keepalive.unwrap_or(0));
+            for net in &p.allowed_ips {
+                let _ = writeln!(out, "allowed_ip={net}");
+            }
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Object {
     Link { name: String, kind: String },
     /// A route through the interface `dev`.
     Route { dst: IpNet, dev: String, table: u32 },
+    /// A Unix socket the helper listens on (WireGuard's userspace API), removed once nothing answers on it.
+    UnixSocket { path: PathBuf },
 }
 
 impl Object {
@@ -51,6 +53,13 @@ impl Object {
                 // Routes through a deleted link went with it.
                 None => Ok(()),
                 Some(link) => netlink.delete_route(&Route { dst: *dst, index: link.index, table: *table }).await,
+            },
+            Object::UnixSocket { path } => match crate::control::listener::check_free(path) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    tracing::warn!("leaving {} alone: {e}", path.display());
+                    Ok(())
+                }
             },
         }
     }

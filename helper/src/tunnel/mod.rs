@@ -1,6 +1,7 @@
 //! A tunnel that is up: what it is made of and how it reports itself.
 
 pub mod changes;
+pub mod uapi;
 pub mod udp;
 pub mod userspace;
 pub mod wireguard;

@@ -34,6 +34,6 @@ pub async fn up(
             })
         })
         .collect();
-    let plan = Plan { socket, proto: Arc::new(UdpCore::new(config)), routes };
+    let plan = Plan { socket, proto: Arc::new(UdpCore::new(config)), routes, uapi: None };
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use tun_rs::AsyncDevice;
 
 use super::changes::Changes;
+use super::uapi::{self, UapiSource};
 use super::{StatusSource, Tunnel, TunnelInfo, unix_now};
 use crate::dataplane::counters::TunnelCounters;
 use crate::dataplane::protocol::Protocol;
@@ -26,11 +27,13 @@ pub struct PlannedRoute {
     pub table: u32,
 }
 
-/// Everything `up` needs besides the profile: the bound socket, the protocol, and the routes to add.
+/// Everything `up` needs besides the profile: the bound socket, the protocol, the routes to add, and whether
+/// to answer WireGuard's userspace API (for `wg show`).
 pub struct Plan<P> {
     pub socket: Arc<Socket>,
     pub proto: Arc<P>,
     pub routes: Vec<PlannedRoute>,
+    pub uapi: Option<Arc<dyn UapiSource>>,
 }
 
 pub async fn up<P: Protocol + StatusSource>(
@@ -45,8 +48,15 @@ pub async fn up<P: Protocol + StatusSource>(
     let listen_port = plan.socket.local_port().ok();
     let record = Record { name: profile.name.clone(), owner_uid, interface: interface.clone(), objects: vec![] };
     let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
-    let device = match configure(&mut changes, &profile, &plan.routes).await {
-        Ok(device) => device,
+    let configured = match configure(&mut changes, &profile, &plan.routes).await {
+        Ok(device) => match plan.uapi.is_some().then(|| uapi_listener(&mut changes, profile.interface())).transpose() {
+            Ok(listener) => Ok((device, listener)),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let (device, uapi_listener) = match configured {
+        Ok(parts) => parts,
         Err(e) => {
             changes.roll_back().await;
             return Err(e);
@@ -54,7 +64,7 @@ pub async fn up<P: Protocol + StatusSource>(
     };
     let record = changes.commit();
 
-    let Plan { socket, proto, .. } = plan;
+    let Plan { socket, proto, uapi, .. } = plan;
     let counters = Arc::new(TunnelCounters::default());
     let name = profile.name.clone();
     let mut tasks = vec![
@@ -82,6 +92,9 @@ pub async fn up<P: Protocol + StatusSource>(
             ),
         ),
     ];
+    if let (Some(listener), Some(source)) = (uapi_listener, uapi) {
+        tasks.push(tokio::spawn(uapi::serve(listener, source)));
+    }
     if P::TIMERS {
         let timers = engine::timers(proto.clone(), counters.clone(), SocketWriter(socket), mtu);
         tasks.push(tokio::spawn(timers));
@@ -145,6 +158,15 @@ async fn configure(
         }
     }
     Ok(device)
+}
+
+/// The userspace API socket for `wg show`, recorded so that a crash does not leave it behind.
+fn uapi_listener(changes: &mut Changes<'_>, interface: &str) -> Result<tokio::net::UnixListener, IpcError> {
+    changes.will_create(Object::UnixSocket { path: uapi::socket_path(interface) }).map_err(record_error)?;
+    uapi::bind(interface).map_err(|e| IpcError::System {
+        op: format!("opening the WireGuard API socket for {interface}"),
+        message: e.to_string(),
+    })
 }
 
 fn spawn_logged(

@@ -46,7 +46,11 @@ pub async fn up(
                 .collect()
         })
         .unwrap_or_default();
-    let plan = Plan { socket, proto: Arc::new(WgCore::new(config, &endpoints)), routes };
+    let proto = Arc::new(WgCore::new(config, &endpoints));
+    if let Ok(port) = socket.local_port() {
+        proto.set_listen_port(port);
+    }
+    let plan = Plan { socket, proto: proto.clone(), routes, uapi: Some(proto) };
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }
 
