@@ -228,3 +228,64 @@ fn traffic_every_second_for_90_s_never_stalls() {
     let back = run(in_ns(&b, "ping").args(["-c", "3", "-i", "0.3", "10.8.0.1"]));
     assert!(back.status.success(), "wireguard-go -> Culvert after 90 s");
 }
+
+/// AllowedIPs 0.0.0.0/0 routes everything through the tunnel as wg-quick does (a table of its own, a marked
+/// socket, a `not fwmark` rule and a `suppress_prefixlength 0` rule), and the rules, which outlive the helper,
+/// are gone after `down` and after a crash and restart.
+#[test]
+fn a_full_tunnel_routes_everything_and_leaves_no_rule_behind() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"]);
+    // "The internet" behind the peer.
+    ip(&["-n", &b, "addr", "add", "198.51.100.1/32", "dev", "lo"]);
+    let name = culvert_tests::unique("full");
+    let file = lab.conf(
+        &name,
+        &conf(&private, "10.8.0.1/24", 51820, &[(&wgo.public_key, "0.0.0.0/0", Some("172.31.0.2:51821"), None)]),
+    );
+    let baseline_rules = ip(&["-n", &a, "rule", "show"]);
+    let mut h = lab.spawn_helper(&a, "a", &[]).unwrap();
+    let up = run(std::process::Command::new(culvert_tests::bin("culvert"))
+        .arg("--socket")
+        .arg(&h.socket)
+        .arg("up")
+        .arg(&file));
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+
+    assert!(ping(&a, "198.51.100.1", 2), "through the full tunnel");
+    let route = ip(&["-n", &a, "route", "get", "198.51.100.1"]);
+    assert!(route.contains(&format!("dev {name}")) && route.contains("table 51820"), "{route}");
+    // The tunnel's own packets (marked) and the LAN (a more specific route in main) bypass it.
+    let own = ip(&["-n", &a, "route", "get", "172.31.0.2", "mark", "51820"]);
+    assert!(!own.contains(&name), "{own}");
+    assert!(ping(&a, "172.31.0.2", 1), "the LAN stays reachable");
+    let rules = ip(&["-n", &a, "rule", "show"]);
+    assert!(rules.contains("not from all fwmark 0xca6c lookup 51820"), "{rules}");
+    assert!(rules.contains("from all lookup main suppress_prefixlength 0"), "{rules}");
+    let src_valid_mark = || culvert_tests::check(in_ns(&a, "sysctl").args(["-n", "net.ipv4.conf.all.src_valid_mark"]));
+    assert_eq!(src_valid_mark().trim(), "1");
+
+    // A crash leaves the rules (and the table's routes would be gone with the device); a restart removes them.
+    h.stop_with(9);
+    assert!(ip(&["-n", &a, "rule", "show"]).contains("lookup 51820"), "rules outlive the helper");
+    let restarted = lab.spawn_helper(&a, "a", &[]).unwrap();
+    assert_eq!(ip(&["-n", &a, "rule", "show"]), baseline_rules, "stale rules after the restart");
+    assert_eq!(src_valid_mark().trim(), "0", "src_valid_mark restored");
+    assert!(ip(&["-n", &a, "route", "show", "table", "51820"]).trim().is_empty());
+
+    // And a clean up and down leaves the same.
+    let up = run(std::process::Command::new(culvert_tests::bin("culvert"))
+        .arg("--socket")
+        .arg(&restarted.socket)
+        .arg("up")
+        .arg(&file));
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(ping(&a, "198.51.100.1", 1));
+    lab.helpers.push(restarted);
+    lab.helpers[0].culvert_ok(&["down", &name]);
+    assert_eq!(ip(&["-n", &a, "rule", "show"]), baseline_rules);
+    assert_eq!(src_valid_mark().trim(), "0");
+}

@@ -4,6 +4,7 @@
 pub mod netlink;
 pub mod record;
 pub mod state_dir;
+pub mod sysctl;
 
 pub use netlink::{Netlink, NetlinkError};
 pub use record::{Object, Record, Records};

@@ -7,7 +7,9 @@ use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use serde::{Deserialize, Serialize};
 
 /// A netlink request that failed, with the operation it was part of.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,46 @@ pub struct Route {
 
 /// The main routing table.
 pub const MAIN_TABLE: u32 = 254;
+
+/// A policy routing rule that sends lookups to `table` (`ip rule add [not] [fwmark M] table T
+/// [suppress_prefixlength N] pref P`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub v6: bool,
+    pub priority: u32,
+    pub table: u32,
+    pub fwmark: Option<u32>,
+    /// Matches packets *without* the mark.
+    pub invert: bool,
+    pub suppress_prefixlen: Option<u32>,
+}
+
+impl Rule {
+    fn message(&self) -> RuleMessage {
+        let mut msg = RuleMessage::default();
+        msg.header.family = if self.v6 {
+            netlink_packet_route::AddressFamily::Inet6
+        } else {
+            netlink_packet_route::AddressFamily::Inet
+        };
+        msg.header.table = u8::try_from(self.table).unwrap_or(0);
+        // Without an explicit action the kernel accepts the rule but fails every lookup that hits it
+        // (DATAPLANE.md 3.3).
+        msg.header.action = RuleAction::ToTable;
+        if self.invert {
+            msg.header.flags |= RuleFlags::Invert;
+        }
+        msg.attributes.push(RuleAttribute::Table(self.table));
+        msg.attributes.push(RuleAttribute::Priority(self.priority));
+        if let Some(mark) = self.fwmark {
+            msg.attributes.push(RuleAttribute::FwMark(mark));
+        }
+        if let Some(len) = self.suppress_prefixlen {
+            msg.attributes.push(RuleAttribute::SuppressPrefixLen(len));
+        }
+        msg
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Netlink {
@@ -130,6 +172,40 @@ impl Netlink {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Adds a rule; an identical rule already there is success (the kernel does not duplicate it).
+    pub async fn add_rule(&self, rule: &Rule) -> Result<(), NetlinkError> {
+        let mut req = self.handle.rule().add();
+        *req.message_mut() = rule.message();
+        req.execute()
+            .await
+            .map_err(|e| NetlinkError::new(format!("adding the policy rule for table {}", rule.table), &e))
+    }
+
+    pub async fn delete_rule(&self, rule: &Rule) -> Result<(), NetlinkError> {
+        match self.handle.rule().del(rule.message()).execute().await {
+            Err(e) if !matches!(errno(&e), Some(libc::ENOENT | libc::ESRCH)) => {
+                Err(NetlinkError::new(format!("deleting the policy rule for table {}", rule.table), &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether any route of either family lives in `table`.
+    pub async fn table_in_use(&self, table: u32) -> Result<bool, NetlinkError> {
+        for query in [
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
+            let mut dump = self.handle.route().get(query).execute();
+            while let Some(msg) = dump.try_next().await.map_err(|e| NetlinkError::new("listing routes", &e))? {
+                if route_table(&msg) == table {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// The interfaces of the routes to exactly `dst` in `table`.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::netlink::{Netlink, NetlinkError, Route};
+use super::netlink::{Netlink, NetlinkError, Route, Rule};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -30,6 +30,10 @@ pub enum Object {
     Link { name: String, kind: String },
     /// A route through the interface `dev`.
     Route { dst: IpNet, dev: String, table: u32 },
+    /// A policy routing rule.
+    Rule(Rule),
+    /// A sysctl (path under /proc/sys, such as `net/ipv4/conf/all/src_valid_mark`) and the value to restore.
+    Sysctl { key: String, old: String },
     /// A Unix socket the helper listens on (WireGuard's userspace API), removed once nothing answers on it.
     UnixSocket { path: PathBuf },
 }
@@ -54,6 +58,12 @@ impl Object {
                 None => Ok(()),
                 Some(link) => netlink.delete_route(&Route { dst: *dst, index: link.index, table: *table }).await,
             },
+            Object::Rule(rule) => netlink.delete_rule(rule).await,
+            Object::Sysctl { key, old } => super::sysctl::write(key, old).map_err(|e| NetlinkError {
+                op: format!("restoring sysctl {key}"),
+                message: e.to_string(),
+                errno: e.raw_os_error(),
+            }),
             Object::UnixSocket { path } => match crate::control::listener::check_free(path) {
                 Ok(()) => Ok(()),
                 Err(e) => {

@@ -34,6 +34,7 @@ pub async fn up(
             })
         })
         .collect();
-    let plan = Plan { socket, proto: Arc::new(UdpCore::new(config)), routes, uapi: None };
+    let plan =
+        Plan { socket, proto: Arc::new(UdpCore::new(config)), routes, rules: vec![], sysctls: vec![], uapi: None };
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }

@@ -16,7 +16,8 @@ use crate::dataplane::counters::TunnelCounters;
 use crate::dataplane::protocol::Protocol;
 use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
 use crate::dataplane::{engine, tun_io};
-use crate::system::netlink::Route;
+use crate::system::netlink::{Route, Rule};
+use crate::system::sysctl;
 use crate::system::{Netlink, NetlinkError, Object, Record, Records};
 
 /// A route the tunnel needs, with the profile field it comes from (for errors).
@@ -33,6 +34,10 @@ pub struct Plan<P> {
     pub socket: Arc<Socket>,
     pub proto: Arc<P>,
     pub routes: Vec<PlannedRoute>,
+    /// Policy rules, added after the routes (a full tunnel's, as wg-quick adds them).
+    pub rules: Vec<Rule>,
+    /// Sysctls to set while the tunnel is up: (key under /proc/sys, value).
+    pub sysctls: Vec<(String, String)>,
     pub uapi: Option<Arc<dyn UapiSource>>,
 }
 
@@ -48,7 +53,7 @@ pub async fn up<P: Protocol + StatusSource>(
     let listen_port = plan.socket.local_port().ok();
     let record = Record { name: profile.name.clone(), owner_uid, interface: interface.clone(), objects: vec![] };
     let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
-    let configured = match configure(&mut changes, &profile, &plan.routes).await {
+    let configured = match configure(&mut changes, &profile, &plan).await {
         Ok(device) => match plan.uapi.is_some().then(|| uapi_listener(&mut changes, profile.interface())).transpose() {
             Ok(listener) => Ok((device, listener)),
             Err(e) => Err(e),
@@ -112,11 +117,12 @@ pub async fn up<P: Protocol + StatusSource>(
 }
 
 /// Creates and configures the device. Dropping the returned device (as an error return does) destroys it.
-async fn configure(
+async fn configure<P: Send + Sync>(
     changes: &mut Changes<'_>,
     profile: &Profile,
-    routes: &[PlannedRoute],
+    plan: &Plan<P>,
 ) -> Result<Arc<AsyncDevice>, IpcError> {
+    let routes = &plan.routes;
     let interface = profile.interface();
     let mtu = profile.mtu();
     changes.will_create(Object::Link { name: interface.into(), kind: "tun".into() }).map_err(record_error)?;
@@ -156,6 +162,19 @@ async fn configure(
             }
             Err(e) => return Err(system(e)),
         }
+    }
+    for (key, value) in &plan.sysctls {
+        let failed =
+            |e: std::io::Error| IpcError::System { op: format!("setting sysctl {key}"), message: e.to_string() };
+        let old = sysctl::read(key).map_err(failed)?;
+        if old != *value {
+            changes.will_create(Object::Sysctl { key: key.clone(), old }).map_err(record_error)?;
+            sysctl::write(key, value).map_err(failed)?;
+        }
+    }
+    for rule in &plan.rules {
+        changes.will_create(Object::Rule(rule.clone())).map_err(record_error)?;
+        netlink.add_rule(rule).await.map_err(system)?;
     }
     Ok(device)
 }

@@ -7,11 +7,18 @@ use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Endpoint, Profile, Table, WireguardTunnel};
 
 use super::Tunnel;
-use super::userspace::{self, Plan, PlannedRoute, bind_error};
+use super::userspace::{self, Plan, PlannedRoute, bind_error, system};
 use crate::dataplane::udp_io;
 use crate::dataplane::wg_core::{ResolvedEndpoints, WgCore};
-use crate::system::netlink::MAIN_TABLE;
+use crate::system::netlink::{MAIN_TABLE, Rule};
 use crate::system::{Netlink, Records};
+
+/// wg-quick's first table (and mark) for a full tunnel; the next free one is taken when it is in use.
+const FIRST_FULL_TUNNEL_TABLE: u32 = 51820;
+/// The priorities of a full tunnel's rules: the `suppress_prefixlength 0` lookup in main must come before the
+/// `not fwmark` lookup in the tunnel's table, as wg-quick orders them (it gets 32764 and 32765 by default).
+const SUPPRESS_RULE_PRIORITY: u32 = 32763;
+const FWMARK_RULE_PRIORITY: u32 = 32764;
 
 pub async fn up(
     netlink: &Netlink,
@@ -22,36 +29,111 @@ pub async fn up(
 ) -> Result<Tunnel, IpcError> {
     not_yet(config)?;
     let endpoints = resolve(config).await?;
+    let routing = routing(netlink, config).await?;
     let ipv6 = endpoints.iter().flatten().any(SocketAddr::is_ipv6);
     let port = config.listen_port.unwrap_or(0);
-    let socket = udp_io::bind(port, ipv6, config.fwmark).map_err(|e| bind_error(port, &e))?;
-    let table = match config.table {
-        Table::Off => None,
-        Table::Auto => Some(MAIN_TABLE),
-        Table::Id(id) => Some(id),
-    };
-    let routes = table
-        .map(|table| {
-            config
-                .peers
-                .iter()
-                .enumerate()
-                .flat_map(|(i, p)| {
-                    p.allowed_ips.iter().enumerate().map(move |(j, dst)| PlannedRoute {
-                        field: format!("peer[{i}].allowed_ips[{j}]"),
-                        dst: *dst,
-                        table,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let socket = udp_io::bind(port, ipv6, routing.fwmark).map_err(|e| bind_error(port, &e))?;
     let proto = Arc::new(WgCore::new(config, &endpoints));
     if let Ok(port) = socket.local_port() {
         proto.set_listen_port(port);
     }
-    let plan = Plan { socket, proto: proto.clone(), routes, uapi: Some(proto) };
+    let plan = Plan {
+        socket,
+        proto: proto.clone(),
+        routes: routing.routes,
+        rules: routing.rules,
+        sysctls: routing.sysctls,
+        uapi: Some(proto),
+    };
     userspace::up(netlink, records, profile, owner_uid, plan).await
+}
+
+struct Routing {
+    routes: Vec<PlannedRoute>,
+    rules: Vec<Rule>,
+    sysctls: Vec<(String, String)>,
+    fwmark: Option<u32>,
+}
+
+/// Where the routes go, as wg-quick decides: `Table = off` adds none; a table id puts them all there; `auto`
+/// puts them in main, except that a /0 (a full tunnel) goes to a table of its own, selected by policy rules
+/// that let the tunnel's own marked packets and the main table's more specific routes through.
+async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing, IpcError> {
+    // Collected before any await: an iterator of closures held across one makes the future not Send.
+    let all: Vec<(String, ipnet::IpNet)> = config
+        .peers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.allowed_ips.iter().enumerate().map(move |(j, dst)| (format!("peer[{i}].allowed_ips[{j}]"), *dst))
+        })
+        .collect();
+    let mut out = Routing { routes: vec![], rules: vec![], sysctls: vec![], fwmark: config.fwmark };
+    let auto_table = match config.table {
+        Table::Off => return Ok(out),
+        Table::Id(id) => {
+            out.routes = all.into_iter().map(|(field, dst)| PlannedRoute { field, dst, table: id }).collect();
+            return Ok(out);
+        }
+        Table::Auto => MAIN_TABLE,
+    };
+    let (v4_full, v6_full) = config
+        .peers
+        .iter()
+        .flat_map(|p| &p.allowed_ips)
+        .filter(|n| n.prefix_len() == 0)
+        .fold((false, false), |(v4, v6), n| (v4 || n.addr().is_ipv4(), v6 || n.addr().is_ipv6()));
+    let full_table = if v4_full || v6_full { Some(free_table(netlink, config.fwmark).await?) } else { None };
+    for (field, dst) in all {
+        let table = if dst.prefix_len() == 0 { full_table.unwrap_or(auto_table) } else { auto_table };
+        out.routes.push(PlannedRoute { field, dst, table });
+    }
+    if let Some(table) = full_table {
+        let mark = config.fwmark.unwrap_or(table);
+        out.fwmark = Some(mark);
+        for (v6, full) in [(false, v4_full), (true, v6_full)] {
+            if !full {
+                continue;
+            }
+            out.rules.push(Rule {
+                v6,
+                priority: FWMARK_RULE_PRIORITY,
+                table,
+                fwmark: Some(mark),
+                invert: true,
+                suppress_prefixlen: None,
+            });
+            out.rules.push(Rule {
+                v6,
+                priority: SUPPRESS_RULE_PRIORITY,
+                table: MAIN_TABLE,
+                fwmark: None,
+                invert: false,
+                suppress_prefixlen: Some(0),
+            });
+        }
+        if v4_full {
+            // Replies to the marked packets must pass reverse-path filtering, as wg-quick arranges.
+            out.sysctls.push(("net/ipv4/conf/all/src_valid_mark".into(), "1".into()));
+        }
+    }
+    Ok(out)
+}
+
+/// A routing table no route uses yet: the profile's fwmark if it set one, else the first from 51820 on.
+async fn free_table(netlink: &Netlink, fwmark: Option<u32>) -> Result<u32, IpcError> {
+    if let Some(mark) = fwmark {
+        return Ok(mark);
+    }
+    for table in FIRST_FULL_TUNNEL_TABLE..FIRST_FULL_TUNNEL_TABLE + 1000 {
+        if !netlink.table_in_use(table).await.map_err(system)? {
+            return Ok(table);
+        }
+    }
+    Err(IpcError::System {
+        op: "choosing a routing table for the full tunnel".into(),
+        message: "tables 51820 to 52819 are all in use".into(),
+    })
 }
 
 /// Settings that parse but that this version does not apply yet: refused rather than silently ignored.
@@ -61,19 +143,6 @@ fn not_yet(config: &WireguardTunnel) -> Result<(), IpcError> {
             field: "dns".into(),
             reason: "this version of culvertd does not set DNS servers yet".into(),
             fix: "remove DNS from the profile and configure the resolver yourself".into(),
-        });
-    }
-    let full_tunnel = config
-        .peers
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| p.allowed_ips.iter().position(|n| n.prefix_len() == 0).map(|j| (i, j)));
-    if let (Table::Auto, Some((i, j))) = (config.table, full_tunnel) {
-        return Err(IpcError::InvalidProfile {
-            field: format!("peer[{i}].allowed_ips[{j}]"),
-            reason: "routing everything through the tunnel (a /0) is not supported by this version of culvertd yet"
-                .into(),
-            fix: "list the networks to route instead, or set table = \"off\" and route yourself".into(),
         });
     }
     Ok(())
