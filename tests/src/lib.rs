@@ -203,11 +203,33 @@ impl Lab {
 
     /// Starts a helper and waits until it answers; fails with its log if it exits instead.
     pub fn spawn_helper(&self, ns: &str, tag: &str, extra: &[&str]) -> Result<Helper> {
+        self.spawn_helper_with_resolv_conf(ns, tag, extra, None)
+    }
+
+    /// Like [`Lab::spawn_helper`]; with `resolv_conf`, the helper runs in a private mount namespace in which
+    /// that file is bind-mounted over /etc/resolv.conf, so the machine's own resolver file is never touched.
+    pub fn spawn_helper_with_resolv_conf(
+        &self,
+        ns: &str,
+        tag: &str,
+        extra: &[&str],
+        resolv_conf: Option<&Path>,
+    ) -> Result<Helper> {
         let socket = self.dir.join(format!("{tag}.sock"));
         let state_dir = self.dir.join(format!("{tag}-state"));
         let log = self.dir.join(format!("{tag}-{}.log", unique("")));
         let log_file = fs::File::create(&log)?;
-        let child = in_ns(ns, bin("culvertd"))
+        let mut cmd = match resolv_conf {
+            None => in_ns(ns, bin("culvertd")),
+            Some(file) => {
+                let mut c = in_ns(ns, "unshare");
+                c.args(["-m", "--", "sh", "-c", "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\""])
+                    .arg(file)
+                    .arg(bin("culvertd"));
+                c
+            }
+        };
+        let child = cmd
             .arg("--socket")
             .arg(&socket)
             .arg("--state-dir")

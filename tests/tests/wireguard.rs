@@ -289,3 +289,71 @@ fn a_full_tunnel_routes_everything_and_leaves_no_rule_behind() {
     assert_eq!(ip(&["-n", &a, "rule", "show"]), baseline_rules);
     assert_eq!(src_valid_mark().trim(), "0");
 }
+
+/// DNS from the profile, through the /etc/resolv.conf fallback (no systemd-resolved or resolvconf here), in a
+/// private mount namespace: set while the tunnel is up, restored on down and by a restart after a crash.
+#[test]
+fn dns_is_set_while_up_and_restored_after_down_and_after_a_crash() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let resolv = lab.dir.join("resolv.conf");
+    let original = "# the machine's own\nnameserver 192.0.2.53\noptions edns0\n";
+    std::fs::write(&resolv, original).unwrap();
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"]);
+    let name = culvert_tests::unique("dns");
+    let text =
+        conf(&private, "10.8.0.1/24", 51820, &[(&wgo.public_key, "10.8.0.2/32", Some("172.31.0.2:51821"), None)])
+            .replace("ListenPort = 51820\n", "ListenPort = 51820\nDNS = 10.8.0.53, corp.example\nDNS = fd00:8::53\n");
+    let file = lab.conf(&name, &text);
+    let up = |h: &culvert_tests::Helper| {
+        let out = run(std::process::Command::new(culvert_tests::bin("culvert"))
+            .arg("--socket")
+            .arg(&h.socket)
+            .arg("up")
+            .arg(&file));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let mut h = lab.spawn_helper_with_resolv_conf(&a, "a", &[], Some(&resolv)).unwrap();
+    up(&h);
+    let during = std::fs::read_to_string(&resolv).unwrap();
+    assert!(during.contains("nameserver 10.8.0.53\nnameserver fd00:8::53\nsearch corp.example\n"), "{during}");
+    assert!(!during.contains("192.0.2.53"), "the tunnel's servers only: {during}");
+    assert!(
+        h.state_dir.join(format!("dns/{name}.resolv.conf")).exists(),
+        "the original is kept in the state directory"
+    );
+    assert!(ping(&a, "10.8.0.2", 1));
+
+    // A second tunnel with DNS is refused while the first holds the file, and leaves nothing.
+    let second = lab.conf(
+        &culvert_tests::unique("dns"),
+        &text
+            .replace("ListenPort = 51820", "ListenPort = 51830")
+            .replace("10.8.0.1/24", "10.18.0.1/24")
+            .replace("10.8.0.2/32", "10.18.0.2/32"),
+    );
+    let out = run(std::process::Command::new(culvert_tests::bin("culvert"))
+        .arg("--socket")
+        .arg(&h.socket)
+        .arg("up")
+        .arg(&second));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && msg.contains("another Culvert tunnel has set DNS"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), during);
+
+    // A crash leaves the rewritten file; the restarted helper restores the original.
+    h.stop_with(9);
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), during);
+    let h = lab.spawn_helper_with_resolv_conf(&a, "a", &[], Some(&resolv)).unwrap();
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), original);
+
+    // Up again, then down: restored again.
+    up(&h);
+    assert!(std::fs::read_to_string(&resolv).unwrap().contains("10.8.0.53"));
+    lab.helpers.push(h);
+    lab.helpers[0].culvert_ok(&["down", &name]);
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), original);
+    assert!(!lab.helpers[0].state_dir.join(format!("dns/{name}.resolv.conf")).exists());
+}

@@ -1,6 +1,7 @@
 //! Everything the helper changes in the system: links, addresses and routes through netlink, and the record
 //! of those changes in the state directory that lets a restarted helper undo what a crashed one left.
 
+pub mod dns;
 pub mod netlink;
 pub mod record;
 pub mod state_dir;

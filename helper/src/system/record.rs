@@ -34,6 +34,8 @@ pub enum Object {
     Rule(Rule),
     /// A sysctl (path under /proc/sys, such as `net/ipv4/conf/all/src_valid_mark`) and the value to restore.
     Sysctl { key: String, old: String },
+    /// DNS set for the tunnel.
+    Dns(super::dns::DnsChange),
     /// A Unix socket the helper listens on (WireGuard's userspace API), removed once nothing answers on it.
     UnixSocket { path: PathBuf },
 }
@@ -59,6 +61,11 @@ impl Object {
                 Some(link) => netlink.delete_route(&Route { dst: *dst, index: link.index, table: *table }).await,
             },
             Object::Rule(rule) => netlink.delete_rule(rule).await,
+            Object::Dns(change) => super::dns::undo(change).await.map_err(|e| NetlinkError {
+                op: "restoring DNS".into(),
+                message: e.to_string(),
+                errno: e.raw_os_error(),
+            }),
             Object::Sysctl { key, old } => super::sysctl::write(key, old).map_err(|e| NetlinkError {
                 op: format!("restoring sysctl {key}"),
                 message: e.to_string(),
@@ -101,6 +108,11 @@ impl Records {
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
         fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// Where the original resolver file is kept while tunnel `name` has rewritten it.
+    pub fn dns_backup(&self, name: &str) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join("dns").join(format!("{name}.resolv.conf"))
     }
 
     pub fn remove(&self, name: &str) -> io::Result<()> {

@@ -16,6 +16,10 @@ impl<'a> Changes<'a> {
         Ok(Self { netlink, records, record })
     }
 
+    pub fn records(&self) -> &Records {
+        self.records
+    }
+
     /// Notes an object about to be created.
     pub fn will_create(&mut self, object: Object) -> std::io::Result<()> {
         self.record.objects.push(object);

@@ -34,7 +34,14 @@ pub async fn up(
             })
         })
         .collect();
-    let plan =
-        Plan { socket, proto: Arc::new(UdpCore::new(config)), routes, rules: vec![], sysctls: vec![], uapi: None };
+    let plan = Plan {
+        socket,
+        proto: Arc::new(UdpCore::new(config)),
+        routes,
+        rules: vec![],
+        sysctls: vec![],
+        dns: None,
+        uapi: None,
+    };
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }

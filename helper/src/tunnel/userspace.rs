@@ -16,6 +16,7 @@ use crate::dataplane::counters::TunnelCounters;
 use crate::dataplane::protocol::Protocol;
 use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
 use crate::dataplane::{engine, tun_io};
+use crate::system::dns::{self, DnsConfig};
 use crate::system::netlink::{Route, Rule};
 use crate::system::sysctl;
 use crate::system::{Netlink, NetlinkError, Object, Record, Records};
@@ -38,6 +39,8 @@ pub struct Plan<P> {
     pub rules: Vec<Rule>,
     /// Sysctls to set while the tunnel is up: (key under /proc/sys, value).
     pub sysctls: Vec<(String, String)>,
+    /// DNS servers and search domains to use while the tunnel is up.
+    pub dns: Option<DnsConfig>,
     pub uapi: Option<Arc<dyn UapiSource>>,
 }
 
@@ -175,6 +178,13 @@ async fn configure<P: Send + Sync>(
     for rule in &plan.rules {
         changes.will_create(Object::Rule(rule.clone())).map_err(record_error)?;
         netlink.add_rule(rule).await.map_err(system)?;
+    }
+    if let Some(config) = &plan.dns {
+        let failed = |message: String| IpcError::System { op: "setting DNS".into(), message };
+        let backup = changes.records().dns_backup(&profile.name);
+        let change = dns::plan(dns::backend().await, interface, link.index, backup).map_err(failed)?;
+        changes.will_create(Object::Dns(change.clone())).map_err(record_error)?;
+        dns::apply(&change, &profile.name, config).await.map_err(failed)?;
     }
     Ok(device)
 }

@@ -10,6 +10,7 @@ use super::Tunnel;
 use super::userspace::{self, Plan, PlannedRoute, bind_error, system};
 use crate::dataplane::udp_io;
 use crate::dataplane::wg_core::{ResolvedEndpoints, WgCore};
+use crate::system::dns::DnsConfig;
 use crate::system::netlink::{MAIN_TABLE, Rule};
 use crate::system::{Netlink, Records};
 
@@ -27,7 +28,6 @@ pub async fn up(
     config: &WireguardTunnel,
     owner_uid: u32,
 ) -> Result<Tunnel, IpcError> {
-    not_yet(config)?;
     let endpoints = resolve(config).await?;
     let routing = routing(netlink, config).await?;
     let ipv6 = endpoints.iter().flatten().any(SocketAddr::is_ipv6);
@@ -37,18 +37,26 @@ pub async fn up(
     if let Ok(port) = socket.local_port() {
         proto.set_listen_port(port);
     }
+    let dns = (!config.dns.is_empty() || !config.dns_search.is_empty()).then(|| DnsConfig {
+        servers: config.dns.clone(),
+        search: config.dns_search.clone(),
+        default_route: routing.full,
+    });
     let plan = Plan {
         socket,
         proto: proto.clone(),
         routes: routing.routes,
         rules: routing.rules,
         sysctls: routing.sysctls,
+        dns,
         uapi: Some(proto),
     };
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }
 
 struct Routing {
+    /// Everything goes through the tunnel.
+    full: bool,
     routes: Vec<PlannedRoute>,
     rules: Vec<Rule>,
     sysctls: Vec<(String, String)>,
@@ -68,7 +76,7 @@ async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing,
             p.allowed_ips.iter().enumerate().map(move |(j, dst)| (format!("peer[{i}].allowed_ips[{j}]"), *dst))
         })
         .collect();
-    let mut out = Routing { routes: vec![], rules: vec![], sysctls: vec![], fwmark: config.fwmark };
+    let mut out = Routing { full: false, routes: vec![], rules: vec![], sysctls: vec![], fwmark: config.fwmark };
     let auto_table = match config.table {
         Table::Off => return Ok(out),
         Table::Id(id) => {
@@ -89,6 +97,7 @@ async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing,
         out.routes.push(PlannedRoute { field, dst, table });
     }
     if let Some(table) = full_table {
+        out.full = true;
         let mark = config.fwmark.unwrap_or(table);
         out.fwmark = Some(mark);
         for (v6, full) in [(false, v4_full), (true, v6_full)] {
@@ -134,18 +143,6 @@ async fn free_table(netlink: &Netlink, fwmark: Option<u32>) -> Result<u32, IpcEr
         op: "choosing a routing table for the full tunnel".into(),
         message: "tables 51820 to 52819 are all in use".into(),
     })
-}
-
-/// Settings that parse but that this version does not apply yet: refused rather than silently ignored.
-fn not_yet(config: &WireguardTunnel) -> Result<(), IpcError> {
-    if !config.dns.is_empty() || !config.dns_search.is_empty() {
-        return Err(IpcError::InvalidProfile {
-            field: "dns".into(),
-            reason: "this version of culvertd does not set DNS servers yet".into(),
-            fix: "remove DNS from the profile and configure the resolver yourself".into(),
-        });
-    }
-    Ok(())
 }
 
 /// Resolves host-name endpoints; one that does not resolve fails the request, naming the peer.
