@@ -203,31 +203,34 @@ impl Lab {
 
     /// Starts a helper and waits until it answers; fails with its log if it exits instead.
     pub fn spawn_helper(&self, ns: &str, tag: &str, extra: &[&str]) -> Result<Helper> {
-        self.spawn_helper_with_resolv_conf(ns, tag, extra, None)
+        self.spawn_helper_with_binds(ns, tag, extra, &[])
     }
 
-    /// Like [`Lab::spawn_helper`]; with `resolv_conf`, the helper runs in a private mount namespace in which
-    /// that file is bind-mounted over /etc/resolv.conf, so the machine's own resolver file is never touched.
-    pub fn spawn_helper_with_resolv_conf(
+    /// Like [`Lab::spawn_helper`]; with `binds` (file, system path), the helper runs in a private mount namespace
+    /// in which each file is bind-mounted over its system path (/etc/resolv.conf, /etc/hosts), so the machine's
+    /// own files are never touched.
+    pub fn spawn_helper_with_binds(
         &self,
         ns: &str,
         tag: &str,
         extra: &[&str],
-        resolv_conf: Option<&Path>,
+        binds: &[(&Path, &str)],
     ) -> Result<Helper> {
         let socket = self.dir.join(format!("{tag}.sock"));
         let state_dir = self.dir.join(format!("{tag}-state"));
         let log = self.dir.join(format!("{tag}-{}.log", unique("")));
         let log_file = fs::File::create(&log)?;
-        let mut cmd = match resolv_conf {
-            None => in_ns(ns, bin("culvertd")),
-            Some(file) => {
-                let mut c = in_ns(ns, "unshare");
-                c.args(["-m", "--", "sh", "-c", "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\""])
-                    .arg(file)
-                    .arg(bin("culvertd"));
-                c
+        let mut cmd = if binds.is_empty() {
+            in_ns(ns, bin("culvertd"))
+        } else {
+            let mut c = in_ns(ns, "unshare");
+            let script = r#"set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done; shift; exec "$@""#;
+            c.args(["-m", "--", "sh", "-c", script, "sh"]);
+            for (file, target) in binds {
+                c.arg(file).arg(target);
             }
+            c.arg("--").arg(bin("culvertd"));
+            c
         };
         let child = cmd
             .arg("--socket")

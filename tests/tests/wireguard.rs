@@ -315,7 +315,7 @@ fn dns_is_set_while_up_and_restored_after_down_and_after_a_crash() {
             .arg(&file));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
-    let mut h = lab.spawn_helper_with_resolv_conf(&a, "a", &[], Some(&resolv)).unwrap();
+    let mut h = lab.spawn_helper_with_binds(&a, "a", &[], &[(&resolv, "/etc/resolv.conf")]).unwrap();
     up(&h);
     let during = std::fs::read_to_string(&resolv).unwrap();
     assert!(during.contains("nameserver 10.8.0.53\nnameserver fd00:8::53\nsearch corp.example\n"), "{during}");
@@ -346,7 +346,7 @@ fn dns_is_set_while_up_and_restored_after_down_and_after_a_crash() {
     // A crash leaves the rewritten file; the restarted helper restores the original.
     h.stop_with(9);
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), during);
-    let h = lab.spawn_helper_with_resolv_conf(&a, "a", &[], Some(&resolv)).unwrap();
+    let h = lab.spawn_helper_with_binds(&a, "a", &[], &[(&resolv, "/etc/resolv.conf")]).unwrap();
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), original);
 
     // Up again, then down: restored again.
@@ -356,4 +356,91 @@ fn dns_is_set_while_up_and_restored_after_down_and_after_a_crash() {
     lab.helpers[0].culvert_ok(&["down", &name]);
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), original);
     assert!(!lab.helpers[0].state_dir.join(format!("dns/{name}.resolv.conf")).exists());
+}
+
+/// A host-name endpoint is resolved at up, and resolved again while the peer does not answer: here the name
+/// first points at the wrong address, then (as a dynamic DNS name would) at the right one. The helper runs with
+/// its own /etc/hosts in a private mount namespace.
+#[test]
+fn host_name_endpoints_are_resolved_and_re_resolved_when_handshakes_fail() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let hosts = lab.dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n172.31.0.9 peer.culvert.test\n").unwrap();
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32"]);
+    let name = culvert_tests::unique("host");
+    let file = lab.conf(
+        &name,
+        &conf(
+            &private,
+            "10.8.0.1/24",
+            51820,
+            &[(&wgo.public_key, "10.8.0.2/32", Some("peer.culvert.test:51821"), None)],
+        ),
+    );
+    let h = lab.spawn_helper_with_binds(&a, "a", &[], &[(&hosts, "/etc/hosts")]).unwrap();
+    lab.helpers.push(h);
+    lab.helpers[0].culvert_ok(&["up", file.to_str().unwrap()]);
+    assert_eq!(lab.helpers[0].status(&name)["peers"][0]["endpoint"], "172.31.0.9:51821", "resolved at up");
+    assert!(!ping(&a, "10.8.0.2", 1));
+    std::fs::write(&hosts, "127.0.0.1 localhost\n172.31.0.2 peer.culvert.test\n").unwrap();
+    let moved = wait_until(Duration::from_secs(40), || lab.helpers[0].status(&name)["state"] == "up");
+    let s = lab.helpers[0].status(&name);
+    assert!(moved, "{s}");
+    assert_eq!(s["peers"][0]["endpoint"], "172.31.0.2:51821");
+    assert!(ping(&a, "10.8.0.2", 2));
+    // A name that does not resolve at all fails the up, naming the peer.
+    let bad = lab.conf(
+        &culvert_tests::unique("nx"),
+        &conf(
+            &private,
+            "10.9.0.1/24",
+            51830,
+            &[(&wgo.public_key, "10.9.0.2/32", Some("nowhere.culvert.test:1"), None)],
+        ),
+    );
+    let out = lab.helpers[0].culvert(&["up", bad.to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && msg.contains("peer[0].endpoint") && msg.contains("does not resolve"), "{msg}");
+}
+
+/// What Culvert writes for export is a file wg-quick accepts, and `wg` applies what wg-quick makes of it.
+#[test]
+fn wg_quick_and_wg_accept_the_files_culvert_writes() {
+    let mut lab = Lab::new();
+    let b = lab.netns();
+    let (private, _) = culvert_keypair();
+    let peer1 = culvert_keypair().1;
+    let peer2 = culvert_keypair().1;
+    let psk = culvert_tests::check(std::process::Command::new(culvert_tests::bin("culvert")).arg("genpsk"));
+    let text = format!(
+        "[Interface]\nPrivateKey = {private}\nAddress = 10.8.0.1/24, fd00:8::1/64\nListenPort = 51820\nMTU = 1380\n\
+         DNS = 10.8.0.53, corp.example\nFwMark = 0x1234\nTable = 4321\n\n[Peer]\nPublicKey = {peer1}\n\
+         AllowedIPs = 10.8.0.2/32\nEndpoint = 192.0.2.7:51820\nPersistentKeepalive = 25\n\n[Peer]\n\
+         PublicKey = {peer2}\nPresharedKey = {}\nAllowedIPs = 10.8.1.0/24, fd00:8::/64\n",
+        psk.trim()
+    );
+    let (profile, _) = culvert_core::profile::wg_quick::parse("exp", &text).unwrap();
+    let written = culvert_core::profile::wg_quick::write(&profile).unwrap();
+    let file = lab.conf(&culvert_tests::unique("exp"), &written);
+    let stripped = culvert_tests::check(std::process::Command::new("wg-quick").arg("strip").arg(&file));
+    assert!(stripped.contains(&format!("PublicKey = {peer2}")) && !stripped.contains("Address"), "{stripped}");
+    let wgo = WireguardGo::start(&mut lab, &b, 51999, "10.7.0.1/24");
+    let setconf = lab.dir.join("setconf.conf");
+    std::fs::write(&setconf, &stripped).unwrap();
+    wgo.wg(&["setconf", &wgo.iface, setconf.to_str().unwrap()]);
+    let shown = wgo.wg(&["showconf", &wgo.iface]);
+    for expected in [
+        "ListenPort = 51820".to_string(),
+        "FwMark = 0x1234".to_string(),
+        format!("PublicKey = {peer1}"),
+        "Endpoint = 192.0.2.7:51820".to_string(),
+        "PersistentKeepalive = 25".to_string(),
+        format!("PresharedKey = {}", psk.trim()),
+        "AllowedIPs = 10.8.1.0/24, fd00:8::/64".to_string(),
+    ] {
+        assert!(shown.contains(&expected), "{expected} missing from:\n{shown}");
+    }
 }

@@ -57,6 +57,16 @@ impl WgPeer {
         *self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Starts a new handshake on the next timer tick (after the endpoint changed, say).
+    pub fn restart_handshake(&self) {
+        self.initiated.store(false, Ordering::Relaxed);
+    }
+
+    /// Points the peer at a new address, as a re-resolved host name gives it.
+    pub fn set_endpoint(&self, to: SocketAddr) {
+        self.roam(canonical(to));
+    }
+
     fn roam(&self, from: SocketAddr) {
         let mut ep = self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *ep != Some(from) {

@@ -77,6 +77,11 @@ impl Tunnel {
         self.info.profile.kind()
     }
 
+    /// Adds a task that lives and ends with the tunnel.
+    pub fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Stops the data plane and waits until its tasks, and with them the device and socket, are gone.
     pub async fn stop(&mut self) {
         self.info.down.store(true, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Endpoint, Profile, Table, WireguardTunnel};
@@ -49,9 +50,52 @@ pub async fn up(
         rules: routing.rules,
         sysctls: routing.sysctls,
         dns,
-        uapi: Some(proto),
+        uapi: Some(proto.clone()),
     };
-    userspace::up(netlink, records, profile, owner_uid, plan).await
+    let named: Vec<(usize, String, u16)> = config
+        .peers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match &p.endpoint {
+            Some(Endpoint::Host { host, port }) => Some((i, host.clone(), *port)),
+            _ => None,
+        })
+        .collect();
+    let mut tunnel = userspace::up(netlink, records, profile, owner_uid, plan).await?;
+    if !named.is_empty() {
+        tunnel.add_task(tokio::spawn(reresolve(proto, named)));
+    }
+    Ok(tunnel)
+}
+
+/// How often a host-name endpoint is looked up again while its peer does not answer.
+const RERESOLVE_EVERY: Duration = Duration::from_secs(10);
+/// A handshake older than this means the peer stopped answering (wireguard-tools' reresolve-dns uses 135 s:
+/// REJECT_AFTER_TIME plus a margin).
+const STALE_HANDSHAKE: Duration = Duration::from_secs(135);
+
+/// Looks host-name endpoints up again while their peers have no recent handshake: the name may point elsewhere
+/// now (a dynamic DNS name, a moved server).
+async fn reresolve(proto: Arc<WgCore>, named: Vec<(usize, String, u16)>) {
+    let mut tick = tokio::time::interval(RERESOLVE_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for (i, host, port) in &named {
+            let peer = &proto.peers[*i];
+            if peer.since_handshake().is_some_and(|d| d < STALE_HANDSHAKE) {
+                continue;
+            }
+            let Ok(found) = tokio::net::lookup_host((host.as_str(), *port)).await else { continue };
+            let all: Vec<SocketAddr> = found.collect();
+            let Some(addr) = all.iter().find(|a| a.is_ipv4()).or(all.first()).copied() else { continue };
+            if peer.endpoint() != Some(addr) {
+                tracing::info!("peer {i}: {host} now resolves to {addr}");
+                peer.set_endpoint(addr);
+                peer.restart_handshake();
+            }
+        }
+    }
 }
 
 struct Routing {
