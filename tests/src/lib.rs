@@ -153,6 +153,8 @@ pub struct Lab {
     pub helpers: Vec<Helper>,
     /// Other processes the lab started (peers such as socat), ended by PID when the lab is dropped.
     pub children: Vec<Child>,
+    /// Files outside the lab's directory to remove when it is dropped (sockets of killed peers).
+    pub stray_files: Vec<PathBuf>,
 }
 
 impl Lab {
@@ -162,7 +164,7 @@ impl Lab {
         fs::create_dir_all(&dir).expect("scratch dir");
         // Callers of other uids must reach sockets in here.
         check(Command::new("chmod").arg("755").arg(&dir));
-        Self { dir, namespaces: Vec::new(), helpers: Vec::new(), children: Vec::new() }
+        Self { dir, namespaces: Vec::new(), helpers: Vec::new(), children: Vec::new(), stray_files: Vec::new() }
     }
 
     pub fn netns(&mut self) -> String {
@@ -296,6 +298,9 @@ impl Drop for Lab {
         for ns in self.namespaces.drain(..) {
             let _ = run(Command::new("ip").args(["netns", "del", &ns]));
         }
+        for path in self.stray_files.drain(..) {
+            let _ = fs::remove_file(path);
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -375,6 +380,8 @@ impl WireguardGo {
         fs::write(&key_file, &private).expect("key file");
         lab.spawn(in_ns(ns, "wireguard-go").args(["-f", &iface]));
         let sock = PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
+        // Killed peers leave their API sockets behind.
+        lab.stray_files.push(sock.clone());
         assert!(wait_until(Duration::from_secs(5), || sock.exists()), "wireguard-go did not start");
         let wg = Self { ns: ns.into(), iface, public_key, key_file };
         wg.wg(&[

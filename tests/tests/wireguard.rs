@@ -444,3 +444,26 @@ fn wg_quick_and_wg_accept_the_files_culvert_writes() {
         assert!(shown.contains(&expected), "{expected} missing from:\n{shown}");
     }
 }
+
+/// /var/run/wireguard is shared by all namespaces: a Culvert tunnel never takes over the API socket of a device
+/// of the same name elsewhere, and the failed up leaves nothing behind.
+#[test]
+fn an_interface_name_whose_api_socket_answers_elsewhere_is_refused() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    let (private, _) = culvert_keypair();
+    let file = lab.conf(
+        &wgo.iface,
+        &conf(&private, "10.8.0.1/24", 51820, &[(&wgo.public_key, "10.8.0.2/32", Some("172.31.0.2:51821"), None)]),
+    );
+    lab.start_helper(&a, "a", &[]);
+    let out = lab.helpers[0].culvert(&["up", file.to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && msg.contains("another WireGuard device named") && msg.contains("interface"),
+        "{msg}"
+    );
+    assert!(!ip(&["-n", &a, "link", "show"]).contains(&wgo.iface), "the device must be rolled back");
+    assert!(wgo.wg(&["show", &wgo.iface]).contains("listening port: 51821"), "wireguard-go's socket must survive");
+}

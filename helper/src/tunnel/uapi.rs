@@ -30,7 +30,16 @@ pub fn bind(interface: &str) -> Result<UnixListener, ListenError> {
     let path = socket_path(interface);
     let io_err = |source| ListenError::Io { path: path.clone(), source };
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(SOCKET_DIR).map_err(io_err)?;
-    check_free(&path)?;
+    check_free(&path).map_err(|e| match e {
+        ListenError::Taken(path) => ListenError::Io {
+            path,
+            source: std::io::Error::other(format!(
+                "another WireGuard device named {interface} answers there (in another network namespace, perhaps); \
+                 set `interface` to another name"
+            )),
+        },
+        other => other,
+    })?;
     let listener = UnixListener::bind(&path).map_err(io_err)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     Ok(listener)
