@@ -46,6 +46,15 @@ enum Command {
     Pubkey,
     /// Print a new preshared key, as `wg genpsk` does.
     Genpsk,
+    /// Print the VTEP MAC Culvert derives for a VXLAN endpoint (02, the VNI's low byte, the address's low four
+    /// bytes), to write peers' profiles in advance.
+    VxlanMac {
+        #[arg(long)]
+        vni: u32,
+        /// The endpoint's underlay address.
+        #[arg(long)]
+        local: std::net::IpAddr,
+    },
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -83,6 +92,7 @@ async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket.as_deref();
     match cli.command {
+        Command::VxlanMac { vni, local } => println!("{}", culvert_core::mac::MacAddr::derived(vni, local)),
         Command::Genkey => println!("{}", SecretKey::generate_private().to_base64().as_str()),
         Command::Genpsk => println!("{}", SecretKey::generate_preshared().to_base64().as_str()),
         Command::Pubkey => {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod ifname;
 pub mod ipc;
 pub mod keys;
+pub mod mac;
 pub mod profile;
 pub mod stats;
 

@@ -18,6 +18,7 @@ pub use error::{FileProblem, LoadError, ProfileError};
 pub use toml_file::{load_file, name_from_path, parse_toml};
 
 use crate::keys::{PublicKey, SecretKey};
+use crate::mac::MacAddr;
 
 /// MTU of a tunnel device when the profile sets none: 1500 minus the worst-case WireGuard overhead over IPv6,
 /// so that profiles stay valid when switched between kinds.
@@ -43,6 +44,8 @@ pub enum Tunnel {
     Udp(UdpTunnel),
     /// WireGuard, interoperable with the kernel's and wireguard-go.
     Wireguard(WireguardTunnel),
+    /// A kernel VXLAN link with static forwarding state per peer (flannel's vxlan backend), unencrypted.
+    Vxlan(VxlanTunnel),
 }
 
 /// The kinds of tunnel, without their settings.
@@ -51,6 +54,7 @@ pub enum Tunnel {
 pub enum Kind {
     Udp,
     Wireguard,
+    Vxlan,
 }
 
 impl Kind {
@@ -58,6 +62,7 @@ impl Kind {
         match self {
             Self::Udp => "udp",
             Self::Wireguard => "wireguard",
+            Self::Vxlan => "vxlan",
         }
     }
 
@@ -91,6 +96,72 @@ pub struct UdpPeer {
     pub endpoint: SocketAddr,
     /// Destinations routed through the tunnel to this peer; also the sources accepted from it.
     pub allowed_ips: Vec<IpNet>,
+}
+
+/// The IANA port of VXLAN; Linux's own default, when `dstport` is not given, is 8472 (flannel's).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// A VXLAN overlay endpoint (VTEP) and its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanTunnel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The VXLAN network identifier, 1 to 16777215.
+    pub vni: u32,
+    /// The UDP port, both ends; 4789 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// This host's underlay address: the source of the encapsulated packets.
+    pub local: IpAddr,
+    /// The underlay device; found from `local` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<String>,
+    /// This VTEP's MAC; derived from the VNI and `local` when absent (see [`crate::mac::MacAddr::derived`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// Overlay addresses on the VXLAN link (none when it is a bridge port).
+    #[serde(default)]
+    pub address: Vec<IpNet>,
+    /// The link's MTU; the underlay's minus 50 (IPv4) or 70 (IPv6) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// A bridge to attach the link to, for layer-2 use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// Interfaces behind which this host's own pods sit: forwarding is enabled on them (and on the VXLAN link)
+    /// while the tunnel is up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
+    pub peers: Vec<VxlanPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanPeer {
+    /// The peer's underlay address.
+    pub vtep: IpAddr,
+    /// The peer's VTEP MAC; derived from the VNI and `vtep` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// The peer's overlay address: the next hop for its subnets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Networks behind the peer (its pods), routed on-link via `gateway`.
+    #[serde(default)]
+    pub subnets: Vec<IpNet>,
+}
+
+impl VxlanTunnel {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(VXLAN_PORT)
+    }
+
+    pub fn own_mac(&self) -> MacAddr {
+        self.mac.unwrap_or_else(|| MacAddr::derived(self.vni, self.local))
+    }
+
+    pub fn peer_mac(&self, peer: &VxlanPeer) -> MacAddr {
+        peer.mac.unwrap_or_else(|| MacAddr::derived(self.vni, peer.vtep))
+    }
 }
 
 /// A WireGuard interface and its peers: wg-quick's `[Interface]` and `[Peer]` sections.
@@ -208,6 +279,7 @@ impl Profile {
         match self.tunnel {
             Tunnel::Udp(_) => Kind::Udp,
             Tunnel::Wireguard(_) => Kind::Wireguard,
+            Tunnel::Vxlan(_) => Kind::Vxlan,
         }
     }
 
@@ -216,6 +288,7 @@ impl Profile {
         let set = match &self.tunnel {
             Tunnel::Udp(u) => u.interface.as_deref(),
             Tunnel::Wireguard(w) => w.interface.as_deref(),
+            Tunnel::Vxlan(v) => v.interface.as_deref(),
         };
         set.unwrap_or(&self.name)
     }
@@ -224,8 +297,18 @@ impl Profile {
         let set = match &self.tunnel {
             Tunnel::Udp(u) => u.mtu,
             Tunnel::Wireguard(w) => w.mtu,
+            Tunnel::Vxlan(v) => v.mtu,
         };
         set.unwrap_or(DEFAULT_MTU)
+    }
+
+    /// The addresses on the tunnel's link.
+    pub fn addresses(&self) -> &[IpNet] {
+        match &self.tunnel {
+            Tunnel::Udp(u) => &u.address,
+            Tunnel::Wireguard(w) => &w.address,
+            Tunnel::Vxlan(v) => &v.address,
+        }
     }
 
     /// Checks every rule a profile must meet; the first broken one is reported.

@@ -10,10 +10,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{
-    Endpoint, FileProblem, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer, UdpTunnel, WireguardPeer,
-    WireguardTunnel,
+    Endpoint, FileProblem, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer, UdpTunnel, VxlanPeer, VxlanTunnel,
+    WireguardPeer, WireguardTunnel,
 };
 use crate::keys::{PublicKey, SecretKey};
+use crate::mac::MacAddr;
 
 /// The tunnel name a file gives: its stem, as with wg-quick (`lab.toml` is `lab`).
 pub fn name_from_path(path: &Path) -> Option<String> {
@@ -49,11 +50,12 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
         Some("wireguard") => {
             Tunnel::Wireguard(toml::from_str::<RawWireguard>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
         }
+        Some("vxlan") => Tunnel::Vxlan(toml::from_str::<RawVxlan>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?),
         Some(other) => {
             return Err(FileProblem::Field(ProfileError::new(
                 "kind",
                 format!("`{other}` is not a tunnel kind"),
-                "set kind to \"wireguard\" or \"udp\"",
+                "set kind to \"wireguard\", \"udp\" or \"vxlan\"",
             )));
         }
         None => {
@@ -223,6 +225,97 @@ impl RawWireguard {
             dns_search,
             table: self.table.map(|t| table(&value_text(&t))).transpose()?.unwrap_or_default(),
             fwmark: self.fwmark.map(|f| fwmark(&value_text(&f))).transpose()?.flatten(),
+            peers,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVxlan {
+    #[serde(rename = "kind")]
+    _kind: String,
+    interface: Option<String>,
+    vni: i64,
+    port: Option<i64>,
+    local: String,
+    underlay: Option<String>,
+    mac: Option<String>,
+    #[serde(default)]
+    address: Vec<String>,
+    mtu: Option<i64>,
+    bridge: Option<String>,
+    #[serde(default)]
+    forward: Vec<String>,
+    #[serde(default)]
+    peer: Vec<RawVxlanPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVxlanPeer {
+    vtep: String,
+    mac: Option<String>,
+    gateway: Option<String>,
+    #[serde(default)]
+    subnets: Vec<String>,
+}
+
+fn ip(field: &str, text: &str, example: &str) -> Result<std::net::IpAddr, ProfileError> {
+    text.trim().parse().map_err(|_| {
+        ProfileError::new(field, format!("`{text}` is not an IP address"), format!("write it as {example}"))
+    })
+}
+
+fn mac(field: &str, text: &str) -> Result<MacAddr, ProfileError> {
+    text.parse().map_err(|why| {
+        ProfileError::new(
+            field,
+            format!("`{text}` {why}"),
+            "write it as 02:2a:ac:1f:00:01, or leave it out to derive it",
+        )
+    })
+}
+
+impl RawVxlan {
+    fn into_tunnel(self) -> Result<VxlanTunnel, ProfileError> {
+        let peers = self
+            .peer
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Ok(VxlanPeer {
+                    vtep: ip(&format!("peer[{i}].vtep"), &p.vtep, "172.31.0.2")?,
+                    mac: p.mac.map(|m| mac(&format!("peer[{i}].mac"), &m)).transpose()?,
+                    gateway: p.gateway.map(|g| ip(&format!("peer[{i}].gateway"), &g, "10.244.2.0")).transpose()?,
+                    subnets: p
+                        .subnets
+                        .iter()
+                        .enumerate()
+                        .map(|(j, a)| prefix(&format!("peer[{i}].subnets[{j}]"), a))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect::<Result<_, ProfileError>>()?;
+        Ok(VxlanTunnel {
+            interface: self.interface,
+            vni: u32::try_from(self.vni).map_err(|_| out_of_range("vni", self.vni, "between 1 and 16777215"))?,
+            port: self.port.map(|p| port("port", p)).transpose()?,
+            local: ip("local", &self.local, "172.31.0.1")?,
+            underlay: self.underlay,
+            mac: self.mac.map(|m| mac("mac", &m)).transpose()?,
+            address: self
+                .address
+                .iter()
+                .enumerate()
+                .map(|(i, a)| interface_address(&format!("address[{i}]"), a))
+                .collect::<Result<_, _>>()?,
+            mtu: self
+                .mtu
+                .map(|m| u16::try_from(m).map_err(|_| out_of_range("mtu", m, "between 576 and 9000")))
+                .transpose()?,
+            bridge: self.bridge,
+            forward: self.forward,
             peers,
         })
     }
@@ -458,6 +551,42 @@ persistent_keepalive = 25
         match parse_toml("office", &bad).unwrap_err() {
             FileProblem::Field(e) => assert_eq!(e.field, "peer[0].public_key"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_vxlan_profile_with_derived_macs() {
+        let text = r#"
+kind = "vxlan"
+vni = 42
+local = "172.31.0.1"
+address = ["10.244.1.0/32"]
+forward = ["cvpods0"]
+[[peer]]
+vtep = "172.31.0.2"
+gateway = "10.244.2.0"
+subnets = ["10.244.2.0/24"]
+[[peer]]
+vtep = "172.31.0.3"
+mac = "02:00:00:00:00:03"
+"#;
+        let p = parse_toml("overlay", text).unwrap();
+        let Tunnel::Vxlan(v) = &p.tunnel else { panic!("not vxlan") };
+        assert_eq!(v.port(), 4789);
+        assert_eq!(v.own_mac().to_string(), "02:2a:ac:1f:00:01");
+        assert_eq!(v.peer_mac(&v.peers[0]).to_string(), "02:2a:ac:1f:00:02");
+        assert_eq!(v.peer_mac(&v.peers[1]).to_string(), "02:00:00:00:00:03");
+        for (from, to, field) in [
+            ("vni = 42", "vni = 16777216", "vni"),
+            ("gateway = \"10.244.2.0\"\n", "", "peer[0].gateway"),
+            ("vtep = \"172.31.0.3\"", "vtep = \"172.31.0.1\"", "peer[1].vtep"),
+            ("vtep = \"172.31.0.3\"", "vtep = \"fd00::3\"", "peer[1].vtep"),
+            ("mac = \"02:00:00:00:00:03\"", "mac = \"01:00:00:00:00:03\"", "peer[1].mac"),
+        ] {
+            match parse_toml("overlay", &text.replace(from, to)).unwrap_err() {
+                FileProblem::Field(e) => assert_eq!(e.field, field, "{e}"),
+                other => panic!("{field}: {other:?}"),
+            }
         }
     }
 }

@@ -5,7 +5,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, WireguardTunnel};
+use super::{
+    MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, VxlanTunnel,
+    WireguardTunnel,
+};
 use crate::ifname;
 
 pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
@@ -13,6 +16,7 @@ pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
     match &p.tunnel {
         Tunnel::Udp(u) => udp(p, u),
         Tunnel::Wireguard(w) => wireguard(p, w),
+        Tunnel::Vxlan(v) => vxlan(p, v),
     }
 }
 
@@ -262,6 +266,101 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
                 format!("dns_search[{i}]"),
                 format!("`{domain}` is not a domain name"),
                 "list DNS servers as addresses and search domains as names such as corp.example",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest VXLAN network identifier: it is 24 bits.
+pub const MAX_VNI: u32 = 0x00ff_ffff;
+
+fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
+    interface(p, v.interface.as_deref())?;
+    if !(1..=MAX_VNI).contains(&v.vni) {
+        return Err(ProfileError::new("vni", format!("{} is out of range", v.vni), "set `vni` between 1 and 16777215"));
+    }
+    if v.port == Some(0) {
+        return Err(ProfileError::new("port", "is 0", "leave `port` out for 4789, or set the peers' UDP port"));
+    }
+    if !usable_host(v.local) {
+        return Err(ProfileError::new(
+            "local",
+            format!("{} is not a unicast address", v.local),
+            "set `local` to this host's underlay address, such as \"172.31.0.1\"",
+        ));
+    }
+    if let Some(dev) = &v.underlay {
+        ifname::check(dev).map_err(|problem| {
+            ProfileError::new(
+                "underlay",
+                format!("`{dev}` {problem}"),
+                "set `underlay` to the device that holds `local`",
+            )
+        })?;
+    }
+    for (field, name) in v
+        .bridge
+        .iter()
+        .map(|b| ("bridge".to_string(), b))
+        .chain(v.forward.iter().enumerate().map(|(i, f)| (format!("forward[{i}]"), f)))
+    {
+        ifname::check(name)
+            .map_err(|problem| ProfileError::new(field, format!("`{name}` {problem}"), "name an existing interface"))?;
+    }
+    if let Some(mac) = v.mac.filter(|m| !m.is_unicast()) {
+        return Err(ProfileError::new("mac", format!("{mac} is not a unicast MAC"), "leave `mac` out to derive one"));
+    }
+    if !v.address.is_empty() {
+        addresses(&v.address)?;
+    }
+    mtu(v.mtu, &v.address)?;
+    peer_count(v.peers.len())?;
+    allowed_ips(v.peers.iter().map(|p| p.subnets.as_slice()))?;
+    let own_mac = v.own_mac();
+    let mut vteps = HashSet::new();
+    for (i, peer) in v.peers.iter().enumerate() {
+        if !usable_host(peer.vtep) || peer.vtep == v.local {
+            return Err(ProfileError::new(
+                format!("peer[{i}].vtep"),
+                format!("{} is not another host's underlay address", peer.vtep),
+                "set `vtep` to the peer's underlay address",
+            ));
+        }
+        if peer.vtep.is_ipv4() != v.local.is_ipv4() {
+            return Err(ProfileError::new(
+                format!("peer[{i}].vtep"),
+                format!("{} and local {} are of different families", peer.vtep, v.local),
+                "use IPv4 or IPv6 underlay addresses throughout",
+            ));
+        }
+        if !vteps.insert(peer.vtep) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].vtep"),
+                format!("{} is listed twice", peer.vtep),
+                "merge the two peers into one",
+            ));
+        }
+        let mac = v.peer_mac(peer);
+        if !mac.is_unicast() || mac == own_mac {
+            return Err(ProfileError::new(
+                format!("peer[{i}].mac"),
+                format!("{mac} is not a unicast MAC distinct from this VTEP's"),
+                "give the peer's own VTEP MAC (`culvert vxlan-mac` prints the derived one)",
+            ));
+        }
+        if !peer.subnets.is_empty() && peer.gateway.is_none() {
+            return Err(ProfileError::new(
+                format!("peer[{i}].gateway"),
+                "is missing, but the peer has subnets",
+                "set `gateway` to the peer's overlay address, the next hop for its subnets",
+            ));
+        }
+        if let Some(gw) = peer.gateway.filter(|g| !usable_host(*g)) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].gateway"),
+                format!("{gw} is not a unicast address"),
+                "set the peer's overlay address",
             ));
         }
     }

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::Access;
 use crate::system::{Netlink, Records};
 use crate::tunnel::userspace::system;
-use crate::tunnel::{Tunnel, TunnelInfo, changes, udp, wireguard};
+use crate::tunnel::{Tunnel, TunnelInfo, changes, udp, vxlan, wireguard};
 
 /// Who sent a request, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,10 @@ impl Helper {
             TunnelConfig::Wireguard(c) => {
                 let c = c.clone();
                 wireguard::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+            }
+            TunnelConfig::Vxlan(c) => {
+                let c = c.clone();
+                vxlan::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
             }
         };
         let status = tunnel.info.status();

@@ -3,12 +3,20 @@
 
 use std::net::IpAddr;
 
+use futures::StreamExt;
 use futures::TryStreamExt;
 use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
-use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
 /// A netlink request that failed, with the operation it was part of.
@@ -43,12 +51,34 @@ pub struct Link {
     pub kind: Option<String>,
 }
 
-/// A route in one table through one interface.
+/// A route in one table through one interface, optionally via a next hop (on-link: without the kernel checking
+/// that the next hop is on a connected subnet, as VXLAN overlays need).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub dst: IpNet,
     pub index: u32,
     pub table: u32,
+    pub via: Option<IpAddr>,
+    pub onlink: bool,
+}
+
+/// A kernel VXLAN link to create.
+#[derive(Debug, Clone)]
+pub struct Vxlan {
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+    pub local: IpAddr,
+    pub underlay: u32,
+    pub mac: [u8; 6],
+    pub mtu: u16,
+}
+
+/// One address on a link, as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAddress {
+    pub index: u32,
+    pub net: IpNet,
 }
 
 /// The main routing table.
@@ -122,6 +152,135 @@ impl Netlink {
             Ok(None) => Ok(None),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(NetlinkError::new(format!("looking up link {name}"), &e)),
+        }
+    }
+
+    /// Creates a VXLAN link (down, learning off) on the underlay link `underlay`.
+    pub async fn add_vxlan(&self, v: &Vxlan) -> Result<(), NetlinkError> {
+        let builder = LinkVxlan::new(&v.name, v.vni).dev(v.underlay).port(v.port).learning(false);
+        let builder = match v.local {
+            IpAddr::V4(a) => builder.local(a),
+            IpAddr::V6(a) => builder.local6(a),
+        };
+        let msg: LinkMessage = builder.address(v.mac.to_vec()).mtu(u32::from(v.mtu)).build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::new(format!("creating the VXLAN link {}", v.name), &e))
+    }
+
+    /// The MTU of link `index`.
+    pub async fn mtu(&self, index: u32) -> Result<Option<u32>, NetlinkError> {
+        let msg = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await
+            .map_err(|e| NetlinkError::new("looking up a link", &e))?;
+        Ok(msg.and_then(|m| {
+            m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(mtu) => Some(*mtu),
+                _ => None,
+            })
+        }))
+    }
+
+    /// Every address on every link.
+    pub async fn addresses(&self) -> Result<Vec<LinkAddress>, NetlinkError> {
+        let mut dump = self.handle.address().get().execute();
+        let mut out = Vec::new();
+        while let Some(msg) = dump.try_next().await.map_err(|e| NetlinkError::new("listing addresses", &e))? {
+            let addr = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(net) = addr.and_then(|ip| IpNet::new(ip, msg.header.prefix_len).ok()) {
+                out.push(LinkAddress { index: msg.header.index, net });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes link `index` a port of bridge `master`.
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).controller(master).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::new("attaching the link to its bridge", &e))
+    }
+
+    /// `bridge fdb replace MAC dev DEV dst IP self permanent`: where frames for MAC go.
+    pub async fn add_fdb(&self, index: u32, mac: [u8; 6], dst: IpAddr) -> Result<(), NetlinkError> {
+        let mut msg = fdb_message(index, mac, dst);
+        msg.header.state = NeighbourState::Permanent;
+        let op = format!("adding the forwarding entry for {} to {dst}", culvert_core::mac::MacAddr(mac));
+        if mac == [0; 6] {
+            // Several all-zero (flood) entries, one per VTEP, need NLM_F_APPEND (`bridge fdb append`), which the
+            // rtnetlink builder cannot send (DATAPLANE.md 3.2).
+            let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
+            req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+            let mut resp = self.handle.clone().request(req).map_err(|e| NetlinkError::new(op.clone(), &e))?;
+            while let Some(m) = resp.next().await {
+                if let NetlinkPayload::Error(e) = m.payload
+                    && e.code.is_some()
+                    && -e.raw_code() != libc::EEXIST
+                {
+                    return Err(NetlinkError::new(op, &rtnetlink::Error::NetlinkError(e)));
+                }
+            }
+            return Ok(());
+        }
+        let mut req = self.handle.neighbours().add_bridge(index, &mac).replace();
+        *req.message_mut() = msg;
+        req.replace().execute().await.map_err(|e| NetlinkError::new(op, &e))
+    }
+
+    pub async fn delete_fdb(&self, index: u32, mac: [u8; 6], dst: IpAddr) -> Result<(), NetlinkError> {
+        match self.handle.neighbours().del(fdb_message(index, mac, dst)).execute().await {
+            Err(e) if !matches!(errno(&e), Some(libc::ENOENT | libc::ENODEV | libc::ESRCH)) => {
+                Err(NetlinkError::new("deleting a forwarding entry", &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A permanent neighbour entry: `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
+    pub async fn add_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        self.handle
+            .neighbours()
+            .add(index, ip)
+            .link_layer_address(&mac)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::new(format!("adding the neighbour entry for {ip}"), &e))
+    }
+
+    pub async fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = match ip {
+            IpAddr::V4(_) => netlink_packet_route::AddressFamily::Inet,
+            IpAddr::V6(_) => netlink_packet_route::AddressFamily::Inet6,
+        };
+        msg.header.ifindex = index;
+        msg.attributes.push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        match self.handle.neighbours().del(msg).execute().await {
+            Err(e) if !matches!(errno(&e), Some(libc::ENOENT | libc::ENODEV | libc::ESRCH)) => {
+                Err(NetlinkError::new(format!("deleting the neighbour entry for {ip}"), &e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -238,10 +397,30 @@ fn unspecified(net: IpNet) -> IpAddr {
     }
 }
 
+fn fdb_message(index: u32, mac: [u8; 6], dst: IpAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = netlink_packet_route::AddressFamily::Bridge;
+    msg.header.ifindex = index;
+    msg.header.flags = NeighbourFlags::Own;
+    msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    msg.attributes.push(NeighbourAttribute::Destination(match dst {
+        IpAddr::V4(a) => NeighbourAddress::Inet(a),
+        IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+    }));
+    msg
+}
+
 fn route_message(route: &Route) -> RouteMessage {
     let mut msg = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(route.dst.network(), route.dst.prefix_len())
-        .map(|b| b.output_interface(route.index).table_id(route.table).build())
+        .and_then(|b| match route.via {
+            Some(via) => b.gateway(via),
+            None => Ok(b),
+        })
+        .map(|b| {
+            let b = b.output_interface(route.index).table_id(route.table);
+            if route.onlink { b.onlink().build() } else { b.build() }
+        })
         .unwrap_or_default();
     // The builder only fails on a family mismatch, which an `IpNet` cannot have; keep the family regardless.
     if msg.attributes.is_empty() {

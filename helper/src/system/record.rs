@@ -28,8 +28,20 @@ pub struct Record {
 pub enum Object {
     /// A link the helper created, removed only if a link of that name and kind still exists.
     Link { name: String, kind: String },
-    /// A route through the interface `dev`.
-    Route { dst: IpNet, dev: String, table: u32 },
+    /// A route through the interface `dev`, optionally via a next hop.
+    Route {
+        dst: IpNet,
+        dev: String,
+        table: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<std::net::IpAddr>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        onlink: bool,
+    },
+    /// A bridge forwarding entry on `dev`: frames for `mac` go to the VTEP `dst` (all-zero `mac`: flooding).
+    Fdb { dev: String, mac: culvert_core::mac::MacAddr, dst: std::net::IpAddr },
+    /// A permanent neighbour entry on `dev`.
+    Neighbour { dev: String, ip: std::net::IpAddr },
     /// A policy routing rule.
     Rule(Rule),
     /// A sysctl (path under /proc/sys, such as `net/ipv4/conf/all/src_valid_mark`) and the value to restore.
@@ -55,10 +67,21 @@ impl Object {
                 }
                 None => Ok(()),
             },
-            Object::Route { dst, dev, table } => match netlink.link(dev).await? {
+            Object::Route { dst, dev, table, via, onlink } => match netlink.link(dev).await? {
                 // Routes through a deleted link went with it.
                 None => Ok(()),
-                Some(link) => netlink.delete_route(&Route { dst: *dst, index: link.index, table: *table }).await,
+                Some(link) => {
+                    let route = Route { dst: *dst, index: link.index, table: *table, via: *via, onlink: *onlink };
+                    netlink.delete_route(&route).await
+                }
+            },
+            Object::Fdb { dev, mac, dst } => match netlink.link(dev).await? {
+                None => Ok(()),
+                Some(link) => netlink.delete_fdb(link.index, mac.0, *dst).await,
+            },
+            Object::Neighbour { dev, ip } => match netlink.link(dev).await? {
+                None => Ok(()),
+                Some(link) => netlink.delete_neighbour(link.index, *ip).await,
             },
             Object::Rule(rule) => netlink.delete_rule(rule).await,
             Object::Dns(change) => super::dns::undo(change).await.map_err(|e| NetlinkError {
@@ -66,7 +89,12 @@ impl Object {
                 message: e.to_string(),
                 errno: e.raw_os_error(),
             }),
-            Object::Sysctl { key, old } => super::sysctl::write(key, old).map_err(|e| NetlinkError {
+            Object::Sysctl { key, old } => match super::sysctl::write(key, old) {
+                // The setting of an interface that is gone went with it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+            .map_err(|e| NetlinkError {
                 op: format!("restoring sysctl {key}"),
                 message: e.to_string(),
                 errno: e.raw_os_error(),
@@ -159,7 +187,13 @@ mod tests {
             interface: "cv-lab".into(),
             objects: vec![
                 Object::Link { name: "cv-lab".into(), kind: "tun".into() },
-                Object::Route { dst: "10.9.0.0/24".parse().unwrap(), dev: "cv-lab".into(), table: MAIN_TABLE },
+                Object::Route {
+                    dst: "10.9.0.0/24".parse().unwrap(),
+                    dev: "cv-lab".into(),
+                    table: MAIN_TABLE,
+                    via: None,
+                    onlink: false,
+                },
             ],
         };
         records.write(&r).unwrap();

@@ -32,6 +32,26 @@ impl<'a> Changes<'a> {
         self.records.write(&self.record)
     }
 
+    /// Sets a sysctl (a key under /proc/sys) for as long as the tunnel is up.
+    pub fn set_sysctl(&mut self, key: &str, value: &str) -> Result<(), culvert_core::ipc::IpcError> {
+        use crate::system::sysctl;
+        let failed = |e: std::io::Error| culvert_core::ipc::IpcError::System {
+            op: format!("setting sysctl {key}"),
+            message: e.to_string(),
+        };
+        let old = sysctl::read(key).map_err(failed)?;
+        if old != value {
+            self.will_create(Object::Sysctl { key: key.into(), old }).map_err(|e| {
+                culvert_core::ipc::IpcError::System {
+                    op: "writing the tunnel's record in the state directory".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            sysctl::write(key, value).map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Keeps every change; the record stays on disk while the tunnel is up.
     pub fn commit(self) -> Record {
         self.record

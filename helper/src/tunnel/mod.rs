@@ -4,6 +4,7 @@ pub mod changes;
 pub mod uapi;
 pub mod udp;
 pub mod userspace;
+pub mod vxlan;
 pub mod wireguard;
 
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub trait StatusSource: Send + Sync + std::fmt::Debug + 'static {
     fn state(&self, _up_since: u64) -> (TunnelState, Option<String>) {
         (TunnelState::Up, None)
     }
+    /// The tunnel's counters, for kinds whose packets the kernel moves; `None`: the engine's.
+    fn counters(&self) -> Option<culvert_core::stats::Counters> {
+        None
+    }
 }
 
 /// What status snapshots and subscriptions read; shared with them, never locked by the data plane.
@@ -38,6 +43,16 @@ pub struct TunnelInfo {
 }
 
 impl TunnelInfo {
+    pub fn new(
+        profile: Profile,
+        owner_uid: u32,
+        listen_port: Option<u16>,
+        counters: Arc<TunnelCounters>,
+        source: Arc<dyn StatusSource>,
+    ) -> Self {
+        Self { profile, owner_uid, up_since: unix_now(), listen_port, counters, source, down: AtomicBool::new(false) }
+    }
+
     pub fn name(&self) -> &str {
         &self.profile.name
     }
@@ -57,7 +72,7 @@ impl TunnelInfo {
             listen_port: self.listen_port,
             owner_uid: self.owner_uid,
             up_since: self.up_since,
-            counters: self.counters.snapshot(),
+            counters: self.source.counters().unwrap_or_else(|| self.counters.snapshot()),
             peers: self.source.peers(),
         }
     }
@@ -73,6 +88,10 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
+    pub fn new(info: TunnelInfo, record: Record, tasks: Vec<JoinHandle<()>>) -> Self {
+        Self { info: Arc::new(info), record, tasks }
+    }
+
     pub fn kind(&self) -> Kind {
         self.info.profile.kind()
     }

@@ -11,14 +11,13 @@ use tun_rs::AsyncDevice;
 
 use super::changes::Changes;
 use super::uapi::{self, UapiSource};
-use super::{StatusSource, Tunnel, TunnelInfo, unix_now};
+use super::{StatusSource, Tunnel, TunnelInfo};
 use crate::dataplane::counters::TunnelCounters;
 use crate::dataplane::protocol::Protocol;
 use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
 use crate::dataplane::{engine, tun_io};
 use crate::system::dns::{self, DnsConfig};
 use crate::system::netlink::{Route, Rule};
-use crate::system::sysctl;
 use crate::system::{Netlink, NetlinkError, Object, Record, Records};
 
 /// A route the tunnel needs, with the profile field it comes from (for errors).
@@ -107,16 +106,8 @@ pub async fn up<P: Protocol + StatusSource>(
         let timers = engine::timers(proto.clone(), counters.clone(), SocketWriter(socket), mtu);
         tasks.push(tokio::spawn(timers));
     }
-    let info = TunnelInfo {
-        profile,
-        owner_uid,
-        up_since: unix_now(),
-        listen_port,
-        counters,
-        source: proto,
-        down: Default::default(),
-    };
-    Ok(Tunnel { info: Arc::new(info), record, tasks })
+    let info = TunnelInfo::new(profile, owner_uid, listen_port, counters, proto);
+    Ok(Tunnel::new(info, record, tasks))
 }
 
 /// Creates and configures the device. Dropping the returned device (as an error return does) destroys it.
@@ -141,19 +132,18 @@ async fn configure<P: Send + Sync>(
         op: format!("creating the TUN device {interface}"),
         message: "the device vanished right after it was created".into(),
     })?;
-    let addresses = match &profile.tunnel {
-        culvert_core::profile::Tunnel::Udp(u) => &u.address,
-        culvert_core::profile::Tunnel::Wireguard(w) => &w.address,
-    };
-    for net in addresses {
+    for net in profile.addresses() {
         netlink.add_address(link.index, *net).await.map_err(system)?;
     }
     netlink.set_up(link.index, mtu).await.map_err(system)?;
     for r in routes {
         changes
-            .will_create(Object::Route { dst: r.dst, dev: interface.into(), table: r.table })
+            .will_create(Object::Route { dst: r.dst, dev: interface.into(), table: r.table, via: None, onlink: false })
             .map_err(record_error)?;
-        match netlink.add_route(&Route { dst: r.dst, index: link.index, table: r.table }).await {
+        match netlink
+            .add_route(&Route { dst: r.dst, index: link.index, table: r.table, via: None, onlink: false })
+            .await
+        {
             Ok(true) => {}
             Ok(false) => changes.not_created().map_err(record_error)?,
             Err(e) if e.errno == Some(libc::EEXIST) => {
@@ -167,13 +157,7 @@ async fn configure<P: Send + Sync>(
         }
     }
     for (key, value) in &plan.sysctls {
-        let failed =
-            |e: std::io::Error| IpcError::System { op: format!("setting sysctl {key}"), message: e.to_string() };
-        let old = sysctl::read(key).map_err(failed)?;
-        if old != *value {
-            changes.will_create(Object::Sysctl { key: key.clone(), old }).map_err(record_error)?;
-            sysctl::write(key, value).map_err(failed)?;
-        }
+        changes.set_sysctl(key, value)?;
     }
     for rule in &plan.rules {
         changes.will_create(Object::Rule(rule.clone())).map_err(record_error)?;

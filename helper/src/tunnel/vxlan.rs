@@ -1,0 +1,223 @@
+//! The `vxlan` kind: a kernel VXLAN link with static forwarding state per peer, as flannel's vxlan backend
+//! writes it: a unicast FDB entry (peer VTEP MAC -> peer underlay address), an all-zero flood entry per peer
+//! VTEP, a neighbour entry (peer gateway -> VTEP MAC) and an on-link route to each peer subnet via its gateway.
+//! The kernel moves the packets; the link outlives the helper, so everything is recorded before it is made.
+
+use std::sync::Arc;
+
+use culvert_core::ipc::IpcError;
+use culvert_core::profile::{Profile, VxlanTunnel};
+use culvert_core::stats::{Counters, PeerStatus};
+
+use super::changes::Changes;
+use super::userspace::{record_error, system};
+use super::{StatusSource, Tunnel, TunnelInfo};
+use crate::system::netlink::{MAIN_TABLE, Route, Vxlan};
+use crate::system::{Netlink, Object, Record, Records};
+
+/// VXLAN's overhead on an IPv4 underlay: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+const OVERHEAD_V4: u32 = 50;
+/// And on IPv6 (outer header of 40).
+const OVERHEAD_V6: u32 = 70;
+
+pub async fn up(
+    netlink: &Netlink,
+    records: &Records,
+    profile: Profile,
+    config: &VxlanTunnel,
+    owner_uid: u32,
+) -> Result<Tunnel, IpcError> {
+    let interface = profile.interface().to_owned();
+    let underlay = underlay(netlink, config).await?;
+    let mtu = match config.mtu {
+        Some(mtu) => mtu,
+        None => {
+            let underlay_mtu = netlink.mtu(underlay).await.map_err(system)?.unwrap_or(1500);
+            let overhead = if config.local.is_ipv4() { OVERHEAD_V4 } else { OVERHEAD_V6 };
+            u16::try_from(underlay_mtu.saturating_sub(overhead)).unwrap_or(u16::MAX)
+        }
+    };
+    let bridge = match &config.bridge {
+        Some(name) => Some(existing(netlink, "bridge", name).await?),
+        None => None,
+    };
+    for (i, name) in config.forward.iter().enumerate() {
+        existing(netlink, &format!("forward[{i}]"), name).await?;
+    }
+
+    let record = Record { name: profile.name.clone(), owner_uid, interface: interface.clone(), objects: vec![] };
+    let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
+    if let Err(e) = configure(&mut changes, config, &interface, underlay, mtu, bridge).await {
+        changes.roll_back().await;
+        return Err(e);
+    }
+    let record = changes.commit();
+    let source = Arc::new(VxlanStatus {
+        interface: interface.clone(),
+        peers: config
+            .peers
+            .iter()
+            .map(|p| (format!("{}", std::net::SocketAddr::new(p.vtep, config.port())), p.subnets.clone()))
+            .collect(),
+    });
+    let info = TunnelInfo::new(profile, owner_uid, Some(config.port()), Arc::default(), source);
+    Ok(Tunnel::new(info, record, vec![]))
+}
+
+async fn configure(
+    changes: &mut Changes<'_>,
+    config: &VxlanTunnel,
+    interface: &str,
+    underlay: u32,
+    mtu: u16,
+    bridge: Option<u32>,
+) -> Result<(), IpcError> {
+    let netlink = changes.netlink;
+    changes.will_create(Object::Link { name: interface.into(), kind: "vxlan".into() }).map_err(record_error)?;
+    let vxlan = Vxlan {
+        name: interface.into(),
+        vni: config.vni,
+        port: config.port(),
+        local: config.local,
+        underlay,
+        mac: config.own_mac().0,
+        mtu,
+    };
+    netlink.add_vxlan(&vxlan).await.map_err(system)?;
+    let link = netlink.link(interface).await.map_err(system)?.ok_or_else(|| IpcError::System {
+        op: format!("creating the VXLAN link {interface}"),
+        message: "the link vanished right after it was created".into(),
+    })?;
+    for net in &config.address {
+        netlink.add_address(link.index, *net).await.map_err(system)?;
+    }
+    if let Some(master) = bridge {
+        netlink.set_master(link.index, master).await.map_err(system)?;
+    }
+    netlink.set_up(link.index, mtu).await.map_err(system)?;
+    let dev = interface.to_owned();
+    for (i, peer) in config.peers.iter().enumerate() {
+        let mac = config.peer_mac(peer);
+        for entry in [mac, culvert_core::mac::MacAddr([0; 6])] {
+            changes.will_create(Object::Fdb { dev: dev.clone(), mac: entry, dst: peer.vtep }).map_err(record_error)?;
+            netlink.add_fdb(link.index, entry.0, peer.vtep).await.map_err(system)?;
+        }
+        let Some(gateway) = peer.gateway else { continue };
+        changes.will_create(Object::Neighbour { dev: dev.clone(), ip: gateway }).map_err(record_error)?;
+        netlink.add_neighbour(link.index, gateway, mac.0).await.map_err(system)?;
+        for (j, dst) in peer.subnets.iter().enumerate() {
+            let route = Route { dst: *dst, index: link.index, table: MAIN_TABLE, via: Some(gateway), onlink: true };
+            changes
+                .will_create(Object::Route {
+                    dst: *dst,
+                    dev: dev.clone(),
+                    table: MAIN_TABLE,
+                    via: Some(gateway),
+                    onlink: true,
+                })
+                .map_err(record_error)?;
+            match netlink.add_route(&route).await {
+                Ok(true) => {}
+                Ok(false) => changes.not_created().map_err(record_error)?,
+                Err(e) if e.errno == Some(libc::EEXIST) => {
+                    return Err(IpcError::InvalidProfile {
+                        field: format!("peer[{i}].subnets[{j}]"),
+                        reason: format!("a route to {dst} through another interface already exists"),
+                        fix: "remove that route, or correct the peer's subnets".into(),
+                    });
+                }
+                Err(e) => return Err(system(e)),
+            }
+        }
+    }
+    // Pods behind this host reach the overlay, and the overlay reaches them, only if the host forwards
+    // between the two.
+    let v6 = config.peers.iter().flat_map(|p| &p.subnets).any(|n| n.addr().is_ipv6());
+    for name in std::iter::once(interface).chain(config.forward.iter().map(String::as_str)) {
+        changes.set_sysctl(&format!("net/ipv4/conf/{name}/forwarding"), "1")?;
+        if v6 {
+            changes.set_sysctl(&format!("net/ipv6/conf/{name}/forwarding"), "1")?;
+        }
+    }
+    Ok(())
+}
+
+/// The underlay link: the one named, or the one that holds `local`.
+async fn underlay(netlink: &Netlink, config: &VxlanTunnel) -> Result<u32, IpcError> {
+    if let Some(name) = &config.underlay {
+        return existing(netlink, "underlay", name).await;
+    }
+    let addresses = netlink.addresses().await.map_err(system)?;
+    addresses.iter().find(|a| a.net.addr() == config.local).map(|a| a.index).ok_or_else(|| IpcError::InvalidProfile {
+        field: "local".into(),
+        reason: format!("no interface of this host has the address {}", config.local),
+        fix: "set `local` to one of this host's underlay addresses (`ip addr` lists them)".into(),
+    })
+}
+
+async fn existing(netlink: &Netlink, field: &str, name: &str) -> Result<u32, IpcError> {
+    match netlink.link(name).await.map_err(system)? {
+        Some(link) => Ok(link.index),
+        None => Err(IpcError::InvalidProfile {
+            field: field.into(),
+            reason: format!("there is no interface `{name}`"),
+            fix: "create it first, or correct the name".into(),
+        }),
+    }
+}
+
+/// What a kernel VXLAN link reports: its own counters, read from sysfs, and its peers as configured.
+#[derive(Debug)]
+struct VxlanStatus {
+    interface: String,
+    peers: Vec<(String, Vec<ipnet::IpNet>)>,
+}
+
+impl StatusSource for VxlanStatus {
+    fn peers(&self) -> Vec<PeerStatus> {
+        // The kernel keeps no counters per VTEP.
+        self.peers
+            .iter()
+            .map(|(endpoint, subnets)| PeerStatus {
+                endpoint: Some(endpoint.clone()),
+                allowed_ips: subnets.clone(),
+                rx_bytes: 0,
+                tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
+                wireguard: None,
+            })
+            .collect()
+    }
+
+    fn counters(&self) -> Option<Counters> {
+        Some(link_counters(&self.interface))
+    }
+}
+
+/// A link's counters from /sys/class/net/<link>/statistics (the helper's network namespace's sysfs).
+pub fn link_counters(interface: &str) -> Counters {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{interface}/statistics/{name}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let drops: std::collections::BTreeMap<String, u64> = [
+        ("rx_dropped", read("rx_dropped")),
+        ("tx_dropped", read("tx_dropped")),
+        ("rx_errors", read("rx_errors")),
+        ("tx_errors", read("tx_errors")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Counters {
+        rx_bytes: read("rx_bytes"),
+        tx_bytes: read("tx_bytes"),
+        rx_packets: read("rx_packets"),
+        tx_packets: read("tx_packets"),
+        dropped: drops.values().sum(),
+        drops,
+    }
+}
