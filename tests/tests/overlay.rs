@@ -109,3 +109,88 @@ fn a_crashed_helper_s_vxlan_link_and_entries_are_removed_by_the_next() {
     assert!(!ip(&["-n", &a, "route", "show"]).contains("10.244.2.0"));
     lab.helpers.push(restarted);
 }
+
+/// Three hosts on one underlay segment (a bridge in a "switch" namespace), each with a pod behind a bridge of
+/// its own; `pods[i]` is host i's pod namespace. Host i is 172.31.0.i; its pods are 10.244.i.0/24, the bridge
+/// 10.244.i.1 and the pod 10.244.i.2.
+struct Cluster {
+    hosts: Vec<String>,
+    pods: Vec<String>,
+}
+
+fn cluster(lab: &mut Lab, n: usize) -> Cluster {
+    let switch = lab.netns();
+    ip(&["-n", &switch, "link", "add", "sw", "type", "bridge"]);
+    ip(&["-n", &switch, "link", "set", "sw", "up"]);
+    let mut hosts = Vec::new();
+    let mut pods = Vec::new();
+    for i in 1..=n {
+        let host = lab.netns();
+        let (up, down) = (unique("hu"), unique("hd"));
+        ip(&["link", "add", &up, "netns", &host, "type", "veth", "peer", "name", &down, "netns", &switch]);
+        ip(&["-n", &switch, "link", "set", &down, "master", "sw", "up"]);
+        ip(&["-n", &host, "addr", "add", &format!("172.31.0.{i}/24"), "dev", &up]);
+        ip(&["-n", &host, "link", "set", &up, "up"]);
+        ip(&["-n", &host, "link", "add", "cvpods", "type", "bridge"]);
+        ip(&["-n", &host, "addr", "add", &format!("10.244.{i}.1/24"), "dev", "cvpods"]);
+        ip(&["-n", &host, "link", "set", "cvpods", "up"]);
+        let pod = lab.netns();
+        let (inside, outside) = (unique("pi"), unique("po"));
+        ip(&["link", "add", &inside, "netns", &pod, "type", "veth", "peer", "name", &outside, "netns", &host]);
+        ip(&["-n", &host, "link", "set", &outside, "master", "cvpods", "up"]);
+        ip(&["-n", &pod, "addr", "add", &format!("10.244.{i}.2/24"), "dev", &inside]);
+        ip(&["-n", &pod, "link", "set", &inside, "up"]);
+        ip(&["-n", &pod, "route", "add", "default", "via", &format!("10.244.{i}.1")]);
+        hosts.push(host);
+        pods.push(pod);
+    }
+    Cluster { hosts, pods }
+}
+
+/// Connects from pod `from` to a server in pod `to` that answers with the address it saw the client at.
+fn seen_source(lab: &mut Lab, from: &str, to: &str, to_addr: &str, port: u16) -> String {
+    lab.spawn(in_ns(to, "socat").args([&format!("TCP-LISTEN:{port},reuseaddr"), "SYSTEM:echo $SOCAT_PEERADDR"]));
+    let ready = culvert_tests::wait_until(std::time::Duration::from_secs(5), || {
+        !run(in_ns(to, "ss").args(["-Hltn", &format!("sport = :{port}")])).stdout.is_empty()
+    });
+    assert!(ready);
+    check(in_ns(from, "socat").args(["-T", "5", "-", &format!("TCP:{to_addr}:{port},connect-timeout=5")]))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn three_hosts_in_a_vxlan_overlay_give_every_pod_every_other_without_nat() {
+    let mut lab = Lab::new();
+    let c = cluster(&mut lab, 3);
+    for i in 1..=3usize {
+        let peers: Vec<(String, String, String)> = (1..=3usize)
+            .filter(|j| *j != i)
+            .map(|j| (format!("172.31.0.{j}"), format!("10.244.{j}.0"), format!("10.244.{j}.0/24")))
+            .collect();
+        let refs: Vec<(&str, &str, &str)> =
+            peers.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+        let text =
+            vxlan_profile(&format!("172.31.0.{i}"), &format!("10.244.{i}.0/32"), &refs, "forward = [\"cvpods\"]\n");
+        let p = lab.profile(&format!("flat{i}"), &text);
+        let h = lab.spawn_helper(&c.hosts[i - 1], &format!("h{i}"), &[]).unwrap();
+        lab.helpers.push(h);
+        lab.helpers[i - 1].culvert_ok(&["up", p.to_str().unwrap()]);
+    }
+    for i in 1..=3 {
+        for j in 1..=3 {
+            if i != j {
+                assert!(ping(&c.pods[i - 1], &format!("10.244.{j}.2"), 1), "pod {i} -> pod {j}");
+            }
+        }
+    }
+    // No NAT: the receiving pod sees the sender's own address.
+    assert_eq!(seen_source(&mut lab, &c.pods[0].clone(), &c.pods[2].clone(), "10.244.3.2", 7003), "10.244.1.2");
+    assert_eq!(seen_source(&mut lab, &c.pods[1].clone(), &c.pods[0].clone(), "10.244.1.2", 7001), "10.244.2.2");
+    let forwarding = check(in_ns(&c.hosts[0], "sysctl").args(["-n", "net.ipv4.conf.cvpods.forwarding"]));
+    assert_eq!(forwarding.trim(), "1");
+    lab.helpers[0].culvert_ok(&["down", "flat1"]);
+    let forwarding = check(in_ns(&c.hosts[0], "sysctl").args(["-n", "net.ipv4.conf.cvpods.forwarding"]));
+    assert_eq!(forwarding.trim(), "0", "forwarding restored on down");
+    assert!(!ping(&c.pods[1], "10.244.1.2", 1), "pod 1 is gone from the overlay");
+}
