@@ -194,3 +194,52 @@ fn three_hosts_in_a_vxlan_overlay_give_every_pod_every_other_without_nat() {
     assert_eq!(forwarding.trim(), "0", "forwarding restored on down");
     assert!(!ping(&c.pods[1], "10.244.1.2", 1), "pod 1 is gone from the overlay");
 }
+
+#[test]
+fn host_gw_routes_pods_through_their_hosts_and_refuses_an_off_link_next_hop() {
+    let mut lab = Lab::new();
+    let c = cluster(&mut lab, 2);
+    let text = |peer: usize| {
+        format!(
+            "kind = \"hostgw\"\nforward = [\"cvpods\"]\n[[peer]]\nvia = \"172.31.0.{peer}\"\nsubnets = [\"10.244.{peer}.0/24\"]\n"
+        )
+    };
+    let p1 = lab.profile("gw1", &text(2));
+    let p2 = lab.profile("gw2", &text(1));
+    let h1 = lab.spawn_helper(&c.hosts[0], "h1", &[]).unwrap();
+    lab.helpers.push(h1);
+    let mut h2 = lab.spawn_helper(&c.hosts[1], "h2", &[]).unwrap();
+    lab.helpers[0].culvert_ok(&["up", p1.to_str().unwrap()]);
+    let up = run(std::process::Command::new(culvert_tests::bin("culvert"))
+        .arg("--socket")
+        .arg(&h2.socket)
+        .arg("up")
+        .arg(&p2));
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(ping(&c.pods[0], "10.244.2.2", 2), "pod 1 -> pod 2");
+    assert!(ping(&c.pods[1], "10.244.1.2", 2), "pod 2 -> pod 1");
+    assert_eq!(seen_source(&mut lab, &c.pods[0].clone(), &c.pods[1].clone(), "10.244.2.2", 7102), "10.244.1.2");
+    let route = ip(&["-n", &c.hosts[0], "route", "show", "10.244.2.0/24"]);
+    assert!(route.contains("via 172.31.0.2"), "{route}");
+    let s = lab.helpers[0].status("gw1");
+    assert_eq!((s["kind"].as_str(), s["peers"][0]["endpoint"].as_str()), (Some("hostgw"), Some("172.31.0.2")), "{s}");
+
+    // A next hop off the shared segment is refused and leaves nothing.
+    let off =
+        lab.profile("offlink", "kind = \"hostgw\"\n[[peer]]\nvia = \"192.0.2.9\"\nsubnets = [\"10.244.9.0/24\"]\n");
+    let out = lab.helpers[0].culvert(&["up", off.to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && msg.contains("peer[0].via") && msg.contains("layer-2 segment"), "{msg}");
+    assert!(!ip(&["-n", &c.hosts[0], "route", "show"]).contains("10.244.9.0"));
+
+    // Routes on the underlay outlive a crash; the next helper removes them and restores forwarding.
+    h2.stop_with(9);
+    assert!(ip(&["-n", &c.hosts[1], "route", "show"]).contains("10.244.1.0/24 via 172.31.0.1"));
+    let restarted = lab.spawn_helper(&c.hosts[1], "h2", &[]).unwrap();
+    assert!(!ip(&["-n", &c.hosts[1], "route", "show"]).contains("10.244.1.0"), "stale route after restart");
+    let fwd = check(in_ns(&c.hosts[1], "sysctl").args(["-n", "net.ipv4.conf.cvpods.forwarding"]));
+    assert_eq!(fwd.trim(), "0");
+    lab.helpers.push(restarted);
+    lab.helpers[0].culvert_ok(&["down", "gw1"]);
+    assert!(!ip(&["-n", &c.hosts[0], "route", "show"]).contains("10.244.2.0"));
+}

@@ -46,6 +46,8 @@ pub enum Tunnel {
     Wireguard(WireguardTunnel),
     /// A kernel VXLAN link with static forwarding state per peer (flannel's vxlan backend), unencrypted.
     Vxlan(VxlanTunnel),
+    /// Routes to each peer's subnets via the peer's host address (flannel's host-gw backend); no encapsulation.
+    Hostgw(HostgwTunnel),
 }
 
 /// The kinds of tunnel, without their settings.
@@ -55,6 +57,7 @@ pub enum Kind {
     Udp,
     Wireguard,
     Vxlan,
+    Hostgw,
 }
 
 impl Kind {
@@ -63,6 +66,7 @@ impl Kind {
             Self::Udp => "udp",
             Self::Wireguard => "wireguard",
             Self::Vxlan => "vxlan",
+            Self::Hostgw => "hostgw",
         }
     }
 
@@ -162,6 +166,24 @@ impl VxlanTunnel {
     pub fn peer_mac(&self, peer: &VxlanPeer) -> MacAddr {
         peer.mac.unwrap_or_else(|| MacAddr::derived(self.vni, peer.vtep))
     }
+}
+
+/// Routes to peers' subnets through their host addresses on a shared layer-2 segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostgwTunnel {
+    /// Interfaces behind which this host's own pods sit: forwarding is enabled on them (and on the interfaces
+    /// that reach the peers) while the tunnel is up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
+    pub peers: Vec<HostgwPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostgwPeer {
+    /// The peer host's address, on a subnet this host is connected to.
+    pub via: IpAddr,
+    /// Networks behind the peer host.
+    pub subnets: Vec<IpNet>,
 }
 
 /// A WireGuard interface and its peers: wg-quick's `[Interface]` and `[Peer]` sections.
@@ -280,6 +302,7 @@ impl Profile {
             Tunnel::Udp(_) => Kind::Udp,
             Tunnel::Wireguard(_) => Kind::Wireguard,
             Tunnel::Vxlan(_) => Kind::Vxlan,
+            Tunnel::Hostgw(_) => Kind::Hostgw,
         }
     }
 
@@ -289,6 +312,7 @@ impl Profile {
             Tunnel::Udp(u) => u.interface.as_deref(),
             Tunnel::Wireguard(w) => w.interface.as_deref(),
             Tunnel::Vxlan(v) => v.interface.as_deref(),
+            Tunnel::Hostgw(_) => None,
         };
         set.unwrap_or(&self.name)
     }
@@ -298,6 +322,7 @@ impl Profile {
             Tunnel::Udp(u) => u.mtu,
             Tunnel::Wireguard(w) => w.mtu,
             Tunnel::Vxlan(v) => v.mtu,
+            Tunnel::Hostgw(_) => None,
         };
         set.unwrap_or(DEFAULT_MTU)
     }
@@ -308,7 +333,13 @@ impl Profile {
             Tunnel::Udp(u) => &u.address,
             Tunnel::Wireguard(w) => &w.address,
             Tunnel::Vxlan(v) => &v.address,
+            Tunnel::Hostgw(_) => &[],
         }
+    }
+
+    /// Whether the tunnel has a link of its own (host-gw only adds routes on existing ones).
+    pub fn has_link(&self) -> bool {
+        !matches!(self.tunnel, Tunnel::Hostgw(_))
     }
 
     /// Checks every rule a profile must meet; the first broken one is reported.

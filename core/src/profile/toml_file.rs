@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{
-    Endpoint, FileProblem, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer, UdpTunnel, VxlanPeer, VxlanTunnel,
-    WireguardPeer, WireguardTunnel,
+    Endpoint, FileProblem, HostgwPeer, HostgwTunnel, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer,
+    UdpTunnel, VxlanPeer, VxlanTunnel, WireguardPeer, WireguardTunnel,
 };
 use crate::keys::{PublicKey, SecretKey};
 use crate::mac::MacAddr;
@@ -51,11 +51,14 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
             Tunnel::Wireguard(toml::from_str::<RawWireguard>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
         }
         Some("vxlan") => Tunnel::Vxlan(toml::from_str::<RawVxlan>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?),
+        Some("hostgw") => {
+            Tunnel::Hostgw(toml::from_str::<RawHostgw>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
+        }
         Some(other) => {
             return Err(FileProblem::Field(ProfileError::new(
                 "kind",
                 format!("`{other}` is not a tunnel kind"),
-                "set kind to \"wireguard\", \"udp\" or \"vxlan\"",
+                "set kind to \"wireguard\", \"udp\", \"vxlan\" or \"hostgw\"",
             )));
         }
         None => {
@@ -259,6 +262,47 @@ struct RawVxlanPeer {
     gateway: Option<String>,
     #[serde(default)]
     subnets: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHostgw {
+    #[serde(rename = "kind")]
+    _kind: String,
+    #[serde(default)]
+    forward: Vec<String>,
+    #[serde(default)]
+    peer: Vec<RawHostgwPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHostgwPeer {
+    via: String,
+    #[serde(default)]
+    subnets: Vec<String>,
+}
+
+impl RawHostgw {
+    fn into_tunnel(self) -> Result<HostgwTunnel, ProfileError> {
+        let peers = self
+            .peer
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Ok(HostgwPeer {
+                    via: ip(&format!("peer[{i}].via"), &p.via, "172.31.0.2")?,
+                    subnets: p
+                        .subnets
+                        .iter()
+                        .enumerate()
+                        .map(|(j, a)| prefix(&format!("peer[{i}].subnets[{j}]"), a))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect::<Result<_, ProfileError>>()?;
+        Ok(HostgwTunnel { forward: self.forward, peers })
+    }
 }
 
 fn ip(field: &str, text: &str, example: &str) -> Result<std::net::IpAddr, ProfileError> {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{
-    MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, VxlanTunnel,
+    HostgwTunnel, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, VxlanTunnel,
     WireguardTunnel,
 };
 use crate::ifname;
@@ -17,6 +17,7 @@ pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
         Tunnel::Udp(u) => udp(p, u),
         Tunnel::Wireguard(w) => wireguard(p, w),
         Tunnel::Vxlan(v) => vxlan(p, v),
+        Tunnel::Hostgw(h) => hostgw(h),
     }
 }
 
@@ -266,6 +267,41 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
                 format!("dns_search[{i}]"),
                 format!("`{domain}` is not a domain name"),
                 "list DNS servers as addresses and search domains as names such as corp.example",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hostgw(h: &HostgwTunnel) -> Result<(), ProfileError> {
+    for (i, name) in h.forward.iter().enumerate() {
+        ifname::check(name).map_err(|problem| {
+            ProfileError::new(format!("forward[{i}]"), format!("`{name}` {problem}"), "name an existing interface")
+        })?;
+    }
+    peer_count(h.peers.len())?;
+    allowed_ips(h.peers.iter().map(|p| p.subnets.as_slice()))?;
+    let mut seen = HashSet::new();
+    for (i, peer) in h.peers.iter().enumerate() {
+        if !usable_host(peer.via) || !seen.insert(peer.via) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].via"),
+                format!("{} is not a distinct unicast host address", peer.via),
+                "set `via` to the peer host's address on the segment you share",
+            ));
+        }
+        if peer.subnets.is_empty() {
+            return Err(ProfileError::new(
+                format!("peer[{i}].subnets"),
+                "is empty",
+                "list the networks behind the peer host, such as subnets = [\"10.244.2.0/24\"]",
+            ));
+        }
+        if let Some(net) = peer.subnets.iter().find(|n| n.contains(&peer.via)) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].subnets"),
+                format!("{net} contains the peer's own address {}", peer.via),
+                "list only the networks behind the peer",
             ));
         }
     }

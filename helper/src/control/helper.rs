@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::Access;
 use crate::system::{Netlink, Records};
 use crate::tunnel::userspace::system;
-use crate::tunnel::{Tunnel, TunnelInfo, changes, udp, vxlan, wireguard};
+use crate::tunnel::{Tunnel, TunnelInfo, changes, hostgw, udp, vxlan, wireguard};
 
 /// Who sent a request, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +63,18 @@ impl Helper {
             return Err(IpcError::AlreadyUp { name: profile.name });
         }
         let interface = profile.interface();
-        if let Some(other) = tunnels.values().find(|t| t.info.profile.interface() == interface) {
+        if !profile.has_link() {
+            // host-gw makes no link, so there is no name to collide.
+        } else if let Some(other) =
+            tunnels.values().find(|t| t.info.profile.has_link() && t.info.profile.interface() == interface)
+        {
             return Err(IpcError::InvalidProfile {
                 field: "interface".into(),
                 reason: format!("`{interface}` is the interface of tunnel `{}`, which is up", other.info.name()),
                 fix: "set `interface` to another name".into(),
             });
         }
-        if self.netlink.link(interface).await.map_err(system)?.is_some() {
+        if profile.has_link() && self.netlink.link(interface).await.map_err(system)?.is_some() {
             return Err(IpcError::InvalidProfile {
                 field: "interface".into(),
                 reason: format!("a link named `{interface}` already exists and Culvert did not create it"),
@@ -90,6 +94,10 @@ impl Helper {
             TunnelConfig::Vxlan(c) => {
                 let c = c.clone();
                 vxlan::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+            }
+            TunnelConfig::Hostgw(c) => {
+                let c = c.clone();
+                hostgw::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
             }
         };
         let status = tunnel.info.status();

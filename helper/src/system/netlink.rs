@@ -171,6 +171,21 @@ impl Netlink {
             .map_err(|e| NetlinkError::new(format!("creating the VXLAN link {}", v.name), &e))
     }
 
+    /// The name of link `index`.
+    pub async fn link_name(&self, index: u32) -> Result<Option<String>, NetlinkError> {
+        let msg = match self.handle.link().get().match_index(index).execute().try_next().await {
+            Ok(msg) => msg,
+            Err(e) if errno(&e) == Some(libc::ENODEV) => None,
+            Err(e) => return Err(NetlinkError::new("looking up a link", &e)),
+        };
+        Ok(msg.and_then(|m| {
+            m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(name) => Some(name.clone()),
+                _ => None,
+            })
+        }))
+    }
+
     /// The MTU of link `index`.
     pub async fn mtu(&self, index: u32) -> Result<Option<u32>, NetlinkError> {
         let msg = self

@@ -1,6 +1,7 @@
 //! A tunnel that is up: what it is made of and how it reports itself.
 
 pub mod changes;
+pub mod hostgw;
 pub mod uapi;
 pub mod udp;
 pub mod userspace;
@@ -23,6 +24,10 @@ pub trait StatusSource: Send + Sync + std::fmt::Debug + 'static {
     /// The tunnel's state, and why when it is not well; `up_since` is when the tunnel came up (Unix seconds).
     fn state(&self, _up_since: u64) -> (TunnelState, Option<String>) {
         (TunnelState::Up, None)
+    }
+    /// The interface to report, for kinds without a link of their own; `None`: the profile's.
+    fn interface(&self) -> Option<String> {
+        None
     }
     /// The tunnel's counters, for kinds whose packets the kernel moves; `None`: the engine's.
     fn counters(&self) -> Option<culvert_core::stats::Counters> {
@@ -68,7 +73,7 @@ impl TunnelInfo {
             kind: self.profile.kind(),
             state,
             reason,
-            interface: self.profile.interface().to_owned(),
+            interface: self.source.interface().unwrap_or_else(|| self.profile.interface().to_owned()),
             listen_port: self.listen_port,
             owner_uid: self.owner_uid,
             up_since: self.up_since,

@@ -1,0 +1,152 @@
+//! The `hostgw` kind: routes to each peer's subnets via the peer's host address, as flannel's host-gw backend
+//! makes them. No link of its own and no encapsulation: the hosts must share a layer-2 segment, so a next hop
+//! that is not on a connected subnet is refused.
+
+use std::sync::Arc;
+
+use culvert_core::ipc::IpcError;
+use culvert_core::profile::{HostgwTunnel, Profile};
+use culvert_core::stats::{Counters, PeerStatus};
+
+use super::changes::Changes;
+use super::userspace::{record_error, system};
+use super::{StatusSource, Tunnel, TunnelInfo};
+use crate::system::netlink::{MAIN_TABLE, Route};
+use crate::system::{Netlink, Object, Record, Records};
+
+pub async fn up(
+    netlink: &Netlink,
+    records: &Records,
+    profile: Profile,
+    config: &HostgwTunnel,
+    owner_uid: u32,
+) -> Result<Tunnel, IpcError> {
+    // Where each next hop is: the link whose connected subnet holds it.
+    let addresses = netlink.addresses().await.map_err(system)?;
+    let mut hops = Vec::with_capacity(config.peers.len());
+    for (i, peer) in config.peers.iter().enumerate() {
+        let Some(on) =
+            addresses.iter().find(|a| a.net.prefix_len() < a.net.max_prefix_len() && a.net.contains(&peer.via))
+        else {
+            return Err(IpcError::InvalidProfile {
+                field: format!("peer[{i}].via"),
+                reason: format!(
+                    "{} is not on a subnet this host is connected to, and host-gw needs the hosts to share a layer-2 segment",
+                    peer.via
+                ),
+                fix: "give the peer's address on the segment you share, or use kind vxlan or wireguard between \
+                      hosts on different segments"
+                    .into(),
+            });
+        };
+        let name = link_name(netlink, on.index).await?;
+        hops.push((on.index, name));
+    }
+    for (i, name) in config.forward.iter().enumerate() {
+        if netlink.link(name).await.map_err(system)?.is_none() {
+            return Err(IpcError::InvalidProfile {
+                field: format!("forward[{i}]"),
+                reason: format!("there is no interface `{name}`"),
+                fix: "create it first, or correct the name".into(),
+            });
+        }
+    }
+    let interface = hops.first().map(|(_, n)| n.clone()).unwrap_or_default();
+    let record = Record { name: profile.name.clone(), owner_uid, interface, objects: vec![] };
+    let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
+    if let Err(e) = configure(&mut changes, config, &hops).await {
+        changes.roll_back().await;
+        return Err(e);
+    }
+    let record = changes.commit();
+    let mut interfaces: Vec<String> = hops.iter().map(|(_, n)| n.clone()).collect();
+    interfaces.dedup();
+    let source = Arc::new(HostgwStatus {
+        interfaces: interfaces.join(","),
+        peers: config.peers.iter().map(|p| (p.via.to_string(), p.subnets.clone())).collect(),
+    });
+    let info = TunnelInfo::new(profile, owner_uid, None, Arc::default(), source);
+    Ok(Tunnel::new(info, record, vec![]))
+}
+
+async fn configure(changes: &mut Changes<'_>, config: &HostgwTunnel, hops: &[(u32, String)]) -> Result<(), IpcError> {
+    let netlink = changes.netlink;
+    for (i, (peer, (index, dev))) in config.peers.iter().zip(hops).enumerate() {
+        for (j, dst) in peer.subnets.iter().enumerate() {
+            changes
+                .will_create(Object::Route {
+                    dst: *dst,
+                    dev: dev.clone(),
+                    table: MAIN_TABLE,
+                    via: Some(peer.via),
+                    onlink: false,
+                })
+                .map_err(record_error)?;
+            let route = Route { dst: *dst, index: *index, table: MAIN_TABLE, via: Some(peer.via), onlink: false };
+            match netlink.add_route(&route).await {
+                Ok(true) => {}
+                Ok(false) => changes.not_created().map_err(record_error)?,
+                Err(e) if e.errno == Some(libc::EEXIST) => {
+                    return Err(IpcError::InvalidProfile {
+                        field: format!("peer[{i}].subnets[{j}]"),
+                        reason: format!("a route to {dst} through another interface already exists"),
+                        fix: "remove that route, or correct the peer's subnets".into(),
+                    });
+                }
+                Err(e) => return Err(system(e)),
+            }
+        }
+    }
+    let v6 = config.peers.iter().flat_map(|p| &p.subnets).any(|n| n.addr().is_ipv6());
+    let mut names: Vec<&str> =
+        hops.iter().map(|(_, n)| n.as_str()).chain(config.forward.iter().map(String::as_str)).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        changes.set_sysctl(&format!("net/ipv4/conf/{name}/forwarding"), "1")?;
+        if v6 {
+            changes.set_sysctl(&format!("net/ipv6/conf/{name}/forwarding"), "1")?;
+        }
+    }
+    Ok(())
+}
+
+async fn link_name(netlink: &Netlink, index: u32) -> Result<String, IpcError> {
+    netlink.link_name(index).await.map_err(system)?.ok_or_else(|| IpcError::System {
+        op: "looking up the interface of a next hop".into(),
+        message: format!("link {index} vanished"),
+    })
+}
+
+/// host-gw has no link of its own, so no counters of its own: the routes share their interfaces' counters.
+#[derive(Debug)]
+struct HostgwStatus {
+    /// The interfaces that reach the next hops.
+    interfaces: String,
+    peers: Vec<(String, Vec<ipnet::IpNet>)>,
+}
+
+impl StatusSource for HostgwStatus {
+    fn interface(&self) -> Option<String> {
+        Some(self.interfaces.clone())
+    }
+
+    fn peers(&self) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .map(|(via, subnets)| PeerStatus {
+                endpoint: Some(via.clone()),
+                allowed_ips: subnets.clone(),
+                rx_bytes: 0,
+                tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
+                wireguard: None,
+            })
+            .collect()
+    }
+
+    fn counters(&self) -> Option<Counters> {
+        Some(Counters::default())
+    }
+}
