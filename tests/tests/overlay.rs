@@ -243,3 +243,50 @@ fn host_gw_routes_pods_through_their_hosts_and_refuses_an_off_link_next_hop() {
     lab.helpers[0].culvert_ok(&["down", "gw1"]);
     assert!(!ip(&["-n", &c.hosts[0], "route", "show"]).contains("10.244.2.0"));
 }
+
+#[test]
+fn culvert_tap_and_socat_tap_carry_ping_and_tcp_at_layer_two() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let name = unique("tap");
+    let text = "kind = \"tap\"\naddress = [\"10.9.0.1/24\"]\nlisten_port = 8285\nmtu = 1400\nmac = \"02:00:00:00:0a:01\"\n\
+                [[peer]]\nendpoint = \"172.31.0.2:8285\"\n";
+    let p = lab.profile(&name, text);
+    lab.start_helper(&a, "a", &[]);
+    let up = lab.helpers[0].culvert_ok(&["up", p.to_str().unwrap()]);
+    assert!(up.contains("tap, unencrypted"), "{up}");
+    let link = ip(&["-n", &a, "link", "show", &name]);
+    assert!(link.contains("link/ether 02:00:00:00:0a:01"), "a TAP device with the profile's MAC: {link}");
+    lab.spawn(in_ns(&b, "socat").args([
+        "UDP-DATAGRAM:172.31.0.1:8285,bind=172.31.0.2:8285",
+        "TUN:10.9.0.2/24,tun-type=tap,tun-name=sotap,iff-no-pi,iff-up",
+    ]));
+    assert!(culvert_tests::wait_until(std::time::Duration::from_secs(5), || run(
+        in_ns(&b, "ip").args(["link", "show", "sotap"])
+    )
+    .status
+    .success()));
+    ip(&["-n", &b, "link", "set", "sotap", "mtu", "1400"]);
+    assert!(ping(&a, "10.9.0.2", 3), "Culvert tap -> socat tap");
+    assert!(ping(&b, "10.9.0.1", 3), "socat tap -> Culvert tap");
+    // ARP crossed the tunnel: B knows A's MAC.
+    assert!(ip(&["-n", &b, "neigh", "show", "dev", "sotap"]).contains("02:00:00:00:0a:01"));
+    let (sent, got) = tcp_transfer(&mut lab, &a, &b, "10.9.0.2", 5401, 4 << 20);
+    assert!(got == sent, "A->B: {} of {} bytes intact", got.len(), sent.len());
+    let (sent, got) = tcp_transfer(&mut lab, &b, &a, "10.9.0.1", 5402, 4 << 20);
+    assert!(got == sent, "B->A: {} of {} bytes intact", got.len(), sent.len());
+    let s = lab.helpers[0].status(&name);
+    assert!(s["rx_bytes"].as_u64().unwrap() >= 4 << 20 && s["tx_bytes"].as_u64().unwrap() >= 4 << 20, "{s}");
+    // A stranger's frame is dropped and counted.
+    let stranger = run(in_ns(&b, "socat").args([
+        "-u",
+        "OPEN:/dev/zero,readbytes=64",
+        "UDP-SENDTO:172.31.0.1:8285,sourceport=9999",
+    ]));
+    assert!(stranger.status.success());
+    assert!(culvert_tests::wait_until(std::time::Duration::from_secs(3), || {
+        lab.helpers[0].status(&name)["drops"]["unknown_peer"].as_u64().unwrap() >= 1
+    }));
+    lab.helpers[0].culvert_ok(&["down", &name]);
+    assert!(!ip(&["-n", &a, "link", "show"]).contains(&name));
+}

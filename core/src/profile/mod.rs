@@ -48,6 +48,8 @@ pub enum Tunnel {
     Vxlan(VxlanTunnel),
     /// Routes to each peer's subnets via the peer's host address (flannel's host-gw backend); no encapsulation.
     Hostgw(HostgwTunnel),
+    /// A TAP device: one Ethernet frame per UDP datagram, unencrypted.
+    Tap(TapTunnel),
 }
 
 /// The kinds of tunnel, without their settings.
@@ -58,6 +60,7 @@ pub enum Kind {
     Wireguard,
     Vxlan,
     Hostgw,
+    Tap,
 }
 
 impl Kind {
@@ -67,6 +70,7 @@ impl Kind {
             Self::Wireguard => "wireguard",
             Self::Vxlan => "vxlan",
             Self::Hostgw => "hostgw",
+            Self::Tap => "tap",
         }
     }
 
@@ -95,10 +99,28 @@ pub struct UdpTunnel {
     pub peers: Vec<UdpPeer>,
 }
 
+/// A layer-2 tunnel: a TAP device whose Ethernet frames travel one per UDP datagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapTunnel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Addresses on the TAP device (none when it is bridged).
+    #[serde(default)]
+    pub address: Vec<IpNet>,
+    pub listen_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// The device's MAC; the kernel picks a random one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    pub peers: Vec<UdpPeer>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UdpPeer {
     pub endpoint: SocketAddr,
-    /// Destinations routed through the tunnel to this peer; also the sources accepted from it.
+    /// Destinations routed through the tunnel to this peer (for `tap`, routes on the device; frames go by MAC).
+    #[serde(default)]
     pub allowed_ips: Vec<IpNet>,
 }
 
@@ -303,6 +325,7 @@ impl Profile {
             Tunnel::Wireguard(_) => Kind::Wireguard,
             Tunnel::Vxlan(_) => Kind::Vxlan,
             Tunnel::Hostgw(_) => Kind::Hostgw,
+            Tunnel::Tap(_) => Kind::Tap,
         }
     }
 
@@ -313,6 +336,7 @@ impl Profile {
             Tunnel::Wireguard(w) => w.interface.as_deref(),
             Tunnel::Vxlan(v) => v.interface.as_deref(),
             Tunnel::Hostgw(_) => None,
+            Tunnel::Tap(t) => t.interface.as_deref(),
         };
         set.unwrap_or(&self.name)
     }
@@ -323,6 +347,7 @@ impl Profile {
             Tunnel::Wireguard(w) => w.mtu,
             Tunnel::Vxlan(v) => v.mtu,
             Tunnel::Hostgw(_) => None,
+            Tunnel::Tap(t) => t.mtu,
         };
         set.unwrap_or(DEFAULT_MTU)
     }
@@ -334,6 +359,7 @@ impl Profile {
             Tunnel::Wireguard(w) => &w.address,
             Tunnel::Vxlan(v) => &v.address,
             Tunnel::Hostgw(_) => &[],
+            Tunnel::Tap(t) => &t.address,
         }
     }
 

@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{
-    Endpoint, FileProblem, HostgwPeer, HostgwTunnel, LoadError, Profile, ProfileError, Table, Tunnel, UdpPeer,
-    UdpTunnel, VxlanPeer, VxlanTunnel, WireguardPeer, WireguardTunnel,
+    Endpoint, FileProblem, HostgwPeer, HostgwTunnel, LoadError, Profile, ProfileError, Table, TapTunnel, Tunnel,
+    UdpPeer, UdpTunnel, VxlanPeer, VxlanTunnel, WireguardPeer, WireguardTunnel,
 };
 use crate::keys::{PublicKey, SecretKey};
 use crate::mac::MacAddr;
@@ -51,6 +51,7 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
             Tunnel::Wireguard(toml::from_str::<RawWireguard>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
         }
         Some("vxlan") => Tunnel::Vxlan(toml::from_str::<RawVxlan>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?),
+        Some("tap") => Tunnel::Tap(toml::from_str::<RawTap>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?),
         Some("hostgw") => {
             Tunnel::Hostgw(toml::from_str::<RawHostgw>(text).map_err(|e| syntax(text, &e))?.into_tunnel()?)
         }
@@ -58,7 +59,7 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
             return Err(FileProblem::Field(ProfileError::new(
                 "kind",
                 format!("`{other}` is not a tunnel kind"),
-                "set kind to \"wireguard\", \"udp\", \"vxlan\" or \"hostgw\"",
+                "set kind to \"wireguard\", \"udp\", \"tap\", \"vxlan\" or \"hostgw\"",
             )));
         }
         None => {
@@ -104,7 +105,46 @@ struct RawUdp {
 #[serde(deny_unknown_fields)]
 struct RawUdpPeer {
     endpoint: String,
+    #[serde(default)]
     allowed_ips: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTap {
+    #[serde(rename = "kind")]
+    _kind: String,
+    interface: Option<String>,
+    #[serde(default)]
+    address: Vec<String>,
+    listen_port: i64,
+    mtu: Option<i64>,
+    mac: Option<String>,
+    #[serde(default)]
+    peer: Vec<RawUdpPeer>,
+}
+
+impl RawTap {
+    fn into_tunnel(self) -> Result<TapTunnel, ProfileError> {
+        let mac = self.mac.map(|m| mac("mac", &m)).transpose()?;
+        let as_udp = RawUdp {
+            _kind: self._kind,
+            interface: self.interface,
+            address: self.address,
+            listen_port: self.listen_port,
+            mtu: self.mtu,
+            peer: self.peer,
+        };
+        let u = as_udp.into_tunnel()?;
+        Ok(TapTunnel {
+            interface: u.interface,
+            address: u.address,
+            listen_port: u.listen_port,
+            mtu: u.mtu,
+            mac,
+            peers: u.peers,
+        })
+    }
 }
 
 impl RawUdp {

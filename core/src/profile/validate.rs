@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{
-    HostgwTunnel, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, Tunnel, UdpTunnel, VxlanTunnel,
-    WireguardTunnel,
+    HostgwTunnel, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpTunnel,
+    VxlanTunnel, WireguardTunnel,
 };
 use crate::ifname;
 
@@ -18,6 +18,7 @@ pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
         Tunnel::Wireguard(w) => wireguard(p, w),
         Tunnel::Vxlan(v) => vxlan(p, v),
         Tunnel::Hostgw(h) => hostgw(h),
+        Tunnel::Tap(t) => tap(p, t),
     }
 }
 
@@ -267,6 +268,43 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
                 format!("dns_search[{i}]"),
                 format!("`{domain}` is not a domain name"),
                 "list DNS servers as addresses and search domains as names such as corp.example",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn tap(p: &Profile, t: &TapTunnel) -> Result<(), ProfileError> {
+    interface(p, t.interface.as_deref())?;
+    if !t.address.is_empty() {
+        addresses(&t.address)?;
+    }
+    listen_port(t.listen_port)?;
+    mtu(t.mtu, &t.address)?;
+    if let Some(mac) = t.mac.filter(|m| !m.is_unicast()) {
+        return Err(ProfileError::new(
+            "mac",
+            format!("{mac} is not a unicast MAC"),
+            "leave `mac` out for a random one",
+        ));
+    }
+    peer_count(t.peers.len())?;
+    allowed_ips(t.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    let mut endpoints = HashSet::new();
+    for (i, peer) in t.peers.iter().enumerate() {
+        let ep = peer.endpoint;
+        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() || !endpoints.insert(ep) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].endpoint"),
+                format!("{ep} is not a distinct peer address"),
+                "set each peer's unicast address and UDP port, such as \"172.31.0.2:8285\"",
+            ));
+        }
+        if let Some(net) = peer.allowed_ips.iter().find(|n| t.peers.iter().any(|p| n.contains(&p.endpoint.ip()))) {
+            return Err(ProfileError::new(
+                format!("peer[{i}].allowed_ips"),
+                format!("{net} contains a peer endpoint, which would route the tunnel into itself"),
+                "narrow allowed_ips so it leaves out the endpoints",
             ));
         }
     }

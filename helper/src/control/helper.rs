@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::Access;
 use crate::system::{Netlink, Records};
 use crate::tunnel::userspace::system;
-use crate::tunnel::{Tunnel, TunnelInfo, changes, hostgw, udp, vxlan, wireguard};
+use crate::tunnel::{Tunnel, TunnelInfo, changes, hostgw, tap, udp, vxlan, wireguard};
 
 /// Who sent a request, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,10 @@ impl Helper {
             TunnelConfig::Vxlan(c) => {
                 let c = c.clone();
                 vxlan::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+            }
+            TunnelConfig::Tap(c) => {
+                let c = c.clone();
+                tap::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
             }
             TunnelConfig::Hostgw(c) => {
                 let c = c.clone();

@@ -62,6 +62,7 @@ pub async fn outbound<P: Protocol>(
                 Seal::Send { peer, to, len, inner } => {
                     run.add(peer, to, len, inner, &*proto, &counters, &mut udp).await
                 }
+                Seal::Flood { len, inner } => run.flood(len, inner, &*proto, &counters, &mut udp).await,
                 Seal::Nothing => {}
                 Seal::Drop(reason) => drops.add(reason),
             }
@@ -131,6 +132,33 @@ impl Run {
         // A datagram shorter than the first must be the last of its run.
         if len < self.segment || self.inner.len() == self.max_segments {
             self.send(proto, counters, udp).await;
+        }
+    }
+
+    /// Sends the datagram just sealed at [`Run::spare`] to every peer, after what the run holds.
+    async fn flood(
+        &mut self,
+        len: usize,
+        inner: usize,
+        proto: &impl Protocol,
+        counters: &TunnelCounters,
+        udp: &mut impl UdpWriter,
+    ) {
+        let start = self.used;
+        self.send(proto, counters, udp).await;
+        self.buf.copy_within(start..start + len, 0);
+        let mut sent = false;
+        for peer in 0..proto.peer_count() {
+            let Some(to) = proto.peer_endpoint(peer) else { continue };
+            if udp.send(to, &self.buf[..len], len).await.is_ok() {
+                proto.traffic(peer).add_tx(1, inner as u64);
+                sent = true;
+            }
+        }
+        if sent {
+            counters.traffic.add_tx(1, inner as u64);
+        } else {
+            counters.drop_packets(DropReason::SendFailed, 1);
         }
     }
 

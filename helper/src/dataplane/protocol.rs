@@ -16,6 +16,11 @@ pub enum Seal {
         len: usize,
         inner: usize,
     },
+    /// Send `out[..len]` to every peer (a layer-2 broadcast, or a frame for an address not learnt yet).
+    Flood {
+        len: usize,
+        inner: usize,
+    },
     /// Nothing to send now (WireGuard queues packets while it shakes hands).
     Nothing,
     Drop(DropReason),
@@ -60,6 +65,10 @@ pub trait Protocol: Send + Sync + 'static {
     }
     /// Once a second, for per-tunnel housekeeping such as rate limiter resets.
     fn every_second(&self) {}
+    /// Where `peer` is, for sends to every peer ([`Seal::Flood`]).
+    fn peer_endpoint(&self, _peer: usize) -> Option<SocketAddr> {
+        None
+    }
     fn peer_count(&self) -> usize;
     fn traffic(&self, peer: usize) -> &Traffic;
 }

@@ -12,16 +12,13 @@ use super::io::{TUN_HEADROOM, TunReader, TunWriter};
 /// (Firezone raised it for the same reason, DATAPLANE.md 7.4).
 const TX_QUEUE_LEN: u32 = 1000;
 
-/// Creates the TUN device `name`. It is not persistent: it disappears when the last handle is dropped.
-pub fn create(name: &str, mtu: u16) -> io::Result<Arc<AsyncDevice>> {
-    let dev = DeviceBuilder::new()
-        .name(name)
-        .mtu(mtu)
-        .offload(true)
-        .tx_queue_len(TX_QUEUE_LEN)
-        .enable(false)
-        .build_async()?;
-    Ok(Arc::new(dev))
+/// Creates the TUN device `name`, or with `tap` a TAP device (Ethernet frames). It is not persistent: it
+/// disappears when the last handle is dropped. TAP devices run without offloads: tun-rs splits and coalesces
+/// IP packets, not frames.
+pub fn create(name: &str, mtu: u16, tap: bool) -> io::Result<Arc<AsyncDevice>> {
+    let builder = DeviceBuilder::new().name(name).mtu(mtu).tx_queue_len(TX_QUEUE_LEN).enable(false);
+    let builder = if tap { builder.layer(tun_rs::Layer::L2) } else { builder.offload(true) };
+    Ok(Arc::new(builder.build_async()?))
 }
 
 pub struct DeviceReader {

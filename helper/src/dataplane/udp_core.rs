@@ -90,6 +90,10 @@ impl Protocol for UdpCore {
         }
     }
 
+    fn peer_endpoint(&self, peer: usize) -> Option<SocketAddr> {
+        self.peers.get(peer).map(|p| p.endpoint)
+    }
+
     fn peer_count(&self) -> usize {
         self.peers.len()
     }

@@ -171,6 +171,11 @@ impl Netlink {
             .map_err(|e| NetlinkError::new(format!("creating the VXLAN link {}", v.name), &e))
     }
 
+    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        self.handle.link().set(msg).execute().await.map_err(|e| NetlinkError::new("setting the MAC address", &e))
+    }
+
     /// The name of link `index`.
     pub async fn link_name(&self, index: u32) -> Result<Option<String>, NetlinkError> {
         let msg = match self.handle.link().get().match_index(index).execute().try_next().await {

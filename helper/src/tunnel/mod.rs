@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod hostgw;
+pub mod tap;
 pub mod uapi;
 pub mod udp;
 pub mod userspace;

@@ -41,6 +41,7 @@ pub async fn up(
         rules: vec![],
         sysctls: vec![],
         dns: None,
+        tap: None,
         uapi: None,
     };
     userspace::up(netlink, records, profile, owner_uid, plan).await

@@ -40,6 +40,8 @@ pub struct Plan<P> {
     pub sysctls: Vec<(String, String)>,
     /// DNS servers and search domains to use while the tunnel is up.
     pub dns: Option<DnsConfig>,
+    /// A TAP device (Ethernet frames) instead of TUN, with its MAC if the profile sets one.
+    pub tap: Option<Option<culvert_core::mac::MacAddr>>,
     pub uapi: Option<Arc<dyn UapiSource>>,
 }
 
@@ -120,7 +122,7 @@ async fn configure<P: Send + Sync>(
     let interface = profile.interface();
     let mtu = profile.mtu();
     changes.will_create(Object::Link { name: interface.into(), kind: "tun".into() }).map_err(record_error)?;
-    let device = tun_io::create(interface, mtu).map_err(|e| IpcError::System {
+    let device = tun_io::create(interface, mtu, plan.tap.is_some()).map_err(|e| IpcError::System {
         op: format!("creating the TUN device {interface}"),
         message: match e.raw_os_error() {
             Some(libc::EPERM) => "permission denied: culvertd must run as root or with CAP_NET_ADMIN".into(),
@@ -132,6 +134,9 @@ async fn configure<P: Send + Sync>(
         op: format!("creating the TUN device {interface}"),
         message: "the device vanished right after it was created".into(),
     })?;
+    if let Some(Some(mac)) = plan.tap {
+        netlink.set_mac(link.index, mac.0).await.map_err(system)?;
+    }
     for net in profile.addresses() {
         netlink.add_address(link.index, *net).await.map_err(system)?;
     }

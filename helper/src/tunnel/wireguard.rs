@@ -50,6 +50,7 @@ pub async fn up(
         rules: routing.rules,
         sysctls: routing.sysctls,
         dns,
+        tap: None,
         uapi: Some(proto.clone()),
     };
     let named: Vec<(usize, String, u16)> = config

@@ -1,0 +1,47 @@
+//! The `tap` kind: a TAP device, one Ethernet frame per datagram, peers by endpoint.
+
+use std::sync::Arc;
+
+use culvert_core::ipc::IpcError;
+use culvert_core::profile::{Profile, TapTunnel};
+
+use super::Tunnel;
+use super::userspace::{self, Plan, PlannedRoute, bind_error};
+use crate::dataplane::tap_core::TapCore;
+use crate::dataplane::udp_io;
+use crate::system::netlink::MAIN_TABLE;
+use crate::system::{Netlink, Records};
+
+pub async fn up(
+    netlink: &Netlink,
+    records: &Records,
+    profile: Profile,
+    config: &TapTunnel,
+    owner_uid: u32,
+) -> Result<Tunnel, IpcError> {
+    let ipv6 = config.peers.iter().any(|p| p.endpoint.is_ipv6());
+    let socket = udp_io::bind(config.listen_port, ipv6, None).map_err(|e| bind_error(config.listen_port, &e))?;
+    let routes = config
+        .peers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.allowed_ips.iter().enumerate().map(move |(j, dst)| PlannedRoute {
+                field: format!("peer[{i}].allowed_ips[{j}]"),
+                dst: *dst,
+                table: MAIN_TABLE,
+            })
+        })
+        .collect();
+    let plan = Plan {
+        socket,
+        proto: Arc::new(TapCore::new(config)),
+        routes,
+        rules: vec![],
+        sysctls: vec![],
+        dns: None,
+        tap: Some(config.mac),
+        uapi: None,
+    };
+    userspace::up(netlink, records, profile, owner_uid, plan).await
+}
