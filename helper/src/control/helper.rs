@@ -62,24 +62,9 @@ impl Helper {
         if tunnels.contains_key(&profile.name) {
             return Err(IpcError::AlreadyUp { name: profile.name });
         }
-        let interface = profile.interface();
-        if !profile.has_link() {
-            // host-gw makes no link, so there is no name to collide.
-        } else if let Some(other) =
-            tunnels.values().find(|t| t.info.profile.has_link() && t.info.profile.interface() == interface)
-        {
-            return Err(IpcError::InvalidProfile {
-                field: "interface".into(),
-                reason: format!("`{interface}` is the interface of tunnel `{}`, which is up", other.info.name()),
-                fix: "set `interface` to another name".into(),
-            });
-        }
-        if profile.has_link() && self.netlink.link(interface).await.map_err(system)?.is_some() {
-            return Err(IpcError::InvalidProfile {
-                field: "interface".into(),
-                reason: format!("a link named `{interface}` already exists and Culvert did not create it"),
-                fix: "set `interface` to a name no link uses".into(),
-            });
+        // host-gw makes no link, so it has no name to collide.
+        if profile.has_link() {
+            self.check_interface_free(&tunnels, profile.interface()).await?;
         }
         let name = profile.name.clone();
         let tunnel = match &profile.tunnel {
@@ -108,6 +93,27 @@ impl Helper {
         tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
         tunnels.insert(name, tunnel);
         Ok(status)
+    }
+
+    /// A tunnel's link name must be no other tunnel's and no existing link's (Culvert never takes one over).
+    async fn check_interface_free(&self, tunnels: &BTreeMap<String, Tunnel>, interface: &str) -> Result<(), IpcError> {
+        if let Some(other) =
+            tunnels.values().find(|t| t.info.profile.has_link() && t.info.profile.interface() == interface)
+        {
+            return Err(IpcError::InvalidProfile {
+                field: "interface".into(),
+                reason: format!("`{interface}` is the interface of tunnel `{}`, which is up", other.info.name()),
+                fix: "set `interface` to another name".into(),
+            });
+        }
+        if self.netlink.link(interface).await.map_err(system)?.is_some() {
+            return Err(IpcError::InvalidProfile {
+                field: "interface".into(),
+                reason: format!("a link named `{interface}` already exists and Culvert did not create it"),
+                fix: "set `interface` to a name no link uses".into(),
+            });
+        }
+        Ok(())
     }
 
     pub async fn down(&self, caller: Caller, name: &str) -> Result<Vec<String>, IpcError> {
