@@ -290,3 +290,46 @@ fn culvert_tap_and_socat_tap_carry_ping_and_tcp_at_layer_two() {
     lab.helpers[0].culvert_ok(&["down", &name]);
     assert!(!ip(&["-n", &a, "link", "show"]).contains(&name));
 }
+
+/// Layer-2 use: the VXLAN link as a bridge port, so the bridges on both hosts form one segment (ARP and all).
+#[test]
+fn a_vxlan_link_on_a_bridge_joins_two_layer_two_segments() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    for (ns, addr) in [(&a, "10.50.0.1/24"), (&b, "10.50.0.2/24")] {
+        ip(&["-n", ns, "link", "add", "cvbr", "type", "bridge"]);
+        ip(&["-n", ns, "addr", "add", addr, "dev", "cvbr"]);
+        ip(&["-n", ns, "link", "set", "cvbr", "up"]);
+    }
+    let vx = unique("vxb");
+    ip(&[
+        "-n",
+        &b,
+        "link",
+        "add",
+        &vx,
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "dstport",
+        "4789",
+        "local",
+        "172.31.0.2",
+        "nolearning",
+    ]);
+    ip(&["-n", &b, "link", "set", &vx, "master", "cvbr", "up"]);
+    check(in_ns(&b, "bridge").args(["fdb", "append", "00:00:00:00:00:00", "dev", &vx, "dst", "172.31.0.1"]));
+    let name = unique("l2");
+    let text =
+        "kind = \"vxlan\"\nvni = 42\nlocal = \"172.31.0.1\"\nbridge = \"cvbr\"\n[[peer]]\nvtep = \"172.31.0.2\"\n";
+    let p = lab.profile(&name, text);
+    lab.start_helper(&a, "a", &[]);
+    lab.helpers[0].culvert_ok(&["up", p.to_str().unwrap()]);
+    assert!(ip(&["-n", &a, "link", "show", &name]).contains("master cvbr"));
+    assert!(ping(&a, "10.50.0.2", 3), "across the bridged overlay");
+    assert!(ping(&b, "10.50.0.1", 3), "and back");
+    lab.helpers[0].culvert_ok(&["down", &name]);
+    assert!(!ip(&["-n", &a, "link", "show"]).contains(&name));
+    assert!(ip(&["-n", &a, "link", "show", "cvbr"]).contains("cvbr"), "the user's bridge stays");
+}
