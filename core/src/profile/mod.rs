@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use error::{FileProblem, LoadError, ProfileError};
-pub use toml_file::{load_file, name_from_path, parse_toml};
+pub use toml_file::{load_file, name_from_path, parse_toml, write_toml};
 
 use crate::keys::{PublicKey, SecretKey};
 use crate::mac::MacAddr;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     Endpoint, FileProblem, HostgwPeer, HostgwTunnel, LoadError, Profile, ProfileError, Table, TapTunnel, Tunnel,
@@ -75,6 +75,94 @@ pub fn parse_toml(name: &str, text: &str) -> Result<Profile, FileProblem> {
     Ok(profile)
 }
 
+/// Writes a profile in the TOML file format [`parse_toml`] reads (the name is the file's, not written).
+pub fn write_toml(profile: &Profile) -> String {
+    let strs = |v: &[IpNet]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let text = match &profile.tunnel {
+        Tunnel::Udp(u) => toml::to_string(&RawUdp {
+            _kind: "udp".into(),
+            interface: u.interface.clone(),
+            address: strs(&u.address),
+            listen_port: u.listen_port.into(),
+            mtu: u.mtu.map(i64::from),
+            peer: u
+                .peers
+                .iter()
+                .map(|p| RawUdpPeer { endpoint: p.endpoint.to_string(), allowed_ips: strs(&p.allowed_ips) })
+                .collect(),
+        }),
+        Tunnel::Tap(t) => toml::to_string(&RawTap {
+            _kind: "tap".into(),
+            interface: t.interface.clone(),
+            address: strs(&t.address),
+            listen_port: t.listen_port.into(),
+            mtu: t.mtu.map(i64::from),
+            mac: t.mac.map(|m| m.to_string()),
+            peer: t
+                .peers
+                .iter()
+                .map(|p| RawUdpPeer { endpoint: p.endpoint.to_string(), allowed_ips: strs(&p.allowed_ips) })
+                .collect(),
+        }),
+        Tunnel::Wireguard(w) => toml::to_string(&RawWireguard {
+            _kind: "wireguard".into(),
+            interface: w.interface.clone(),
+            private_key: w.private_key.to_base64().to_string(),
+            address: strs(&w.address),
+            listen_port: w.listen_port.map(i64::from),
+            mtu: w.mtu.map(i64::from),
+            dns: w.dns.iter().map(ToString::to_string).chain(w.dns_search.iter().cloned()).collect(),
+            table: match w.table {
+                Table::Auto => None,
+                Table::Off => Some(toml::Value::String("off".into())),
+                Table::Id(id) => Some(toml::Value::Integer(id.into())),
+            },
+            fwmark: w.fwmark.map(|m| toml::Value::Integer(m.into())),
+            peer: w
+                .peers
+                .iter()
+                .map(|p| RawWireguardPeer {
+                    public_key: p.public_key.to_string(),
+                    preshared_key: p.preshared_key.as_ref().map(|k| k.to_base64().to_string()),
+                    allowed_ips: strs(&p.allowed_ips),
+                    endpoint: p.endpoint.as_ref().map(ToString::to_string),
+                    persistent_keepalive: p.persistent_keepalive.map(i64::from),
+                })
+                .collect(),
+        }),
+        Tunnel::Vxlan(v) => toml::to_string(&RawVxlan {
+            _kind: "vxlan".into(),
+            interface: v.interface.clone(),
+            vni: v.vni.into(),
+            port: v.port.map(i64::from),
+            local: v.local.to_string(),
+            underlay: v.underlay.clone(),
+            mac: v.mac.map(|m| m.to_string()),
+            address: strs(&v.address),
+            mtu: v.mtu.map(i64::from),
+            bridge: v.bridge.clone(),
+            forward: v.forward.clone(),
+            peer: v
+                .peers
+                .iter()
+                .map(|p| RawVxlanPeer {
+                    vtep: p.vtep.to_string(),
+                    mac: p.mac.map(|m| m.to_string()),
+                    gateway: p.gateway.map(|g| g.to_string()),
+                    subnets: strs(&p.subnets),
+                })
+                .collect(),
+        }),
+        Tunnel::Hostgw(h) => toml::to_string(&RawHostgw {
+            _kind: "hostgw".into(),
+            forward: h.forward.clone(),
+            peer: h.peers.iter().map(|p| RawHostgwPeer { via: p.via.to_string(), subnets: strs(&p.subnets) }).collect(),
+        }),
+    };
+    // The raw structs hold only strings, numbers and arrays of them: they always serialize.
+    text.unwrap_or_default()
+}
+
 fn syntax(text: &str, e: &toml::de::Error) -> FileProblem {
     let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     let message = e.message().trim_end().replace('\n', " ");
@@ -88,39 +176,44 @@ fn syntax(text: &str, e: &toml::de::Error) -> FileProblem {
     FileProblem::Syntax { line, message, fix: fix.into() }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawUdp {
     #[serde(rename = "kind")]
     _kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
     address: Vec<String>,
     listen_port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mtu: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peer: Vec<RawUdpPeer>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawUdpPeer {
     endpoint: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawTap {
     #[serde(rename = "kind")]
     _kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     address: Vec<String>,
     listen_port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mtu: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peer: Vec<RawUdpPeer>,
 }
 
@@ -184,32 +277,40 @@ impl RawUdp {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawWireguard {
     #[serde(rename = "kind")]
     _kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
     private_key: String,
     address: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     listen_port: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mtu: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     table: Option<toml::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     fwmark: Option<toml::Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peer: Vec<RawWireguardPeer>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawWireguardPeer {
     public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     preshared_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     persistent_keepalive: Option<i64>,
 }
 
@@ -273,53 +374,61 @@ impl RawWireguard {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawVxlan {
     #[serde(rename = "kind")]
     _kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
     vni: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<i64>,
     local: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     underlay: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     address: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mtu: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bridge: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forward: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peer: Vec<RawVxlanPeer>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawVxlanPeer {
     vtep: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     gateway: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     subnets: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawHostgw {
     #[serde(rename = "kind")]
     _kind: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forward: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peer: Vec<RawHostgwPeer>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawHostgwPeer {
     via: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     subnets: Vec<String>,
 }
 
@@ -671,6 +780,28 @@ mac = "02:00:00:00:00:03"
                 FileProblem::Field(e) => assert_eq!(e.field, field, "{e}"),
                 other => panic!("{field}: {other:?}"),
             }
+        }
+    }
+
+    /// Every kind's profile, written and read back, is the same profile.
+    #[test]
+    fn written_profiles_read_back_the_same() {
+        let texts = [
+            LAB.to_string(),
+            "kind = \"tap\"\nlisten_port = 1\nmac = \"02:00:00:00:00:01\"\n[[peer]]\nendpoint = \"192.0.2.1:1\"\n".into(),
+            "kind = \"hostgw\"\nforward = [\"br0\"]\n[[peer]]\nvia = \"192.0.2.1\"\nsubnets = [\"10.1.0.0/24\"]\n".into(),
+            "kind = \"vxlan\"\nvni = 7\nport = 8472\nlocal = \"192.0.2.1\"\nbridge = \"br0\"\n[[peer]]\nvtep = \"192.0.2.2\"\n".into(),
+            "kind = \"wireguard\"\nprivate_key = \"yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\"\naddress = [\"10.8.0.1/24\"]\n\
+             dns = [\"10.8.0.53\", \"corp.example\"]\ntable = \"off\"\nfwmark = 51820\n[[peer]]\n\
+             public_key = \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n\
+             preshared_key = \"/UwcSPg38hW/D9Y3tcS1FOV0K1wuURMbS0sesJEP5ak=\"\nallowed_ips = [\"0.0.0.0/0\"]\n\
+             endpoint = \"vpn.example.com:51820\"\npersistent_keepalive = 25\n"
+                .into(),
+        ];
+        for text in texts {
+            let p = parse_toml("x", &text).unwrap();
+            let written = write_toml(&p);
+            assert_eq!(parse_toml("x", &written).unwrap(), p, "{written}");
         }
     }
 }
