@@ -23,8 +23,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Bring up the tunnel a profile file describes; the file's stem names it (lab.toml is `lab`).
-    Up { file: PathBuf },
+    /// Bring up a tunnel: from a profile file (a path, or a name ending in .toml or .conf; its stem names the
+    /// tunnel), or a stored profile by name, with its keys from your keyring.
+    Up { profile: String },
+    /// List the stored profiles.
+    List,
+    /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
+    Import { file: PathBuf },
+    /// Print a stored profile: a wg-quick file for WireGuard (keys included), TOML for the other kinds.
+    Export { name: String },
+    /// Remove a stored profile and its keys.
+    Rm { name: String },
     /// Bring a tunnel down.
     Down {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -55,6 +64,8 @@ enum Command {
         #[arg(long)]
         local: std::net::IpAddr,
     },
+    #[command(skip)]
+    UpLoaded(Box<profile::Profile>),
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -69,6 +80,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The profile store talks to the keyring synchronously: its commands run before any async runtime exists.
+    let cli = match store_command(cli) {
+        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Some(cli)) => cli,
+        Err(e) => {
+            eprintln!("culvert: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -83,6 +103,54 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command for `culvertd`, with a stored profile resolved.
+/// Runs the store's commands; returns the command still to run (with `up NAME` resolved to its profile).
+fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
+    let store = || culvert_store::Store::open_default();
+    match &cli.command {
+        Command::List => {
+            let listed = store()?.list()?;
+            if listed.is_empty() {
+                println!("no stored profile; `culvert import FILE` adds one");
+            }
+            for l in listed {
+                match (l.kind, l.problem) {
+                    (Some(kind), _) => {
+                        let label = if kind.encrypted() { "" } else { "  (unencrypted)" };
+                        println!("{}\t{kind}{label}", l.name);
+                    }
+                    (None, problem) => println!("{}\t(unreadable: {})", l.name, problem.unwrap_or_default()),
+                }
+            }
+            Ok(None)
+        }
+        Command::Import { file } => {
+            let p = store()?.import(file)?;
+            println!("stored {} ({}); `culvert up {}` brings it up", p.name, p.kind(), p.name);
+            Ok(None)
+        }
+        Command::Export { name } => {
+            print!("{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str());
+            Ok(None)
+        }
+        Command::Rm { name } => {
+            store()?.remove(name)?;
+            println!("removed {name}");
+            Ok(None)
+        }
+        Command::Up { profile } if !is_file_argument(profile) => {
+            let loaded = store()?.load(profile)?;
+            Ok(Some(Cli { socket: cli.socket, command: Command::UpLoaded(Box::new(loaded)) }))
+        }
+        _ => Ok(Some(cli)),
+    }
+}
+
+/// `culvert up X` means a file when X looks like a path or names an existing file, else a stored profile.
+fn is_file_argument(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".toml") || arg.ends_with(".conf") || Path::new(arg).is_file()
 }
 
 async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
@@ -103,7 +171,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             println!("{}", key.public_key());
         }
-        Command::Up { file } => {
+        Command::UpLoaded(profile) => {
+            let status = connect(socket).await?.up(*profile).await?;
+            println!("{}", render::up_line(&status));
+        }
+        Command::List | Command::Import { .. } | Command::Export { .. } | Command::Rm { .. } => {}
+        Command::Up { profile: file } => {
+            let file = PathBuf::from(file);
             if file.extension().is_some_and(|e| e == "conf") {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;

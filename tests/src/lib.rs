@@ -429,3 +429,76 @@ pub fn culvert_keypair() -> (String, String) {
     let out = child.wait_with_output().expect("culvert pubkey");
     (private, String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
+
+/// A desktop session's keyring for the CLI: a private D-Bus session bus and an unlocked gnome-keyring-daemon
+/// holding a throw-away login keyring under a throw-away HOME. Both end with the lab.
+#[derive(Debug)]
+pub struct SessionKeyring {
+    pub home: PathBuf,
+    pub bus: String,
+}
+
+impl SessionKeyring {
+    pub fn start(lab: &mut Lab) -> Self {
+        let home = lab.dir.join(unique("home"));
+        fs::create_dir_all(home.join(".local/share")).expect("home");
+        let socket = home.join("bus");
+        let bus = format!("unix:path={}", socket.display());
+        lab.spawn(Command::new("dbus-daemon").args([
+            "--session",
+            "--nofork",
+            "--nopidfile",
+            &format!("--address={bus}"),
+        ]));
+        assert!(wait_until(Duration::from_secs(5), || socket.exists()), "the session bus did not start");
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env_clear()
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon");
+        // The login keyring's password, then end of input.
+        let _ = std::io::Write::write_all(&mut keyring.stdin.take().expect("stdin"), b"culvert-test\n");
+        lab.children.push(keyring);
+        let s = Self { home, bus };
+        let ready = wait_until(Duration::from_secs(10), || {
+            let out = run(s.env(&mut Command::new("dbus-send")).args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:org.freedesktop.secrets",
+            ]));
+            String::from_utf8_lossy(&out.stdout).contains("boolean true")
+        });
+        assert!(ready, "gnome-keyring-daemon did not take the Secret Service name");
+        s
+    }
+
+    /// Gives `cmd` this session: its HOME, config directory and bus.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+    }
+
+    /// `culvert ARGS` as the session's user would run it.
+    pub fn culvert(&self, socket: &Path, args: &[&str]) -> Output {
+        run(self.env(&mut Command::new(bin("culvert"))).arg("--socket").arg(socket).args(args))
+    }
+
+    /// What the Secret Service holds for `account` of service `culvert`, read with libsecret's own tool.
+    pub fn lookup(&self, account: &str) -> Option<String> {
+        let out =
+            run(self.env(&mut Command::new("secret-tool")).args(["lookup", "service", "culvert", "username", account]));
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{FileProblem, LoadError, ProfileError};
 pub use toml_file::{load_file, name_from_path, parse_toml, write_toml};
+pub use validate::name as validate_name;
 
 use crate::keys::{PublicKey, SecretKey};
 use crate::mac::MacAddr;

@@ -35,14 +35,25 @@ impl DeviceReader {
 
 impl TunReader for DeviceReader {
     async fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        loop {
+        let mut n = loop {
             match self.dev.recv_multiple(&mut self.scratch, bufs, sizes, 0).await {
-                Ok(n) => return Ok(n),
+                Ok(n) => break n,
                 // A packet the splitter cannot handle is lost on its own; the device stays usable.
                 Err(e) if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() => return Err(e),
                 Err(e) => tracing::debug!("dropped an unsplittable packet from the tunnel device: {e}"),
             }
+        };
+        // Without offloads (TAP) each read is one frame: drain what else is queued now, so that one wakeup
+        // moves a batch and the device's queue does not overflow while the engine waits to be scheduled.
+        if !self.dev.tcp_gso() {
+            while n < bufs.len() {
+                match self.dev.try_recv_multiple(&mut self.scratch, &mut bufs[n..], &mut sizes[n..], 0) {
+                    Ok(got) => n += got,
+                    Err(_) => break,
+                }
+            }
         }
+        Ok(n)
     }
 }
 

@@ -78,9 +78,22 @@ impl TunnelInfo {
             listen_port: self.listen_port,
             owner_uid: self.owner_uid,
             up_since: self.up_since,
-            counters: self.source.counters().unwrap_or_else(|| self.counters.snapshot()),
+            counters: self.source.counters().unwrap_or_else(|| self.engine_counters()),
             peers: self.source.peers(),
         }
+    }
+}
+
+impl TunnelInfo {
+    /// The engine's counters, plus what the kernel dropped before the engine could read it: a TUN or TAP
+    /// device's `tx_dropped` counts packets the host sent into the tunnel while the device's queue was full.
+    fn engine_counters(&self) -> culvert_core::stats::Counters {
+        let mut c = self.counters.snapshot();
+        let path = format!("/sys/class/net/{}/statistics/tx_dropped", self.profile.interface());
+        let queue_full = std::fs::read_to_string(path).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+        c.drops.insert("device_queue_full".into(), queue_full);
+        c.dropped += queue_full;
+        c
     }
 }
 

@@ -1,0 +1,190 @@
+//! The profile store shared by the CLI and the desktop app.
+//!
+//! Profiles live as TOML files in `$XDG_CONFIG_HOME/culvert/profiles/<name>.toml` (default `~/.config`), written
+//! atomically (temporary file, fsync, rename, fsync of the directory). Their secrets (WireGuard private and
+//! preshared keys) never go into those files: they live in the desktop session's Secret Service under service
+//! `culvert`, account `<profile>/private_key` or `<profile>/preshared_key/<peer public key>`.
+
+mod files;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+
+use culvert_core::profile::{self, FileProblem, Kind, Profile, Tunnel};
+
+pub use files::write_atomically;
+pub use secrets::Secrets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("there is no stored profile `{0}`; `culvert list` shows the stored ones, `culvert import FILE` adds one")]
+    NotFound(String),
+    #[error(
+        "a profile `{0}` is stored already; remove it first with `culvert rm {0}`, or import the file under another name"
+    )]
+    Exists(String),
+    #[error("{0}")]
+    Load(#[from] profile::LoadError),
+    #[error("stored profile {}: {problem}; fix the file, or remove it with `culvert rm {name}`", path.display())]
+    Corrupt { name: String, path: PathBuf, problem: FileProblem },
+    #[error(
+        "the {what} of profile `{name}` is not in your keyring; import the profile again (`culvert rm {name}`, then \
+         `culvert import FILE`)"
+    )]
+    MissingSecret { name: String, what: String },
+    #[error("{0}")]
+    Secrets(#[from] secrets::SecretError),
+    #[error("cannot use the profile directory {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A stored profile as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub kind: Option<Kind>,
+    /// Why the file cannot be read as a profile, if it cannot.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    secrets: Secrets,
+}
+
+/// `$XDG_CONFIG_HOME/culvert/profiles`, else `$HOME/.config/culvert/profiles`.
+pub fn default_dir() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("culvert").join("profiles"))
+}
+
+impl Store {
+    /// The user's store, with secrets in the session's Secret Service.
+    pub fn open_default() -> Result<Self, StoreError> {
+        let dir = default_dir().ok_or_else(|| StoreError::Io {
+            path: PathBuf::from("~/.config/culvert/profiles"),
+            source: std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"),
+        })?;
+        Ok(Self::open(dir, Secrets::secret_service()))
+    }
+
+    pub fn open(dir: PathBuf, secrets: Secrets) -> Self {
+        Self { dir, secrets }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.toml"))
+    }
+
+    /// Every stored profile, by name.
+    pub fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(source) => return Err(StoreError::Io { path: self.dir.clone(), source }),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let Some(name) = profile::name_from_path(&path) else { continue };
+            let (kind, problem) = match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| files::stored_kind(&text).ok_or_else(|| "no `kind`".to_owned()))
+            {
+                Ok(kind) => (Some(kind), None),
+                Err(p) => (None, Some(p)),
+            };
+            out.push(Listed { name, kind, problem });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Reads a profile file (`.conf` for wg-quick, else TOML), validates it and stores it under its stem.
+    pub fn import(&self, file: &Path) -> Result<Profile, StoreError> {
+        let profile = profile::load_file(file)?;
+        if self.path(&profile.name).exists() {
+            return Err(StoreError::Exists(profile.name));
+        }
+        self.save(&profile)?;
+        Ok(profile)
+    }
+
+    /// Stores `profile`, replacing a stored one of the same name: secrets to the keyring first, then the file.
+    pub fn save(&self, profile: &Profile) -> Result<(), StoreError> {
+        profile.validate().map_err(|e| StoreError::Corrupt {
+            name: profile.name.clone(),
+            path: self.path(&profile.name),
+            problem: FileProblem::Field(e),
+        })?;
+        if let Tunnel::Wireguard(w) = &profile.tunnel {
+            self.secrets.set(&secrets::private_key_account(&profile.name), &w.private_key.to_base64())?;
+            for p in &w.peers {
+                if let Some(psk) = &p.preshared_key {
+                    self.secrets.set(&secrets::psk_account(&profile.name, &p.public_key), &psk.to_base64())?;
+                }
+            }
+        }
+        let text = files::without_secrets(&profile::write_toml(profile));
+        let path = self.path(&profile.name);
+        write_atomically(&path, text.as_bytes()).map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// The stored profile with its secrets from the keyring, ready for `Up`.
+    pub fn load(&self, name: &str) -> Result<Profile, StoreError> {
+        profile::validate_name(name).map_err(|_| StoreError::NotFound(name.into()))?;
+        let path = self.path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.into())),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let full = files::with_secrets(name, &text, &self.secrets)?;
+        profile::parse_toml(name, &full).map_err(|problem| StoreError::Corrupt { name: name.into(), path, problem })
+    }
+
+    /// The profile as a file to hand to someone: wg-quick for WireGuard (keys included, as wg-quick files hold
+    /// them), TOML for the other kinds.
+    pub fn export(&self, name: &str) -> Result<String, StoreError> {
+        let profile = self.load(name)?;
+        Ok(profile::wg_quick::write(&profile).unwrap_or_else(|| profile::write_toml(&profile)))
+    }
+
+    /// Removes the file, then the secrets (WireGuard profiles only: the other kinds have none, and need no
+    /// keyring).
+    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+        profile::validate_name(name).map_err(|_| StoreError::NotFound(name.into()))?;
+        let path = self.path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.into())),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+        if files::stored_kind(&text) == Some(Kind::Wireguard) {
+            self.secrets.delete(&secrets::private_key_account(name))?;
+            for peer in files::peer_public_keys(&text) {
+                self.secrets.delete(&secrets::psk_account(name, &peer))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
