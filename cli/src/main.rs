@@ -75,6 +75,12 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also show the headers of sampled packets (udp, wireguard and tap tunnels).
+        #[arg(long)]
+        packets: bool,
+        /// Sample one packet in N each way.
+        #[arg(long, default_value_t = 1, requires = "packets", value_parser = clap::value_parser!(u32).range(1..=i64::from(culvert_core::packets::MAX_ONE_IN)))]
+        one_in: u32,
     },
 }
 
@@ -212,15 +218,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Watch { name, interval, json } => watch(socket, &name, interval, json).await?,
+        Command::Watch { name, interval, json, packets, one_in } => {
+            let sampling = packets.then_some(culvert_core::packets::Sampling { one_in });
+            watch(socket, &name, interval, json, sampling).await?;
+        }
     }
     Ok(())
 }
 
-async fn watch(socket: Option<&Path>, name: &str, interval: u32, json: bool) -> anyhow::Result<()> {
+async fn watch(
+    socket: Option<&Path>,
+    name: &str,
+    interval: u32,
+    json: bool,
+    sampling: Option<culvert_core::packets::Sampling>,
+) -> anyhow::Result<()> {
     let mut client = connect(socket).await?;
-    client.subscribe(name, interval).await?;
+    client.subscribe(name, interval, sampling).await?;
     let mut last = None;
+    // The helper's clock at its latest stats, against ours: dates packet samples.
+    let mut clock = (0u64, std::time::SystemTime::now());
     loop {
         let event = tokio::select! {
             e = client.next_event() => e?,
@@ -228,8 +245,22 @@ async fn watch(socket: Option<&Path>, name: &str, interval: u32, json: bool) -> 
         };
         match event {
             Event::Stats { at_ms, status } if status.name == name => {
+                clock = (at_ms, std::time::SystemTime::now());
                 if let Some((then, before)) = last.replace((at_ms, status.counters.clone())) {
                     let line = render::WatchLine::new(&status, &before, at_ms.saturating_sub(then));
+                    if json {
+                        println!("{}", serde_json::to_string(&line)?);
+                    } else {
+                        println!("{line}");
+                    }
+                }
+            }
+            Event::PacketSamples { name: of, samples, missed } if of == name => {
+                if missed > 0 {
+                    eprintln!("culvert: {missed} packet samples were skipped");
+                }
+                for sample in samples {
+                    let line = render::PacketLine::new(name, sample, clock);
                     if json {
                         println!("{}", serde_json::to_string(&line)?);
                     } else {

@@ -81,6 +81,8 @@ fn drop_detail(c: &Counters) -> String {
 /// One line of `culvert watch`.
 #[derive(Debug, Serialize)]
 pub struct WatchLine {
+    #[serde(rename = "type")]
+    pub line: &'static str,
     /// Unix time in seconds, with milliseconds.
     pub time: f64,
     pub name: String,
@@ -101,6 +103,7 @@ impl WatchLine {
             .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
         let c = &now.counters;
         Self {
+            line: "stats",
             time,
             name: now.name.clone(),
             rx_bytes_per_sec: rates.rx_bps,
@@ -111,6 +114,59 @@ impl WatchLine {
             tx_packets: c.tx_packets,
             dropped: c.dropped,
         }
+    }
+}
+
+/// A sampled packet's line in `culvert watch --packets`.
+#[derive(Debug, Serialize)]
+pub struct PacketLine {
+    #[serde(rename = "type")]
+    pub line: &'static str,
+    /// Unix time in seconds, with milliseconds.
+    pub time: f64,
+    pub name: String,
+    #[serde(flatten)]
+    pub sample: culvert_core::packets::PacketSample,
+}
+
+impl PacketLine {
+    /// `clock` pairs a helper time (ms) with the local time it was seen at, to date the sample.
+    pub fn new(name: &str, sample: culvert_core::packets::PacketSample, clock: (u64, std::time::SystemTime)) -> Self {
+        let behind = std::time::Duration::from_millis(clock.0.saturating_sub(sample.at_ms));
+        let when = clock.1.checked_sub(behind).unwrap_or(clock.1);
+        let time = when.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
+        Self { line: "packet", time, name: name.to_owned(), sample }
+    }
+}
+
+impl fmt::Display for PacketLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.sample;
+        let ms = (self.time * 1000.0) as u64;
+        let secs = ms / 1000 % 86_400;
+        let end = |ip: Option<std::net::IpAddr>, port: Option<u16>| match (ip, port) {
+            (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
+            (Some(a), Some(p)) => format!("{a}:{p}"),
+            (Some(a), None) => a.to_string(),
+            (None, _) => "-".into(),
+        };
+        let direction = match s.direction {
+            culvert_core::packets::Direction::In => "in ",
+            culvert_core::packets::Direction::Out => "out",
+        };
+        write!(
+            f,
+            "{:02}:{:02}:{:02}.{:03}Z {} {direction} {:<6} {} > {}  {} B",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            ms % 1000,
+            self.name,
+            s.protocol,
+            end(s.src, s.src_port),
+            end(s.dst, s.dst_port),
+            s.len
+        )
     }
 }
 

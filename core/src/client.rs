@@ -164,8 +164,13 @@ impl Client {
         }
     }
 
-    pub async fn subscribe(&mut self, name: &str, interval_ms: u32) -> Result<(), ClientError> {
-        match self.request(Request::Subscribe { name: name.into(), interval_ms }).await? {
+    pub async fn subscribe(
+        &mut self,
+        name: &str,
+        interval_ms: u32,
+        packets: Option<crate::packets::Sampling>,
+    ) -> Result<(), ClientError> {
+        match self.request(Request::Subscribe { name: name.into(), interval_ms, packets }).await? {
             Response::Subscribed { .. } => Ok(()),
             other => Err(unexpected(&other)),
         }

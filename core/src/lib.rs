@@ -11,6 +11,7 @@ pub mod ifname;
 pub mod ipc;
 pub mod keys;
 pub mod mac;
+pub mod packets;
 pub mod profile;
 pub mod stats;
 

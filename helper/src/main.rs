@@ -3,6 +3,7 @@
 //! It owns everything that touches the kernel (TUN devices, addresses, routes) and the userspace data plane,
 //! and serves clients on an authenticated Unix socket. See ARCHITECTURE.md for the whole picture.
 
+mod clock;
 mod control;
 mod dataplane;
 mod system;
@@ -60,6 +61,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    clock::now_ms();
     if !nix::unistd::geteuid().is_root() {
         tracing::warn!("culvertd is not running as root: creating devices and routes needs root or CAP_NET_ADMIN");
     }

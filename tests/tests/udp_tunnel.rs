@@ -131,3 +131,50 @@ fn watch_prints_live_rates_and_totals() {
     let watch = lab.children.last_mut().unwrap();
     assert!(wait_until(Duration::from_secs(3), || matches!(watch.try_wait(), Ok(Some(_)))), "watch kept running");
 }
+
+#[test]
+fn watch_packets_shows_sampled_headers_both_ways() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let pa = lab.profile("pk", &udp_profile("10.9.0.1/24", 8285, "cv-pk", "172.31.0.2:8285", "10.9.0.0/24", 1400));
+    let pb = lab.profile("pkpeer", &udp_profile("10.9.0.2/24", 8285, "cv-pk", "172.31.0.1:8285", "10.9.0.0/24", 1400));
+    lab.start_helper(&a, "a", &[]);
+    lab.start_helper(&b, "b", &[]);
+    lab.helpers[1].culvert_ok(&["up", pb.to_str().unwrap()]);
+    lab.helpers[0].culvert_ok(&["up", pa.to_str().unwrap()]);
+    let out = lab.dir.join("packets.jsonl");
+    let watch = std::process::Command::new(culvert_tests::bin("culvert"))
+        .arg("--socket")
+        .arg(&lab.helpers[0].socket)
+        .args(["watch", "pk", "--interval", "200", "--json", "--packets"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    lab.children.push(watch);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(run(in_ns(&a, "ping").args(["-c", "5", "-i", "0.1", "-s", "1000", "10.9.0.2"])).status.success());
+    let packets = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "packet")
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(3), || packets(&std::fs::read_to_string(&out).unwrap()).len() >= 10));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let all = packets(&text);
+    let echo = |dir: &str, src: &str, dst: &str| {
+        all.iter().any(|p| {
+            p["direction"] == dir && p["protocol"] == "icmp" && p["src"] == src && p["dst"] == dst && p["len"] == 1028
+        })
+    };
+    assert!(echo("out", "10.9.0.1", "10.9.0.2"), "no outgoing echo request among:\n{text}");
+    assert!(echo("in", "10.9.0.2", "10.9.0.1"), "no incoming echo reply among:\n{text}");
+    assert!(all.iter().all(|p| p["name"] == "pk" && p["time"].as_f64().unwrap() > 1.7e9), "{text}");
+    // Packets of kernel kinds never pass through culvertd: asking for them says so.
+    let vx =
+        lab.profile("vxpk", "kind = \"vxlan\"\nvni = 9\nlocal = \"172.31.0.1\"\n[[peer]]\nvtep = \"172.31.0.2\"\n");
+    lab.helpers[0].culvert_ok(&["up", vx.to_str().unwrap()]);
+    let refused = lab.helpers[0].culvert(&["watch", "vxpk", "--packets"]);
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && msg.contains("never pass through culvertd"), "{msg}");
+}

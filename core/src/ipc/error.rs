@@ -26,6 +26,8 @@ pub enum IpcError {
     BadRequest { message: String },
     #[error("{op} failed: {message}")]
     System { op: String, message: String },
+    #[error("{message}")]
+    Unsupported { message: String },
 }
 
 impl From<crate::profile::ProfileError> for IpcError {

@@ -45,10 +45,13 @@ pub enum Request {
     Status {
         name: Option<String>,
     },
-    /// Pushes `Stats` for the tunnel every `interval_ms` until `Unsubscribe` or the tunnel goes down.
+    /// Pushes `Stats` for the tunnel every `interval_ms` until `Unsubscribe` or the tunnel goes down, and with
+    /// `packets`, the headers of sampled packets (userspace kinds only).
     Subscribe {
         name: String,
         interval_ms: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        packets: Option<crate::packets::Sampling>,
     },
     Unsubscribe {
         name: String,
@@ -90,6 +93,9 @@ pub enum Response {
 pub enum Event {
     /// A snapshot of a subscribed tunnel; `at_ms` is the helper's monotonic clock in milliseconds.
     Stats { at_ms: u64, status: TunnelStatus },
+    /// Packets sampled since the last such event, oldest first; `missed` counts samples that fell out of the
+    /// helper's bounded buffer before they could be sent.
+    PacketSamples { name: String, samples: Vec<crate::packets::PacketSample>, missed: u64 },
     /// A subscribed tunnel went down (by request or by its owner); no more `Stats` come for it.
     TunnelDown { name: String },
     /// The client read too slowly and `lost` events were dropped for it.

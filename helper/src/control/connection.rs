@@ -9,6 +9,7 @@ use culvert_core::ipc::{
     ClientMessage, Event, IpcError, MAX_INTERVAL_MS, MIN_INTERVAL_MS, PROTOCOL_VERSION, Request, Response,
     ServerMessage,
 };
+use culvert_core::packets::MAX_ONE_IN;
 use futures::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -17,6 +18,7 @@ use tokio_util::codec::Framed;
 
 use super::events::EventQueue;
 use super::{Caller, Helper};
+use crate::dataplane::sampler::SamplingGuard;
 use crate::tunnel::TunnelInfo;
 
 /// A client must say hello this soon after connecting.
@@ -126,7 +128,7 @@ impl Session {
             Request::Status { name } => {
                 helper.status(name.as_deref()).await.map(|tunnels| Response::Status { tunnels })
             }
-            Request::Subscribe { name, interval_ms } => {
+            Request::Subscribe { name, interval_ms, packets } => {
                 if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
                     return Err(IpcError::BadRequest {
                         message: format!(
@@ -135,10 +137,29 @@ impl Session {
                     });
                 }
                 let info = helper.info(&name).await?;
+                let sampling = match packets {
+                    None => None,
+                    Some(s) if !(1..=MAX_ONE_IN).contains(&s.one_in) => {
+                        return Err(IpcError::BadRequest {
+                            message: format!("sampling one packet in {} is outside 1..={MAX_ONE_IN}", s.one_in),
+                        });
+                    }
+                    Some(s) => match &info.sampler {
+                        Some(sampler) => Some((sampler.position(), sampler.subscribe(s.one_in))),
+                        None => {
+                            return Err(IpcError::Unsupported {
+                                message: format!(
+                                    "the packets of {} tunnels never pass through culvertd, so it cannot show them",
+                                    info.profile.kind()
+                                ),
+                            });
+                        }
+                    },
+                };
                 let task = tokio::spawn(stream_stats(
-                    helper.clone(),
                     info,
                     Duration::from_millis(u64::from(interval_ms)),
+                    sampling,
                     self.events.clone(),
                 ));
                 if let Some(old) = self.subscriptions.insert(name.clone(), task) {
@@ -161,8 +182,14 @@ fn bad_request(id: u64, message: &str) -> ServerMessage {
     ServerMessage::Response { id, result: Err(IpcError::BadRequest { message: message.into() }) }
 }
 
-/// Pushes a snapshot of the tunnel every `interval` until it goes down.
-async fn stream_stats(helper: Arc<Helper>, info: Arc<TunnelInfo>, interval: Duration, events: Arc<EventQueue>) {
+/// Pushes a snapshot of the tunnel every `interval` until it goes down, and the packets sampled since the last
+/// one when sampling (which lasts as long as this task: the guard goes with it).
+async fn stream_stats(
+    info: Arc<TunnelInfo>,
+    interval: Duration,
+    mut sampling: Option<(u64, SamplingGuard)>,
+    events: Arc<EventQueue>,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -171,6 +198,13 @@ async fn stream_stats(helper: Arc<Helper>, info: Arc<TunnelInfo>, interval: Dura
             events.push(Event::TunnelDown { name: info.name().to_owned() });
             return;
         }
-        events.push(Event::Stats { at_ms: helper.now_ms(), status: info.status() });
+        events.push(Event::Stats { at_ms: crate::clock::now_ms(), status: info.status() });
+        if let (Some((position, _)), Some(sampler)) = (&mut sampling, &info.sampler) {
+            let (samples, next, missed) = sampler.read_since(*position);
+            *position = next;
+            if !samples.is_empty() || missed > 0 {
+                events.push(Event::PacketSamples { name: info.name().to_owned(), samples, missed });
+            }
+        }
     }
 }

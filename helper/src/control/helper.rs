@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Profile, Tunnel as TunnelConfig};
@@ -33,17 +32,11 @@ pub struct Helper {
     records: Records,
     tunnels: Mutex<BTreeMap<String, Tunnel>>,
     pub access: Access,
-    started: Instant,
 }
 
 impl Helper {
     pub fn new(netlink: Netlink, records: Records, access: Access) -> Self {
-        Self { netlink, records, tunnels: Mutex::default(), access, started: Instant::now() }
-    }
-
-    /// Milliseconds since the helper started: the clock of `Stats` events.
-    pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        Self { netlink, records, tunnels: Mutex::default(), access }
     }
 
     /// Undoes what a previous helper on this state directory recorded and did not undo (it crashed).

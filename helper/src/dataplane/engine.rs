@@ -9,6 +9,8 @@ use std::time::Duration;
 use super::counters::{DropReason, TunnelCounters};
 use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
 use super::protocol::{Open, Protocol, Seal};
+use super::sampler::Sampler;
+use culvert_core::packets::Direction;
 
 /// Packets per TUN batch: tun-rs splits one offloaded read into at most this many (its `IDEAL_BATCH_SIZE`),
 /// and a 64 KiB super-packet at MTU 576 is about 120 segments.
@@ -47,6 +49,7 @@ impl Tally {
 pub async fn outbound<P: Protocol>(
     proto: Arc<P>,
     counters: Arc<TunnelCounters>,
+    sampler: Arc<Sampler>,
     mut tun: impl TunReader,
     mut udp: impl UdpWriter,
     mtu: u16,
@@ -58,6 +61,7 @@ pub async fn outbound<P: Protocol>(
     loop {
         let n = tun.recv(&mut bufs, &mut sizes).await?;
         for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
+            sampler.offer(Direction::Out, &buf[..size]);
             match proto.seal(&buf[..size], run.spare()) {
                 Seal::Send { peer, to, len, inner } => {
                     run.add(peer, to, len, inner, &*proto, &counters, &mut udp).await
@@ -203,6 +207,7 @@ impl Run {
 pub async fn inbound<P: Protocol>(
     proto: Arc<P>,
     counters: Arc<TunnelCounters>,
+    sampler: Arc<Sampler>,
     mut udp: impl UdpReader,
     mut tun: impl TunWriter,
     mut replies: impl UdpWriter,
@@ -221,6 +226,7 @@ pub async fn inbound<P: Protocol>(
                 let out = batch.slot(datagram.len());
                 match proto.open(m.addr, datagram, out) {
                     Open::Deliver { peer, len } => {
+                        sampler.offer(Direction::In, &out[..len]);
                         batch.commit(peer, len);
                         if batch.full() {
                             batch.flush(&*proto, &counters, &mut tun).await;
@@ -384,10 +390,26 @@ mod tests {
         let (b_udp_rx, b_udp_tx) = wire.socket(b_addr, 1);
         let (a_tun_rx, a_tun_tx) = a_tun;
         let (b_tun_rx, b_tun_tx) = b_tun;
-        tokio::spawn(outbound(a.clone(), ac.clone(), a_tun_rx, a_udp_tx, 1420));
-        tokio::spawn(inbound(a.clone(), ac.clone(), a_udp_rx, a_tun_tx, wire.sender(a_addr, 1), 1420));
-        tokio::spawn(outbound(b.clone(), bc.clone(), b_tun_rx, b_udp_tx, 1420));
-        tokio::spawn(inbound(b.clone(), bc.clone(), b_udp_rx, b_tun_tx, wire.sender(b_addr, 1), 1420));
+        tokio::spawn(outbound(a.clone(), ac.clone(), Arc::new(Sampler::new(false)), a_tun_rx, a_udp_tx, 1420));
+        tokio::spawn(inbound(
+            a.clone(),
+            ac.clone(),
+            Arc::new(Sampler::new(false)),
+            a_udp_rx,
+            a_tun_tx,
+            wire.sender(a_addr, 1),
+            1420,
+        ));
+        tokio::spawn(outbound(b.clone(), bc.clone(), Arc::new(Sampler::new(false)), b_tun_rx, b_udp_tx, 1420));
+        tokio::spawn(inbound(
+            b.clone(),
+            bc.clone(),
+            Arc::new(Sampler::new(false)),
+            b_udp_rx,
+            b_tun_tx,
+            wire.sender(b_addr, 1),
+            1420,
+        ));
 
         let (ip_a, ip_b) = ("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap());
         // A batch of equal packets and a short one: one GSO run from A.
@@ -454,10 +476,26 @@ mod tests {
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
         let (a_rx, a_tx) = wire.socket(a_addr, 64);
         let (b_rx, b_tx) = wire.socket(b_addr, 64);
-        tokio::spawn(outbound(a.clone(), ac.clone(), a_tun_rx, a_tx, 1420));
-        tokio::spawn(inbound(a.clone(), ac.clone(), a_rx, a_tun_tx, wire.sender(a_addr, 1), 1420));
-        tokio::spawn(outbound(b.clone(), bc.clone(), b_tun_rx, b_tx, 1420));
-        tokio::spawn(inbound(b.clone(), bc.clone(), b_rx, b_tun_tx, wire.sender(b_addr, 1), 1420));
+        tokio::spawn(outbound(a.clone(), ac.clone(), Arc::new(Sampler::new(false)), a_tun_rx, a_tx, 1420));
+        tokio::spawn(inbound(
+            a.clone(),
+            ac.clone(),
+            Arc::new(Sampler::new(false)),
+            a_rx,
+            a_tun_tx,
+            wire.sender(a_addr, 1),
+            1420,
+        ));
+        tokio::spawn(outbound(b.clone(), bc.clone(), Arc::new(Sampler::new(false)), b_tun_rx, b_tx, 1420));
+        tokio::spawn(inbound(
+            b.clone(),
+            bc.clone(),
+            Arc::new(Sampler::new(false)),
+            b_rx,
+            b_tun_tx,
+            wire.sender(b_addr, 1),
+            1420,
+        ));
 
         let (ip_a, ip_b) = ("10.8.0.1".parse().unwrap(), "10.8.0.2".parse().unwrap());
         let first = build::ip(ip_a, ip_b, b"first, queued during the handshake");

@@ -12,6 +12,7 @@ pub mod io;
 pub mod packet;
 pub mod protocol;
 pub mod routing;
+pub mod sampler;
 pub mod tap_core;
 pub mod tun_io;
 pub mod udp_core;

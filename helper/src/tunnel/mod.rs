@@ -45,6 +45,8 @@ pub struct TunnelInfo {
     pub listen_port: Option<u16>,
     pub counters: Arc<TunnelCounters>,
     pub source: Arc<dyn StatusSource>,
+    /// Packet samples, for the kinds whose packets pass through culvertd.
+    pub sampler: Option<Arc<crate::dataplane::sampler::Sampler>>,
     down: AtomicBool,
 }
 
@@ -56,7 +58,16 @@ impl TunnelInfo {
         counters: Arc<TunnelCounters>,
         source: Arc<dyn StatusSource>,
     ) -> Self {
-        Self { profile, owner_uid, up_since: unix_now(), listen_port, counters, source, down: AtomicBool::new(false) }
+        Self {
+            profile,
+            owner_uid,
+            up_since: unix_now(),
+            listen_port,
+            counters,
+            source,
+            sampler: None,
+            down: AtomicBool::new(false),
+        }
     }
 
     pub fn name(&self) -> &str {

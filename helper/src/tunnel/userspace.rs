@@ -14,6 +14,7 @@ use super::uapi::{self, UapiSource};
 use super::{StatusSource, Tunnel, TunnelInfo};
 use crate::dataplane::counters::TunnelCounters;
 use crate::dataplane::protocol::Protocol;
+use crate::dataplane::sampler::Sampler;
 use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
 use crate::dataplane::{engine, tun_io};
 use crate::system::dns::{self, DnsConfig};
@@ -75,6 +76,7 @@ pub async fn up<P: Protocol + StatusSource>(
 
     let Plan { socket, proto, uapi, .. } = plan;
     let counters = Arc::new(TunnelCounters::default());
+    let sampler = Arc::new(Sampler::new(plan.tap.is_some()));
     let name = profile.name.clone();
     let mut tasks = vec![
         spawn_logged(
@@ -83,6 +85,7 @@ pub async fn up<P: Protocol + StatusSource>(
             engine::outbound(
                 proto.clone(),
                 counters.clone(),
+                sampler.clone(),
                 tun_io::DeviceReader::new(device.clone()),
                 SocketWriter(socket.clone()),
                 mtu,
@@ -94,6 +97,7 @@ pub async fn up<P: Protocol + StatusSource>(
             engine::inbound(
                 proto.clone(),
                 counters.clone(),
+                sampler.clone(),
                 SocketReader(socket.clone()),
                 tun_io::DeviceWriter::new(device),
                 SocketWriter(socket.clone()),
@@ -108,7 +112,8 @@ pub async fn up<P: Protocol + StatusSource>(
         let timers = engine::timers(proto.clone(), counters.clone(), SocketWriter(socket), mtu);
         tasks.push(tokio::spawn(timers));
     }
-    let info = TunnelInfo::new(profile, owner_uid, listen_port, counters, proto);
+    let mut info = TunnelInfo::new(profile, owner_uid, listen_port, counters, proto);
+    info.sampler = Some(sampler);
     Ok(Tunnel::new(info, record, tasks))
 }
 

@@ -1,0 +1,168 @@
+//! Packet samples for live packet views: one packet in N, headers only, into a bounded ring that the data
+//! plane never waits for.
+//!
+//! The data plane copies at most [`HEAD`] bytes of a sampled packet into a preallocated ring and never blocks:
+//! if a reader holds the ring's lock, the sample is skipped. Readers parse the headers off the data path.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use culvert_core::packets::{Direction, PacketSample, parse};
+
+/// Bytes kept of each sampled packet: an Ethernet, IPv6 and TCP header fit with room to spare.
+const HEAD: usize = 96;
+/// Samples held for readers; at one in N of a busy tunnel, a few seconds' worth.
+const RING: usize = 512;
+
+#[derive(Clone, Copy)]
+struct Raw {
+    seq: u64,
+    at_ms: u64,
+    direction: Direction,
+    len: u32,
+    head_len: u8,
+    head: [u8; HEAD],
+}
+
+#[derive(Debug)]
+pub struct Sampler {
+    /// 0: off; else every `one_in`-th packet each way is sampled.
+    one_in: AtomicU32,
+    seen: [AtomicU64; 2],
+    /// The frames of TAP tunnels start with an Ethernet header.
+    ethernet: bool,
+    ring: Mutex<Ring>,
+    /// The rates subscribers asked for; the smallest applies.
+    rates: Mutex<Vec<u32>>,
+}
+
+struct Ring {
+    entries: VecDeque<Raw>,
+    next_seq: u64,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ring({} samples, next {})", self.entries.len(), self.next_seq)
+    }
+}
+
+impl Sampler {
+    pub fn new(ethernet: bool) -> Self {
+        Self {
+            one_in: AtomicU32::new(0),
+            seen: Default::default(),
+            ethernet,
+            ring: Mutex::new(Ring { entries: VecDeque::with_capacity(RING), next_seq: 0 }),
+            rates: Mutex::default(),
+        }
+    }
+
+    /// Called by the data plane for every packet; costs one relaxed load while nobody samples.
+    #[inline]
+    pub fn offer(&self, direction: Direction, packet: &[u8]) {
+        let n = self.one_in.load(Relaxed);
+        if n == 0 {
+            return;
+        }
+        let i = usize::from(direction == Direction::Out);
+        if !self.seen[i].fetch_add(1, Relaxed).is_multiple_of(u64::from(n)) {
+            return;
+        }
+        let Ok(mut ring) = self.ring.try_lock() else { return };
+        let head_len = packet.len().min(HEAD);
+        let mut raw = Raw {
+            seq: ring.next_seq,
+            at_ms: crate::clock::now_ms(),
+            direction,
+            len: u32::try_from(packet.len()).unwrap_or(u32::MAX),
+            head_len: head_len as u8,
+            head: [0; HEAD],
+        };
+        raw.head[..head_len].copy_from_slice(&packet[..head_len]);
+        if ring.entries.len() == RING {
+            ring.entries.pop_front();
+        }
+        ring.entries.push_back(raw);
+        ring.next_seq += 1;
+    }
+
+    /// Starts sampling one packet in `one_in` for as long as the returned guard lives.
+    pub fn subscribe(self: &Arc<Self>, one_in: u32) -> SamplingGuard {
+        let mut rates = self.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rates.push(one_in.max(1));
+        self.one_in.store(rates.iter().copied().min().unwrap_or(0), Relaxed);
+        SamplingGuard { sampler: self.clone(), one_in: one_in.max(1) }
+    }
+
+    /// The samples after sequence number `after`, parsed; the next position; and how many were lost to the ring's
+    /// bound since `after`.
+    pub fn read_since(&self, after: u64) -> (Vec<PacketSample>, u64, u64) {
+        let ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let oldest = ring.entries.front().map_or(ring.next_seq, |r| r.seq);
+        let missed = oldest.saturating_sub(after);
+        let samples = ring
+            .entries
+            .iter()
+            .filter(|r| r.seq >= after)
+            .map(|r| {
+                let mut s = parse(r.at_ms, r.direction, &r.head[..usize::from(r.head_len)], self.ethernet);
+                s.len = r.len;
+                s
+            })
+            .collect();
+        (samples, ring.next_seq, missed)
+    }
+
+    /// Where a new reader starts: after everything sampled so far.
+    pub fn position(&self) -> u64 {
+        self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next_seq
+    }
+}
+
+/// Sampling stays on at a subscriber's rate until its guard is dropped.
+#[derive(Debug)]
+pub struct SamplingGuard {
+    sampler: Arc<Sampler>,
+    one_in: u32,
+}
+
+impl Drop for SamplingGuard {
+    fn drop(&mut self) {
+        let mut rates = self.sampler.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = rates.iter().position(|r| *r == self.one_in) {
+            rates.swap_remove(i);
+        }
+        self.sampler.one_in.store(rates.iter().copied().min().unwrap_or(0), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::packet::build;
+
+    #[test]
+    fn samples_one_in_n_only_while_subscribed_and_bounded() {
+        let s = Arc::new(Sampler::new(false));
+        let p = build::ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), &[0; 1000]);
+        s.offer(Direction::Out, &p);
+        assert!(s.read_since(0).0.is_empty(), "nobody asked for samples");
+        let guard = s.subscribe(4);
+        for _ in 0..8 {
+            s.offer(Direction::Out, &p);
+        }
+        let (samples, next, missed) = s.read_since(0);
+        assert_eq!((samples.len(), next, missed), (2, 2, 0));
+        assert_eq!((samples[0].len, samples[0].protocol.as_str()), (1020, "udp"));
+        for _ in 0..(4 * (RING + 10)) {
+            s.offer(Direction::In, &p);
+        }
+        let (samples, _, missed) = s.read_since(next);
+        assert_eq!((samples.len(), missed), (RING, 10));
+        drop(guard);
+        s.offer(Direction::Out, &p);
+        assert_eq!(s.position(), s.read_since(0).1, "no sampling after the last subscriber left");
+    }
+}
