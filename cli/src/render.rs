@@ -36,12 +36,12 @@ pub fn status_block(s: &TunnelStatus) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     for p in &s.peers {
         let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
-        if let Some(wg) = &p.wireguard {
-            let handshake = match wg.last_handshake {
+        if let (Some(key), Some(last_handshake)) = (&p.public_key, p.last_handshake) {
+            let handshake = match last_handshake {
                 Some(t) => format!("latest handshake {} ago", age(now.saturating_sub(t))),
                 None => "no handshake yet".into(),
             };
-            let _ = writeln!(out, "  peer {}  {handshake}", wg.public_key);
+            let _ = writeln!(out, "  peer {key}  {handshake}");
             let _ = writeln!(
                 out,
                 "    endpoint {}  allowed {}  rx {}  tx {}",

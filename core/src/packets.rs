@@ -3,9 +3,11 @@
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// Which way a packet crossed the tunnel: `out` from this host into the tunnel, `in` from the tunnel to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     In,
@@ -13,14 +15,18 @@ pub enum Direction {
 }
 
 /// The headers of one packet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub struct PacketSample {
     /// The helper's monotonic clock, in milliseconds.
+    #[ts(type = "number")]
     pub at_ms: u64,
     pub direction: Direction,
     /// `tcp`, `udp`, `icmp`, `icmpv6`, `arp`, or the IP protocol number.
     pub protocol: String,
+    #[ts(type = "string | null")]
     pub src: Option<IpAddr>,
+    #[ts(type = "string | null")]
     pub dst: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,

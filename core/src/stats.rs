@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::profile::Kind;
 
 /// The state of one tunnel as `status` and `Stats` events show it. Counters count what crosses the tunnel
 /// device (inner packets), not the overhead of the datagrams that carry them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub struct TunnelStatus {
     pub name: String,
     pub kind: Kind,
@@ -23,13 +25,15 @@ pub struct TunnelStatus {
     /// The uid of the caller that brought the tunnel up.
     pub owner_uid: u32,
     /// Unix time (seconds) when the tunnel came up.
+    #[ts(type = "number")]
     pub up_since: u64,
     #[serde(flatten)]
     pub counters: Counters,
     pub peers: Vec<PeerStatus>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub enum TunnelState {
     #[serde(rename = "up")]
     Up,
@@ -52,39 +56,75 @@ impl std::fmt::Display for TunnelState {
 }
 
 /// Traffic counters of a tunnel: `rx` is what came out of the tunnel into this host, `tx` what went in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub struct Counters {
+    #[ts(type = "number")]
     pub rx_bytes: u64,
+    #[ts(type = "number")]
     pub tx_bytes: u64,
+    #[ts(type = "number")]
     pub rx_packets: u64,
+    #[ts(type = "number")]
     pub tx_packets: u64,
     /// Sum of `drops`.
+    #[ts(type = "number")]
     pub dropped: u64,
     /// Dropped packets by reason, such as `no_route` or `unknown_peer`.
+    #[ts(type = "Record<string, number>")]
     pub drops: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub struct PeerStatus {
     /// `ip:port`, or null while the peer's address is unknown.
     pub endpoint: Option<String>,
+    #[ts(type = "Array<string>")]
     pub allowed_ips: Vec<IpNet>,
+    #[ts(type = "number")]
     pub rx_bytes: u64,
+    #[ts(type = "number")]
     pub tx_bytes: u64,
+    #[ts(type = "number")]
     pub rx_packets: u64,
+    #[ts(type = "number")]
     pub tx_packets: u64,
-    /// WireGuard peers only.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub wireguard: Option<WireguardPeerStatus>,
+    /// WireGuard peers only: the peer's public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub public_key: Option<String>,
+    /// WireGuard peers only: Unix time (seconds) of the latest handshake, or null before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_or_null")]
+    #[ts(optional, type = "number | null")]
+    pub last_handshake: Option<Option<u64>>,
+    /// WireGuard peers only, when set: seconds between keepalives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub persistent_keepalive: Option<u16>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireguardPeerStatus {
-    pub public_key: String,
-    /// Unix time (seconds) of the latest handshake, or null before the first.
-    pub last_handshake: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persistent_keepalive: Option<u16>,
+/// A key that is present is `Some`, whether its value is null or not; an absent key stays `None`.
+fn present_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl PeerStatus {
+    /// A peer without handshakes, with its traffic as (rx bytes, tx bytes, rx packets, tx packets).
+    pub fn new(endpoint: Option<String>, allowed_ips: Vec<IpNet>, traffic: (u64, u64, u64, u64)) -> Self {
+        let (rx_bytes, tx_bytes, rx_packets, tx_packets) = traffic;
+        Self {
+            endpoint,
+            allowed_ips,
+            rx_bytes,
+            tx_bytes,
+            rx_packets,
+            tx_packets,
+            public_key: None,
+            last_handshake: None,
+            persistent_keepalive: None,
+        }
+    }
 }
 
 /// Bytes per second in each direction between two reports of the same tunnel.

@@ -112,18 +112,7 @@ impl crate::tunnel::StatusSource for TapCore {
     fn peers(&self) -> Vec<PeerStatus> {
         self.peers
             .iter()
-            .map(|p| {
-                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = p.traffic.read();
-                PeerStatus {
-                    endpoint: Some(p.endpoint.to_string()),
-                    allowed_ips: p.allowed_ips.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                    rx_packets,
-                    tx_packets,
-                    wireguard: None,
-                }
-            })
+            .map(|p| PeerStatus::new(Some(p.endpoint.to_string()), p.allowed_ips.clone(), p.traffic.read()))
             .collect()
     }
 }

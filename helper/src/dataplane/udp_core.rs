@@ -108,16 +108,11 @@ impl crate::tunnel::StatusSource for UdpCore {
         self.peers
             .iter()
             .map(|p| {
-                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = p.traffic.read();
-                culvert_core::stats::PeerStatus {
-                    endpoint: Some(p.endpoint.to_string()),
-                    allowed_ips: p.allowed_ips.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                    rx_packets,
-                    tx_packets,
-                    wireguard: None,
-                }
+                culvert_core::stats::PeerStatus::new(
+                    Some(p.endpoint.to_string()),
+                    p.allowed_ips.clone(),
+                    p.traffic.read(),
+                )
             })
             .collect()
     }

@@ -14,7 +14,7 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use culvert_core::profile::WireguardTunnel;
-use culvert_core::stats::{PeerStatus, TunnelState, WireguardPeerStatus};
+use culvert_core::stats::{PeerStatus, TunnelState};
 use ipnet::IpNet;
 
 use super::counters::{DropReason, Traffic};
@@ -367,21 +367,11 @@ impl crate::tunnel::StatusSource for WgCore {
         let now = unix_now();
         self.peers
             .iter()
-            .map(|p| {
-                let (rx_bytes, tx_bytes, rx_packets, tx_packets) = p.traffic.read();
-                PeerStatus {
-                    endpoint: p.endpoint().map(|e| e.to_string()),
-                    allowed_ips: p.allowed_ips.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                    rx_packets,
-                    tx_packets,
-                    wireguard: Some(WireguardPeerStatus {
-                        public_key: culvert_core::keys::PublicKey(p.public_key).to_string(),
-                        last_handshake: p.since_handshake().map(|d| now.saturating_sub(d.as_secs())),
-                        persistent_keepalive: p.keepalive,
-                    }),
-                }
+            .map(|p| PeerStatus {
+                public_key: Some(culvert_core::keys::PublicKey(p.public_key).to_string()),
+                last_handshake: Some(p.since_handshake().map(|d| now.saturating_sub(d.as_secs()))),
+                persistent_keepalive: p.keepalive,
+                ..PeerStatus::new(p.endpoint().map(|e| e.to_string()), p.allowed_ips.clone(), p.traffic.read())
             })
             .collect()
     }

@@ -134,15 +134,7 @@ impl StatusSource for HostgwStatus {
     fn peers(&self) -> Vec<PeerStatus> {
         self.peers
             .iter()
-            .map(|(via, subnets)| PeerStatus {
-                endpoint: Some(via.clone()),
-                allowed_ips: subnets.clone(),
-                rx_bytes: 0,
-                tx_bytes: 0,
-                rx_packets: 0,
-                tx_packets: 0,
-                wireguard: None,
-            })
+            .map(|(via, subnets)| PeerStatus::new(Some(via.clone()), subnets.clone(), (0, 0, 0, 0)))
             .collect()
     }
 

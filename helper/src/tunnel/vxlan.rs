@@ -178,15 +178,7 @@ impl StatusSource for VxlanStatus {
         // The kernel keeps no counters per VTEP.
         self.peers
             .iter()
-            .map(|(endpoint, subnets)| PeerStatus {
-                endpoint: Some(endpoint.clone()),
-                allowed_ips: subnets.clone(),
-                rx_bytes: 0,
-                tx_bytes: 0,
-                rx_packets: 0,
-                tx_packets: 0,
-                wireguard: None,
-            })
+            .map(|(endpoint, subnets)| PeerStatus::new(Some(endpoint.clone()), subnets.clone(), (0, 0, 0, 0)))
             .collect()
     }
 
