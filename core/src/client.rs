@@ -101,6 +101,11 @@ impl Client {
         &self.path
     }
 
+    /// The helper's process id, from the socket's peer credentials (for resource reports, never for trust).
+    pub fn helper_pid(&self) -> Option<u32> {
+        self.framed.get_ref().peer_cred().ok()?.pid().and_then(|p| u32::try_from(p).ok())
+    }
+
     /// Sends one request and waits for its response; events arriving meanwhile are kept for [`Self::next_event`].
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id;

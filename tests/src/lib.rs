@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+pub mod webdriver;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A short name unique to this process and call, usable in interface names (at most 15 bytes).
@@ -290,8 +292,14 @@ impl Default for Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // SIGTERM first, so that peers with children of their own (tauri-driver's WebKitWebDriver) end them.
+        for child in &self.children {
+            let _ = run(Command::new("kill").arg("-TERM").arg(child.id().to_string()));
+        }
         for mut child in self.children.drain(..) {
-            let _ = child.kill();
+            if !wait_until(Duration::from_secs(3), || matches!(child.try_wait(), Ok(Some(_)))) {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         self.helpers.clear();

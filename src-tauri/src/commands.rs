@@ -1,0 +1,146 @@
+//! The commands the UI invokes. Errors are one sentence for the user, as culvert's CLI prints them.
+
+use std::path::PathBuf;
+
+use culvert_core::client::Client;
+use culvert_core::packets::Sampling;
+use culvert_core::stats::TunnelStatus;
+use culvert_store::Store;
+use tauri::{AppHandle, Emitter, State};
+
+use crate::link;
+use crate::model::{HelperState, PacketBatch, ProfileSummary};
+
+/// Runs a store operation off the async runtime: the keyring's D-Bus calls block.
+async fn with_store<T: Send + 'static>(
+    f: impl FnOnce(&Store) -> Result<T, culvert_store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    tauri::async_runtime::spawn_blocking(move || {
+        let store = Store::open_default().map_err(|e| e.to_string())?;
+        f(&store).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn client() -> Result<Client, String> {
+    Client::connect(&link::socket()).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+pub async fn helper_state() -> HelperState {
+    let socket = link::socket();
+    let shown = socket.display().to_string();
+    match Client::connect(&socket).await {
+        Ok(c) => HelperState::ok(&shown, c.helper_version()),
+        Err(e) => HelperState::from_error(&shown, &e),
+    }
+}
+
+pub fn summaries(store: &Store) -> Result<Vec<ProfileSummary>, culvert_store::StoreError> {
+    Ok(store
+        .list()?
+        .into_iter()
+        .map(|l| ProfileSummary {
+            encrypted: l.kind.is_some_and(|k| k.encrypted()),
+            name: l.name,
+            kind: l.kind,
+            problem: l.problem,
+        })
+        .collect())
+}
+
+#[tauri::command]
+pub async fn list_profiles() -> Result<Vec<ProfileSummary>, String> {
+    with_store(summaries).await
+}
+
+/// Stores a profile from a file's name and text (the UI reads the file: a dialog or a drop).
+#[tauri::command]
+pub async fn import_profile(file_name: String, text: String) -> Result<ProfileSummary, String> {
+    let base = std::path::Path::new(&file_name).file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    if !(base.ends_with(".conf") || base.ends_with(".toml")) {
+        return Err(format!("{file_name} is not a profile: import a .conf (wg-quick) or .toml file"));
+    }
+    with_store(move |store| {
+        // The store reads profiles from files; this one goes through a private directory that is removed after.
+        let dir =
+            private_dir().map_err(|source| culvert_store::StoreError::Io { path: std::env::temp_dir(), source })?;
+        let path = dir.join(&base);
+        let result = culvert_store::write_atomically(&path, text.as_bytes())
+            .map_err(|source| culvert_store::StoreError::Io { path: path.clone(), source })
+            .and_then(|()| store.import(&path));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = result?;
+        Ok(ProfileSummary {
+            name: p.name.clone(),
+            kind: Some(p.kind()),
+            encrypted: p.kind().encrypted(),
+            problem: None,
+        })
+    })
+    .await
+}
+
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("culvert-import-{}-{}", std::process::id(), link::unique()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+#[tauri::command]
+pub async fn remove_profile(name: String) -> Result<(), String> {
+    with_store(move |s| s.remove(&name)).await
+}
+
+#[tauri::command]
+pub async fn export_profile(name: String) -> Result<String, String> {
+    with_store(move |s| s.export(&name)).await
+}
+
+#[tauri::command]
+pub async fn connect(name: String) -> Result<TunnelStatus, String> {
+    let profile = with_store(move |s| s.load(&name)).await?;
+    client().await?.up(profile).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+pub async fn disconnect(name: String) -> Result<(), String> {
+    client().await?.down(Some(&name)).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The packet view's subscription, if one is open. The lock is held for a whole `watch_packets`, so that two
+/// calls in flight can never leave two streams running.
+#[derive(Debug, Default)]
+pub struct PacketWatch(pub tokio::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>);
+
+pub const PACKETS_EVENT: &str = "culvert://packets";
+/// Packet batches come this often.
+const PACKET_INTERVAL_MS: u32 = 250;
+
+/// Starts streaming `name`'s sampled packets to the UI (every packet: the helper bounds what it keeps), or
+/// stops with `None`.
+#[tauri::command]
+pub async fn watch_packets(app: AppHandle, watch: State<'_, PacketWatch>, name: Option<String>) -> Result<(), String> {
+    let mut current = watch.0.lock().await;
+    if let Some(old) = current.take() {
+        old.abort();
+    }
+    let Some(name) = name else { return Ok(()) };
+    let mut c = client().await?;
+    c.subscribe(&name, PACKET_INTERVAL_MS, Some(Sampling { one_in: 1 })).await.map_err(|e| e.to_string())?;
+    let task = tauri::async_runtime::spawn(async move {
+        while let Ok(event) = c.next_event().await {
+            match event {
+                culvert_core::ipc::Event::PacketSamples { name, samples, missed } => {
+                    let _ = app.emit(PACKETS_EVENT, PacketBatch { name, samples, missed });
+                }
+                culvert_core::ipc::Event::TunnelDown { .. } => break,
+                _ => {}
+            }
+        }
+    });
+    *current = Some(task);
+    Ok(())
+}

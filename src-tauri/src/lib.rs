@@ -1,0 +1,69 @@
+//! Culvert's desktop app: an unprivileged Tauri 2 app that talks to culvertd only through culvert-core's client,
+//! keeps profiles in culvert-store (keys in the Secret Service), and shows live traffic, packets and a tray.
+
+mod commands;
+mod link;
+pub mod model;
+mod tray;
+
+use tauri::Manager;
+
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tauri::Builder::default()
+        .manage(link::Latest::default())
+        .manage(commands::PacketWatch::default())
+        .manage(tray::TrayState::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::helper_state,
+            commands::list_profiles,
+            commands::import_profile,
+            commands::remove_profile,
+            commands::export_profile,
+            commands::connect,
+            commands::disconnect,
+            commands::watch_packets,
+        ])
+        .setup(|app| {
+            tray::build(app.handle());
+            tauri::async_runtime::spawn(link::run(app.handle().clone()));
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // With a tray, closing the window keeps the app running there; without one it quits.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                let tray = window.app_handle().state::<tray::TrayState>();
+                if tray.present.load(std::sync::atomic::Ordering::Relaxed) {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("culvert-app: {e}");
+        std::process::exit(1);
+    }
+}
+
+pub(crate) fn show_main_window(app: &tauri::AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// The stored profiles' names, for the tray (no keyring needed to list them).
+pub(crate) fn commands_store_names() -> Vec<String> {
+    culvert_store::Store::open_default()
+        .and_then(|s| s.list())
+        .map(|l| l.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default()
+}

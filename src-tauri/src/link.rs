@@ -1,0 +1,104 @@
+//! The app's link to culvertd: a loop that keeps a connection, asks for every tunnel's status once a second and
+//! pushes a snapshot to the UI and the tray; it reconnects by itself when the helper restarts.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use culvert_core::client::Client;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use tauri::{AppHandle, Emitter, Manager};
+
+use crate::model::{HelperHealth, HelperState, Snapshot};
+
+/// How often the UI gets a snapshot: the chart's resolution.
+pub const TICK: Duration = Duration::from_secs(1);
+pub const SNAPSHOT_EVENT: &str = "culvert://snapshot";
+
+/// The latest snapshot, for commands and the tray.
+#[derive(Debug, Default)]
+pub struct Latest(pub Mutex<Option<Snapshot>>);
+
+pub fn socket() -> PathBuf {
+    culvert_core::client::socket_path(None)
+}
+
+pub async fn run(app: AppHandle) {
+    let socket = socket();
+    let shown = socket.display().to_string();
+    let mut client: Option<Client> = None;
+    // sysinfo 0.40's constructors are fallible; without it there is simply no health line.
+    let mut system = System::new().ok();
+    let mut tick = tokio::time::interval(TICK);
+    let started = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if client.is_none() {
+            client = match Client::connect(&socket).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    publish(
+                        &app,
+                        Snapshot {
+                            helper: HelperState::from_error(&shown, &e),
+                            tunnels: vec![],
+                            health: None,
+                            at_ms: ms(started),
+                        },
+                    );
+                    continue;
+                }
+            };
+        }
+        let Some(c) = client.as_mut() else { continue };
+        match c.status(None).await {
+            Ok(tunnels) => {
+                let health = c.helper_pid().zip(system.as_mut()).and_then(|(pid, system)| health(system, pid));
+                let helper = HelperState::ok(&shown, c.helper_version());
+                publish(&app, Snapshot { helper, tunnels, health, at_ms: ms(started) });
+            }
+            Err(e) => {
+                // The helper went away (or restarted): say so, and connect afresh on the next tick.
+                publish(
+                    &app,
+                    Snapshot {
+                        helper: HelperState::from_error(&shown, &e),
+                        tunnels: vec![],
+                        health: None,
+                        at_ms: ms(started),
+                    },
+                );
+                client = None;
+            }
+        }
+    }
+}
+
+fn ms(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn publish(app: &AppHandle, snapshot: Snapshot) {
+    crate::tray::update(app, &snapshot);
+    if let Err(e) = app.emit(SNAPSHOT_EVENT, &snapshot) {
+        tracing::debug!("cannot emit a snapshot: {e}");
+    }
+    if let Some(latest) = app.try_state::<Latest>() {
+        *latest.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot);
+    }
+}
+
+/// CPU (percent of one core since the last sample) and resident memory of culvertd, when /proc shows it.
+fn health(system: &mut System, pid: u32) -> Option<HelperHealth> {
+    let pid_ = Pid::from_u32(pid);
+    let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid_]), true, kind);
+    let p = system.process(pid_)?;
+    Some(HelperHealth { pid, cpu_percent: p.cpu_usage(), rss_bytes: p.memory() })
+}
+
+/// A number unique within this process, for names of temporary things.
+pub fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

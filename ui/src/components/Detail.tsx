@@ -1,0 +1,305 @@
+import type { HelperState } from "../bindings/HelperState";
+import type { PeerStatus } from "../bindings/PeerStatus";
+import type { TunnelStatus } from "../bindings/TunnelStatus";
+import { formatAge, formatBytes, formatCount, formatDuration, formatRate, shortKey } from "../format";
+import type { PacketList } from "../packets";
+import type { RateSeries } from "../series";
+import { handshakeAge, hasPacketView, isPeerStale } from "../state";
+import { PacketsView } from "./Packets";
+import { RateChart } from "./RateChart";
+import { KindBadge, StateDot, UnencryptedTag, type Row } from "./Sidebar";
+import { helperLabel } from "./TopBar";
+
+export type Tab = "overview" | "packets";
+
+export type DetailProps = {
+  row: Row | null;
+  helper: HelperState | null;
+  /** Wall-clock Unix ms (Date.now()): the "now" of handshake ages and uptimes. */
+  nowMs: number;
+  series: RateSeries | null;
+  /** Changes with every snapshot, so the chart redraws. */
+  version: number;
+  tab: Tab;
+  onTab(tab: Tab): void;
+  packets: PacketList;
+  onPause(paused: boolean): void;
+  onFilter(filter: string): void;
+  onClear(): void;
+  onImport(): void;
+};
+
+export function Detail(props: DetailProps) {
+  const { row } = props;
+  if (!row) {
+    return (
+      <main id="detail" class="detail empty-detail">
+        <div class="placeholder">
+          <h1>No profile selected</h1>
+          <p>
+            Import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file to add a tunnel, or drop the file onto
+            this window.
+          </p>
+          <button type="button" onClick={props.onImport}>
+            Import…
+          </button>
+        </div>
+      </main>
+    );
+  }
+  const { state } = row;
+  const tunnel = state.tunnel;
+  return (
+    <main id="detail" class="detail" data-name={row.name}>
+      <header class="detail-head">
+        <div class="title-line">
+          <h1 class="detail-name">{row.name}</h1>
+          <KindBadge kind={row.kind} />
+          <UnencryptedTag kind={row.kind} />
+          {row.profile ? null : <span class="tag" title="Brought up from a file, not from the profile store">not stored</span>}
+        </div>
+        <div id="tunnel-state" class={`tunnel-state ${state.state}`}>
+          <StateDot state={state.state} label={state.label} />
+          <span class="state-label">{state.label}</span>
+          {state.reason ? <span class="state-reason">{state.reason}</span> : null}
+        </div>
+        {tunnel ? <Meta tunnel={tunnel} nowMs={props.nowMs} /> : null}
+        {row.profile?.problem ? <p class="problem-line">{row.profile.problem}</p> : null}
+      </header>
+      <div class="tabs" role="tablist" aria-label="Views">
+        <button
+          type="button"
+          role="tab"
+          id="overview-tab"
+          aria-selected={props.tab === "overview"}
+          aria-controls="tab-panel"
+          onClick={() => props.onTab("overview")}
+        >
+          Overview
+        </button>
+        <button
+          type="button"
+          role="tab"
+          id="packets-tab"
+          aria-selected={props.tab === "packets"}
+          aria-controls="tab-panel"
+          onClick={() => props.onTab(props.tab === "packets" ? "overview" : "packets")}
+          title={props.tab === "packets" ? "Close the packet view" : "Watch sampled packet headers"}
+        >
+          Packets
+        </button>
+      </div>
+      <section id="tab-panel" class="tab-panel" role="tabpanel" aria-labelledby={props.tab === "packets" ? "packets-tab" : "overview-tab"}>
+        {props.tab === "packets" ? <PacketsPanel {...props} row={row} /> : <Overview {...props} row={row} />}
+      </section>
+    </main>
+  );
+}
+
+function HelperHelp({ helper }: { helper: HelperState }) {
+  return (
+    <div class={`notice helper-help state-${helper.kind}`} role="status">
+      <strong>{helperLabel(helper)}</strong>
+      <p class="helper-message">{helper.message}</p>
+      <p class="fine-print">Socket: {helper.socket}</p>
+    </div>
+  );
+}
+
+function helperBlocks(helper: HelperState | null): helper is HelperState {
+  return helper !== null && helper.kind !== "ok";
+}
+
+function Meta({ tunnel, nowMs }: { tunnel: TunnelStatus; nowMs: number }) {
+  const parts: string[] = [`interface ${tunnel.interface}`];
+  if (tunnel.listen_port) parts.push(`port ${tunnel.listen_port}`);
+  if (tunnel.up_since) parts.push(`up ${formatDuration(nowMs / 1000 - tunnel.up_since)}`);
+  return <div class="meta">{parts.join(" · ")}</div>;
+}
+
+function Overview(props: DetailProps & { row: Row }) {
+  const { row, helper } = props;
+  if (helperBlocks(helper)) return <HelperHelp helper={helper} />;
+  const tunnel = row.state.tunnel;
+  if (!tunnel) {
+    return (
+      <div class="notice">
+        <p>
+          This tunnel is down. {row.profile ? "Connect it to see its live rates, totals and peers." : ""}
+        </p>
+      </div>
+    );
+  }
+  const latest = props.series?.latest() ?? null;
+  const series = props.series;
+  return (
+    <div class="overview">
+      <section class="card throughput" aria-labelledby="throughput-h">
+        <div class="card-head">
+          <h2 id="throughput-h">Throughput</h2>
+          {tunnel.kind !== "hostgw" ? (
+            <span class="rates">
+              <span class="rate rx" title="Receiving now">
+                ↓ {latest ? formatRate(latest.rx) : "—"}
+              </span>
+              <span class="rate tx" title="Sending now">
+                ↑ {latest ? formatRate(latest.tx) : "—"}
+              </span>
+            </span>
+          ) : null}
+        </div>
+        {tunnel.kind === "hostgw" ? (
+          <p class="fine-print">hostgw routes share their interfaces' counters, so Culvert reports none for them.</p>
+        ) : series ? (
+          <RateChart key={row.name} data={() => series.relativeData()} version={props.version} />
+        ) : null}
+      </section>
+      <section class="card totals" aria-label="Totals">
+        <dl>
+          <div>
+            <dt>Received</dt>
+            <dd>
+              <span id="rx-total" data-bytes={String(tunnel.rx_bytes)} title={`${formatCount(tunnel.rx_bytes)} bytes`}>
+                {formatBytes(tunnel.rx_bytes)}
+              </span>
+              <span class="sub">{formatCount(tunnel.rx_packets)} packets</span>
+            </dd>
+          </div>
+          <div>
+            <dt>Sent</dt>
+            <dd>
+              <span id="tx-total" data-bytes={String(tunnel.tx_bytes)} title={`${formatCount(tunnel.tx_bytes)} bytes`}>
+                {formatBytes(tunnel.tx_bytes)}
+              </span>
+              <span class="sub">{formatCount(tunnel.tx_packets)} packets</span>
+            </dd>
+          </div>
+          <div>
+            <dt>Dropped</dt>
+            <dd>
+              <Drops tunnel={tunnel} />
+            </dd>
+          </div>
+        </dl>
+      </section>
+      <section class="card peers-card" aria-labelledby="peers-h">
+        <h2 id="peers-h">Peers</h2>
+        <Peers tunnel={tunnel} nowMs={props.nowMs} />
+      </section>
+    </div>
+  );
+}
+
+function Drops({ tunnel }: { tunnel: TunnelStatus }) {
+  const reasons = Object.entries(tunnel.drops)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  if (reasons.length === 0) {
+    return (
+      <span id="dropped" class="drops none" data-count={String(tunnel.dropped)}>
+        {tunnel.dropped ? formatCount(tunnel.dropped) : "None"}
+      </span>
+    );
+  }
+  return (
+    <ul id="dropped" class="drops" data-count={String(tunnel.dropped)}>
+      {reasons.map(([reason, n]) => (
+        <li key={reason} data-reason={reason}>
+          <span class="drop-reason mono">{reason}</span> <span class="drop-count">{formatCount(n)}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function noPeerCounters(kind: TunnelStatus["kind"]): string | null {
+  if (kind === "vxlan") return "The kernel keeps no counters per VXLAN peer";
+  if (kind === "hostgw") return "hostgw routes share their interfaces' counters";
+  return null;
+}
+
+function Peers({ tunnel, nowMs }: { tunnel: TunnelStatus; nowMs: number }) {
+  const wg = tunnel.kind === "wireguard";
+  const noCounters = noPeerCounters(tunnel.kind);
+  return (
+    <div class="table-scroll">
+      <table class="peer-table">
+        <thead>
+          <tr>
+            {wg ? <th>Public key</th> : null}
+            <th>Endpoint</th>
+            <th>Allowed IPs</th>
+            {wg ? <th>Handshake</th> : null}
+            <th class="num">Received</th>
+            <th class="num">Sent</th>
+          </tr>
+        </thead>
+        <tbody id="peers">
+          {tunnel.peers.map((p, i) => (
+            <PeerRow key={p.public_key ?? p.endpoint ?? i} peer={p} wg={wg} nowMs={nowMs} noCounters={noCounters} />
+          ))}
+        </tbody>
+      </table>
+      {tunnel.peers.length === 0 ? <p class="table-empty">No peers.</p> : null}
+    </div>
+  );
+}
+
+function PeerRow({ peer, wg, nowMs, noCounters }: { peer: PeerStatus; wg: boolean; nowMs: number; noCounters: string | null }) {
+  const stale = wg && isPeerStale(peer, nowMs);
+  const age = wg ? handshakeAge(peer, nowMs) : null;
+  return (
+    <tr class={`peer${stale ? " stale" : ""}`}>
+      {wg ? (
+        <td class="mono key" title={peer.public_key ?? ""}>
+          {peer.public_key ? shortKey(peer.public_key) : "—"}
+        </td>
+      ) : null}
+      <td class="mono endpoint" title={peer.endpoint ? undefined : "No address known yet"}>
+        {peer.endpoint ?? "unknown"}
+      </td>
+      <td class="mono allowed">{peer.allowed_ips.length ? peer.allowed_ips.join(", ") : "—"}</td>
+      {wg ? (
+        <td class={`handshake${stale ? " stale" : ""}${age === null ? " never" : ""}`}>
+          {formatAge(age)}
+          {stale ? <span class="tag stale-tag" title="No handshake for over 3 minutes">stale</span> : null}
+        </td>
+      ) : null}
+      {noCounters ? (
+        <>
+          <td class="num muted" title={noCounters}>—</td>
+          <td class="num muted" title={noCounters}>—</td>
+        </>
+      ) : (
+        <>
+          <td class="num" title={`${formatCount(peer.rx_packets)} packets`}>{formatBytes(peer.rx_bytes)}</td>
+          <td class="num" title={`${formatCount(peer.tx_packets)} packets`}>{formatBytes(peer.tx_bytes)}</td>
+        </>
+      )}
+    </tr>
+  );
+}
+
+function PacketsPanel(props: DetailProps & { row: Row }) {
+  const { row, helper } = props;
+  if (!hasPacketView(row.kind)) {
+    return (
+      <div class="notice packets-unavailable">
+        <p>
+          {row.kind === null
+            ? "Packets show once the profile can be read."
+            : "vxlan and hostgw packets never pass through culvertd, so there are none to show here."}
+        </p>
+      </div>
+    );
+  }
+  if (helperBlocks(helper)) return <HelperHelp helper={helper} />;
+  if (!row.state.tunnel) {
+    return (
+      <div class="notice">
+        <p>This tunnel is down. Connect it to watch its packets.</p>
+      </div>
+    );
+  }
+  return <PacketsView list={props.packets} onPause={props.onPause} onFilter={props.onFilter} onClear={props.onClear} />;
+}

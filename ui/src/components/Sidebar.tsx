@@ -1,0 +1,190 @@
+import type { TargetedKeyboardEvent } from "preact";
+import type { Kind } from "../bindings/Kind";
+import type { ProfileSummary } from "../bindings/ProfileSummary";
+import { isUnencrypted, type ProfileState } from "../state";
+
+/** What a row's buttons are doing right now. */
+export type Busy = "connect" | "disconnect" | "export" | "remove";
+
+export type Row = {
+  name: string;
+  /** The stored profile, or null for a running tunnel that is not in the profile store. */
+  profile: ProfileSummary | null;
+  kind: Kind | null;
+  state: ProfileState;
+};
+
+export type SidebarProps = {
+  rows: Row[];
+  unstored: Row[];
+  loading: boolean;
+  selected: string | null;
+  busy: Record<string, Busy | undefined>;
+  confirmRemove: string | null;
+  /** Why connecting is impossible right now (the helper is not usable), or null. */
+  connectBlocked: string | null;
+  onSelect(name: string): void;
+  onToggle(name: string): void;
+  onExport(name: string): void;
+  onAskRemove(name: string | null): void;
+  onRemove(name: string): void;
+  onImport(): void;
+};
+
+export function KindBadge({ kind }: { kind: Kind | null }) {
+  return kind ? <span class={`kind kind-${kind}`}>{kind}</span> : <span class="kind kind-unknown">unknown</span>;
+}
+
+export function UnencryptedTag({ kind }: { kind: Kind | null }) {
+  return isUnencrypted(kind) ? (
+    <span class="tag unencrypted" title="Packets cross the network in the clear: use it on networks you trust, or inside another tunnel">
+      unencrypted
+    </span>
+  ) : null;
+}
+
+/** The colored dot of a state; the state's label is always written next to it, so the dot is not announced. */
+export function StateDot({ state, label }: { state: ProfileState["state"]; label: string }) {
+  return <span class={`dot ${state}`} title={label} aria-hidden="true" />;
+}
+
+function toggleText(up: boolean, busy: Busy | undefined): string {
+  if (busy === "connect") return "Connecting…";
+  if (busy === "disconnect") return "Disconnecting…";
+  return up ? "Disconnect" : "Connect";
+}
+
+function ProfileRow(props: SidebarProps & { row: Row; focusable: boolean }) {
+  const { row, selected, busy, confirmRemove, connectBlocked } = props;
+  const b = busy[row.name];
+  const up = row.state.state !== "down";
+  const isSelected = selected === row.name;
+  const confirming = confirmRemove === row.name;
+  const cannotConnect = !up && (connectBlocked ?? (row.profile && row.kind === null ? row.profile.problem : null));
+  const stop = (e: Event) => e.stopPropagation();
+  return (
+    <li
+      class={`${row.profile ? "profile" : "tunnel unstored"}${isSelected ? " selected" : ""}`}
+      data-name={row.name}
+      tabIndex={props.focusable ? 0 : -1}
+      aria-current={isSelected ? "true" : undefined}
+      onClick={() => props.onSelect(row.name)}
+    >
+      <div class="row-main">
+        <StateDot state={row.state.state} label={row.state.label} />
+        <span class="name" title={row.name}>
+          {row.name}
+        </span>
+        <KindBadge kind={row.kind} />
+        <UnencryptedTag kind={row.kind} />
+      </div>
+      <div class="row-sub">
+        <span class={`state-text ${row.state.state}`}>{row.state.label}</span>
+        {row.profile?.problem ? (
+          <span class="problem" title={row.profile.problem}>
+            {row.profile.problem}
+          </span>
+        ) : null}
+      </div>
+      {confirming ? (
+        <div class="row-actions confirm" role="group" aria-label={`Remove ${row.name}?`} onClick={stop}>
+          <span class="confirm-text">Remove “{row.name}”?</span>
+          <button type="button" class="danger confirm-remove" disabled={!!b} onClick={() => props.onRemove(row.name)}>
+            {b === "remove" ? "Removing…" : "Remove"}
+          </button>
+          <button type="button" class="cancel-remove" disabled={b === "remove"} onClick={() => props.onAskRemove(null)}>
+            Cancel
+          </button>
+        </div>
+      ) : (
+        <div class="row-actions">
+          <button
+            type="button"
+            class={`toggle${up ? " is-up" : ""}`}
+            disabled={!!b || !!cannotConnect}
+            title={cannotConnect || undefined}
+            onClick={(e) => {
+              stop(e);
+              props.onSelect(row.name);
+              props.onToggle(row.name);
+            }}
+          >
+            {toggleText(up, b)}
+          </button>
+          {row.profile ? (
+            <>
+              <button type="button" class="export subtle" disabled={!!b} title="Save this profile as a file" onClick={(e) => { stop(e); props.onExport(row.name); }}>
+                {b === "export" ? "Exporting…" : "Export"}
+              </button>
+              <button type="button" class="remove subtle" disabled={!!b} title="Remove this profile from the store" onClick={(e) => { stop(e); props.onAskRemove(row.name); }}>
+                Remove
+              </button>
+            </>
+          ) : null}
+        </div>
+      )}
+    </li>
+  );
+}
+
+/** Arrow keys move the selection within a list of rows, Home and End jump to its ends. */
+function onListKey(e: TargetedKeyboardEvent<HTMLUListElement>, names: string[], props: SidebarProps) {
+  const target = e.target as HTMLElement;
+  if (!target.matches("li[data-name]")) return;
+  const i = names.indexOf(target.dataset.name ?? "");
+  let next = -1;
+  if (e.key === "ArrowDown") next = Math.min(names.length - 1, i + 1);
+  else if (e.key === "ArrowUp") next = Math.max(0, i - 1);
+  else if (e.key === "Home") next = 0;
+  else if (e.key === "End") next = names.length - 1;
+  else return;
+  e.preventDefault();
+  const name = names[next];
+  props.onSelect(name);
+  const li = Array.from(e.currentTarget.querySelectorAll<HTMLElement>("li[data-name]")).find((el) => el.dataset.name === name);
+  li?.focus();
+}
+
+/** One row of each list takes Tab focus: the selected one, else the first. */
+function focusable(names: string[], selected: string | null, i: number): boolean {
+  const at = selected === null ? -1 : names.indexOf(selected);
+  return at === -1 ? i === 0 : at === i;
+}
+
+export function Sidebar(props: SidebarProps) {
+  const names = props.rows.map((r) => r.name);
+  const unstoredNames = props.unstored.map((r) => r.name);
+  return (
+    <nav class="sidebar" aria-label="Profiles">
+      <div class="sidebar-head">
+        <h2>Profiles</h2>
+        <button type="button" id="import-button" onClick={props.onImport} title="Import a wg-quick .conf or a Culvert .toml file">
+          Import…
+        </button>
+      </div>
+      <ul id="profiles" onKeyDown={(e) => onListKey(e, names, props)}>
+        {props.rows.map((row, i) => (
+          <ProfileRow key={row.name} {...props} row={row} focusable={focusable(names, props.selected, i)} />
+        ))}
+      </ul>
+      {props.rows.length === 0 && !props.loading ? (
+        <p class="sidebar-empty">
+          No profiles yet. Import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file, or drop one onto this
+          window.
+        </p>
+      ) : null}
+      {props.unstored.length ? (
+        <>
+          <h3 class="sidebar-sub" title="Tunnels brought up from a file (culvert up FILE), not from the profile store">
+            Running, not stored
+          </h3>
+          <ul id="unstored-tunnels" onKeyDown={(e) => onListKey(e, unstoredNames, props)}>
+            {props.unstored.map((row, i) => (
+              <ProfileRow key={row.name} {...props} row={row} focusable={focusable(unstoredNames, props.selected, i)} />
+            ))}
+          </ul>
+        </>
+      ) : null}
+    </nav>
+  );
+}
