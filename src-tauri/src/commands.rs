@@ -144,3 +144,61 @@ pub async fn watch_packets(app: AppHandle, watch: State<'_, PacketWatch>, name: 
     *current = Some(task);
     Ok(())
 }
+
+/// Checks a form's draft with the CLI's and the helper's rules; `None` when it is a valid profile.
+#[tauri::command]
+pub async fn validate_profile(
+    name: String,
+    draft: serde_json::Value,
+    original: Option<String>,
+) -> Option<crate::forms::FormError> {
+    let stored = match original {
+        Some(o) => with_store(move |s| s.load(&o)).await.ok(),
+        None => None,
+    };
+    crate::forms::parse(&name, &draft, stored.as_ref()).err()
+}
+
+/// Saves a form's draft as profile `name`; `original` is the stored profile it edits (renamed when the name
+/// changed). Keys go to the keyring as on import.
+#[tauri::command]
+pub async fn save_profile(
+    name: String,
+    draft: serde_json::Value,
+    original: Option<String>,
+) -> Result<ProfileSummary, String> {
+    with_store(move |store| {
+        let stored = original.as_deref().map(|o| store.load(o)).transpose()?;
+        let profile =
+            crate::forms::parse(&name, &draft, stored.as_ref()).map_err(|e| culvert_store::StoreError::Corrupt {
+                name: name.clone(),
+                path: store.dir().join(format!("{name}.toml")),
+                problem: culvert_core::profile::FileProblem::Field(culvert_core::profile::ProfileError {
+                    field: e.field.unwrap_or_default(),
+                    problem: e.problem,
+                    fix: e.fix,
+                }),
+            })?;
+        if original.as_deref() != Some(name.as_str()) && store.list()?.iter().any(|l| l.name == name) {
+            return Err(culvert_store::StoreError::Exists(name));
+        }
+        store.save(&profile)?;
+        if let Some(old) = original.filter(|o| *o != name) {
+            store.remove(&old)?;
+        }
+        Ok(crate::forms::summary(&profile))
+    })
+    .await
+}
+
+/// A stored profile's draft for its edit form, without secrets.
+#[tauri::command]
+pub async fn load_profile(name: String) -> Result<crate::forms::Editable, String> {
+    with_store(move |s| s.load(&name).map(|p| crate::forms::editable(&p))).await
+}
+
+/// A new WireGuard key pair for a form, as `culvert genkey` makes it.
+#[tauri::command]
+pub fn generate_keypair() -> crate::forms::KeyPair {
+    crate::forms::keypair()
+}

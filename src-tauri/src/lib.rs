@@ -2,6 +2,7 @@
 //! keeps profiles in culvert-store (keys in the Secret Service), and shows live traffic, packets and a tray.
 
 mod commands;
+mod forms;
 mod link;
 pub mod model;
 mod tray;
@@ -29,6 +30,10 @@ pub fn run() {
             commands::connect,
             commands::disconnect,
             commands::watch_packets,
+            commands::validate_profile,
+            commands::save_profile,
+            commands::load_profile,
+            commands::generate_keypair,
         ])
         .setup(|app| {
             tray::build(app.handle());

@@ -72,6 +72,11 @@ impl Session {
         Ok(self.call("GET", &format!("/element/{element}/attribute/{name}"), None)?.as_str().map(str::to_owned))
     }
 
+    /// A DOM property, such as an input's current `value`.
+    pub fn property(&self, element: &str, name: &str) -> Result<Value> {
+        self.call("GET", &format!("/element/{element}/property/{name}"), None)
+    }
+
     pub fn click(&self, element: &str) -> Result<()> {
         self.call("POST", &format!("/element/{element}/click"), Some(json!({}))).map(|_| ())
     }

@@ -88,7 +88,8 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "udp is labelled unencrypted: {}",
         app.text(&item).unwrap()
     );
-    app.click(&item).unwrap();
+    // The name, not the row's middle: the row holds buttons (Edit among them).
+    app.click(&app.wait_for("li.profile[data-name=\"office\"] .name", Duration::from_secs(5)).unwrap()).unwrap();
 
     // Connect; traffic flows; the counters and the chart follow.
     let toggle = app.wait_for("li.profile[data-name=\"office\"] .toggle", Duration::from_secs(5)).unwrap();
@@ -141,5 +142,28 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "the profile does not show as down: {}",
         app.page_text()
     );
+
+    // A new profile's form: WireGuard by default, a key pair in one click, and the helper's own rules as you type.
+    let new = app.wait_for("#new-profile", Duration::from_secs(5)).unwrap();
+    app.click(&new).unwrap();
+    let kind = app.wait_for("#form-kind", Duration::from_secs(5)).unwrap();
+    assert_eq!(app.property(&kind, "value").unwrap(), "wireguard");
+    app.click(&app.wait_for("#generate-keys", Duration::from_secs(5)).unwrap()).unwrap();
+    let public = app.wait_for("#form-public-key", Duration::from_secs(5)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || app.text(&public).unwrap().trim().len() == 44),
+        "no public key shown"
+    );
+    let key = app.text(&public).unwrap().trim().to_owned();
+    app.send_keys(&app.wait_for("#profile-form .peer [name=\"public_key\"]", Duration::from_secs(5)).unwrap(), &key)
+        .unwrap();
+    app.send_keys(&app.wait_for("#form-name", Duration::from_secs(5)).unwrap(), "fromform").unwrap();
+    app.send_keys(&app.wait_for("#profile-form [name=\"address\"]", Duration::from_secs(5)).unwrap(), "10.1.0.1/33")
+        .unwrap();
+    let shown = wait_until(Duration::from_secs(10), || {
+        app.find_all(".field-error").unwrap().iter().any(|e| app.text(e).unwrap().contains("10.1.0.1/33"))
+    });
+    assert!(shown, "no field error for the bad address: {}", app.page_text());
+    std::fs::write(screenshots().join("new-profile.png"), app.screenshot().unwrap()).unwrap();
     app.end();
 }

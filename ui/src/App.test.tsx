@@ -4,71 +4,14 @@
 import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Api } from "./api";
 import { App } from "./App";
 import type { HelperState } from "./bindings/HelperState";
-import type { PacketBatch } from "./bindings/PacketBatch";
-import type { ProfileSummary } from "./bindings/ProfileSummary";
-import type { Snapshot } from "./bindings/Snapshot";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
-import { AT_MS, NOW_MS, NOW_S, OK, profile, sample, snapshot, tunnel, wgPeer } from "./test/fixtures";
+import { deferred, fakeSide } from "./test/fake";
+import { AT_MS, NOW_MS, NOW_S, profile, sample, snapshot, tunnel, wgPeer } from "./test/fixtures";
 
 // uPlot needs a real canvas; the chart is tested by looking at it in the app.
 vi.mock("./components/RateChart", () => ({ RateChart: () => <div id="chart" /> }));
-
-type Deferred<T> = { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void };
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK) {
-  let onSnapshot: ((s: Snapshot) => void) | null = null;
-  let onPackets: ((b: PacketBatch) => void) | null = null;
-  const store = profiles.slice();
-  const api = {
-    helperState: vi.fn(async () => helper),
-    listProfiles: vi.fn(async () => store.slice().sort((a, b) => a.name.localeCompare(b.name))),
-    importProfile: vi.fn(async (fileName: string, _text: string) => {
-      const p = profile(fileName.replace(/\.(conf|toml)$/, ""), fileName.endsWith(".conf") ? "wireguard" : "udp");
-      store.push(p);
-      return p;
-    }),
-    removeProfile: vi.fn(async (name: string) => {
-      store.splice(
-        store.findIndex((p) => p.name === name),
-        1,
-      );
-    }),
-    exportProfile: vi.fn(async (name: string) => `[Interface]\nAddress = 10.8.0.1/24\n# ${name}\n`),
-    connect: vi.fn(async (name: string): Promise<TunnelStatus> => tunnel({ name, state: "connecting" })),
-    disconnect: vi.fn(async (_name: string) => undefined),
-    watchPackets: vi.fn(async (_name: string | null) => undefined),
-    onSnapshot: vi.fn(async (h: (s: Snapshot) => void) => {
-      onSnapshot = h;
-      return () => (onSnapshot = null);
-    }),
-    onPackets: vi.fn(async (h: (b: PacketBatch) => void) => {
-      onPackets = h;
-      return () => (onPackets = null);
-    }),
-  } satisfies Api;
-  return {
-    api,
-    store,
-    async snapshot(s: Snapshot) {
-      await act(async () => onSnapshot?.(s));
-    },
-    async packets(b: PacketBatch) {
-      await act(async () => onPackets?.(b));
-    },
-  };
-}
 
 let root: HTMLElement;
 

@@ -6,9 +6,11 @@ import type { Snapshot } from "./bindings/Snapshot";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
 import { Detail, type Tab } from "./components/Detail";
 import { ErrorBanner } from "./components/ErrorBanner";
+import { ProfileForm, type FormMode } from "./components/ProfileForm";
 import { Sidebar, type Busy, type Row } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { exportFileName, saveText } from "./download";
+import { defaultForm, formFromDraft, type FormState } from "./forms";
 import { addBatch, clearRows, emptyPacketList, setFilter, setPaused, type PacketList } from "./packets";
 import { SeriesBook } from "./series";
 import { hasPacketView, PENDING_MS, profileState, withPending, type Pending } from "./state";
@@ -40,6 +42,18 @@ function writeSelected(name: string | null) {
   }
 }
 
+/** The profile form, open in the main panel. */
+type OpenForm = {
+  mode: FormMode;
+  /** The stored profile being edited, or null for a new one. */
+  original: string | null;
+  /** The profile a duplicate was made from. */
+  source: string | null;
+  initial: FormState;
+  /** Tells one opening of the form from the next, so each starts afresh. */
+  seq: number;
+};
+
 function hasFiles(e: DragEvent): boolean {
   return !!e.dataTransfer && Array.from(e.dataTransfer.types ?? []).includes("Files");
 }
@@ -58,6 +72,7 @@ export function App({ api, save }: AppProps) {
   const [packets, setPackets] = useState<PacketList>(emptyPacketList);
   const [confirmRemove, setConfirmRemove] = useState<string | null>(null);
   const [dropping, setDropping] = useState(false);
+  const [form, setForm] = useState<OpenForm | null>(null);
 
   const seriesBook = useRef(new SeriesBook());
   const fileInput = useRef<HTMLInputElement>(null);
@@ -66,6 +81,8 @@ export function App({ api, save }: AppProps) {
   const watching = useRef<string | null>(null);
   const watchChain = useRef<Promise<void>>(Promise.resolve());
   const busyNow = useRef<Record<string, Busy | undefined>>({});
+  const formSeq = useRef(0);
+  const formDirty = useRef(false);
 
   const showError = useCallback((e: unknown) => setError(errorText(e)), []);
 
@@ -157,10 +174,10 @@ export function App({ api, save }: AppProps) {
   }, [names]);
 
   // The packet view: watch the selected tunnel while the Packets tab is open on a tunnel whose packets
-  // pass through culvertd; stop when the tab closes, the selection changes or the tunnel goes down. Calls
-  // are chained so that a stop never overtakes the start that follows it.
+  // pass through culvertd; stop when the tab closes (or the profile form covers it), the selection changes or
+  // the tunnel goes down. Calls are chained so that a stop never overtakes the start that follows it.
   const watchName =
-    tab === "packets" && current && current.state.tunnel && hasPacketView(current.kind) && helperOk ? current.name : null;
+    tab === "packets" && !form && current && current.state.tunnel && hasPacketView(current.kind) && helperOk ? current.name : null;
   const setWatch = useCallback(
     (name: string | null) => {
       watchChain.current = watchChain.current.then(() => api.watchPackets(name)).catch(showError);
@@ -242,12 +259,54 @@ export function App({ api, save }: AppProps) {
       await api.removeProfile(name);
       setConfirmRemove(null);
       if (selected === name) select(neighbour);
+      setForm((f) => (f?.original === name ? null : f));
       await refreshProfiles();
     } catch (e) {
       showError(e);
     } finally {
       setRowBusy(name, undefined);
     }
+  };
+
+  const openForm = (f: Omit<OpenForm, "seq">) => {
+    formDirty.current = false;
+    formSeq.current += 1;
+    setForm({ ...f, seq: formSeq.current });
+  };
+
+  const closeForm = () => {
+    formDirty.current = false;
+    setForm(null);
+  };
+
+  const newProfile = () => openForm({ mode: "new", original: null, source: null, initial: defaultForm() });
+
+  // Edit opens the stored profile (without its secrets) as it is; Duplicate opens it as a new profile named
+  // "<name>-copy", which needs keys of its own.
+  const loadForm = async (name: string, mode: "edit" | "duplicate") => {
+    if (busyNow.current[name]) return;
+    setRowBusy(name, mode);
+    try {
+      const editable = await api.loadProfile(name);
+      if (mode === "edit") {
+        openForm({ mode, original: name, source: null, initial: formFromDraft(name, editable.draft, editable.public_key) });
+      } else {
+        openForm({ mode, original: null, source: name, initial: formFromDraft(`${name}-copy`, editable.draft, null) });
+      }
+      select(name);
+    } catch (e) {
+      showError(e);
+    } finally {
+      setRowBusy(name, undefined);
+    }
+  };
+
+  // Select the saved profile before the list that holds it arrives, so the list's arrival keeps it selected
+  // (after a rename, the old name is gone from it); the form stays until then.
+  const formSaved = async (summary: ProfileSummary) => {
+    select(summary.name);
+    await refreshProfiles();
+    closeForm();
   };
 
   const importFiles = async (files: File[]) => {
@@ -325,6 +384,10 @@ export function App({ api, save }: AppProps) {
     return () => document.removeEventListener("keydown", onKey);
   }, []);
 
+  const onFormDirty = useCallback((dirty: boolean) => {
+    formDirty.current = dirty;
+  }, []);
+
   const series = current?.state.tunnel ? seriesBook.current.get(current.name) : null;
 
   return (
@@ -342,27 +405,49 @@ export function App({ api, save }: AppProps) {
           connectBlocked={helperOk ? null : (helper?.message ?? null)}
           onSelect={(name) => {
             if (name !== selected) select(name);
+            // Looking at another profile leaves a form that holds nothing typed yet.
+            if (form && !formDirty.current && name !== (form.original ?? form.source)) closeForm();
           }}
           onToggle={(name) => void toggle(name)}
           onExport={(name) => void exportProfile(name)}
           onAskRemove={setConfirmRemove}
           onRemove={(name) => void removeProfile(name)}
           onImport={openImport}
+          onNew={newProfile}
+          onEdit={(name) => void loadForm(name, "edit")}
+          onDuplicate={(name) => void loadForm(name, "duplicate")}
         />
-        <Detail
-          row={current}
-          helper={helper}
-          nowMs={nowMs}
-          series={series}
-          version={snapshot?.at_ms ?? 0}
-          tab={tab}
-          onTab={setTab}
-          packets={packets}
-          onPause={(p) => setPackets((l) => setPaused(l, p))}
-          onFilter={(f) => setPackets((l) => setFilter(l, f))}
-          onClear={() => setPackets(clearRows)}
-          onImport={openImport}
-        />
+        {form ? (
+          <ProfileForm
+            key={form.seq}
+            api={api}
+            mode={form.mode}
+            original={form.original}
+            source={form.source}
+            initial={form.initial}
+            stored={(profiles ?? []).map((p) => p.name)}
+            running={form.original !== null && tunnels.some((t) => t.name === form.original)}
+            onSaved={(summary) => void formSaved(summary)}
+            onCancel={closeForm}
+            onDirty={onFormDirty}
+          />
+        ) : (
+          <Detail
+            row={current}
+            helper={helper}
+            nowMs={nowMs}
+            series={series}
+            version={snapshot?.at_ms ?? 0}
+            tab={tab}
+            onTab={setTab}
+            packets={packets}
+            onPause={(p) => setPackets((l) => setPaused(l, p))}
+            onFilter={(f) => setPackets((l) => setFilter(l, f))}
+            onClear={() => setPackets(clearRows)}
+            onImport={openImport}
+            onNew={newProfile}
+          />
+        )}
       </div>
       <input
         type="file"

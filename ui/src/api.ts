@@ -3,11 +3,15 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import type { Editable } from "./bindings/Editable";
+import type { FormError } from "./bindings/FormError";
 import type { HelperState } from "./bindings/HelperState";
+import type { KeyPair } from "./bindings/KeyPair";
 import type { PacketBatch } from "./bindings/PacketBatch";
 import type { ProfileSummary } from "./bindings/ProfileSummary";
 import type { Snapshot } from "./bindings/Snapshot";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
+import type { Draft } from "./forms";
 
 export const SNAPSHOT_EVENT = "culvert://snapshot";
 export const PACKETS_EVENT = "culvert://packets";
@@ -22,6 +26,16 @@ export interface Api {
   exportProfile(name: string): Promise<string>;
   connect(name: string): Promise<TunnelStatus>;
   disconnect(name: string): Promise<void>;
+  /**
+   * Checks a form's draft (the profile's TOML table as JSON) with the CLI's and the helper's rules: null when
+   * it is a valid profile. `original` is the stored profile being edited, or null for a new one.
+   */
+  validateProfile(name: string, draft: Draft, original: string | null): Promise<FormError | null>;
+  /** Stores a form's draft as profile `name`, renaming `original` when the name changed. */
+  saveProfile(name: string, draft: Draft, original: string | null): Promise<ProfileSummary>;
+  /** A stored profile's draft for its form, without secrets, and its WireGuard public key. */
+  loadProfile(name: string): Promise<Editable>;
+  generateKeypair(): Promise<KeyPair>;
   /** Starts sampling the packets of tunnel `name`, or stops with null. */
   watchPackets(name: string | null): Promise<void>;
   onSnapshot(handler: (s: Snapshot) => void): Promise<Unlisten>;
@@ -37,6 +51,10 @@ export const tauriApi: Api = {
   connect: (name) => invoke<TunnelStatus>("connect", { name }),
   disconnect: (name) => invoke<void>("disconnect", { name }),
   watchPackets: (name) => invoke<void>("watch_packets", { name }),
+  validateProfile: (name, draft, original) => invoke<FormError | null>("validate_profile", { name, draft, original }),
+  saveProfile: (name, draft, original) => invoke<ProfileSummary>("save_profile", { name, draft, original }),
+  loadProfile: (name) => invoke<Editable>("load_profile", { name }),
+  generateKeypair: () => invoke<KeyPair>("generate_keypair"),
   onSnapshot: (handler) => listen<Snapshot>(SNAPSHOT_EVENT, (e) => handler(e.payload)),
   onPackets: (handler) => listen<PacketBatch>(PACKETS_EVENT, (e) => handler(e.payload)),
 };

@@ -24,7 +24,7 @@ pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
 
 /// A tunnel name is also a file stem and a key in the helper's state directory: it must be short and plain.
 pub fn name(name: &str) -> Result<(), ProfileError> {
-    let fix = "name the profile file with letters, digits, '_', '.' or '-', such as lab.toml";
+    let fix = "name the profile with letters, digits, '_', '.' or '-', such as lab (as a file: lab.toml)";
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ProfileError::new("name", format!("must be 1 to {MAX_NAME_LEN} bytes long"), fix));
     }

@@ -27,6 +27,7 @@ export type DetailProps = {
   onFilter(filter: string): void;
   onClear(): void;
   onImport(): void;
+  onNew(): void;
 };
 
 export function Detail(props: DetailProps) {
@@ -37,12 +38,17 @@ export function Detail(props: DetailProps) {
         <div class="placeholder">
           <h1>No profile selected</h1>
           <p>
-            Import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file to add a tunnel, or drop the file onto
-            this window.
+            Write a new profile, import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file to add a tunnel,
+            or drop the file onto this window.
           </p>
-          <button type="button" onClick={props.onImport}>
-            Import…
-          </button>
+          <div class="placeholder-actions">
+            <button type="button" class="new-from-placeholder" onClick={props.onNew}>
+              New profile…
+            </button>
+            <button type="button" onClick={props.onImport}>
+              Import…
+            </button>
+          </div>
         </div>
       </main>
     );

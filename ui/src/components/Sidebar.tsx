@@ -4,7 +4,7 @@ import type { ProfileSummary } from "../bindings/ProfileSummary";
 import { isUnencrypted, type ProfileState } from "../state";
 
 /** What a row's buttons are doing right now. */
-export type Busy = "connect" | "disconnect" | "export" | "remove";
+export type Busy = "connect" | "disconnect" | "export" | "remove" | "edit" | "duplicate";
 
 export type Row = {
   name: string;
@@ -29,6 +29,10 @@ export type SidebarProps = {
   onAskRemove(name: string | null): void;
   onRemove(name: string): void;
   onImport(): void;
+  /** Opens the form for a new profile. */
+  onNew(): void;
+  onEdit(name: string): void;
+  onDuplicate(name: string): void;
 };
 
 export function KindBadge({ kind }: { kind: Kind | null }) {
@@ -113,6 +117,12 @@ function ProfileRow(props: SidebarProps & { row: Row; focusable: boolean }) {
           </button>
           {row.profile ? (
             <>
+              <button type="button" class="edit subtle" disabled={!!b} title="Change this profile" onClick={(e) => { stop(e); props.onEdit(row.name); }}>
+                {b === "edit" ? "Opening…" : "Edit"}
+              </button>
+              <button type="button" class="duplicate subtle" disabled={!!b} title="Make a new profile from this one" onClick={(e) => { stop(e); props.onDuplicate(row.name); }}>
+                {b === "duplicate" ? "Opening…" : "Duplicate"}
+              </button>
               <button type="button" class="export subtle" disabled={!!b} title="Save this profile as a file" onClick={(e) => { stop(e); props.onExport(row.name); }}>
                 {b === "export" ? "Exporting…" : "Export"}
               </button>
@@ -158,9 +168,14 @@ export function Sidebar(props: SidebarProps) {
     <nav class="sidebar" aria-label="Profiles">
       <div class="sidebar-head">
         <h2>Profiles</h2>
-        <button type="button" id="import-button" onClick={props.onImport} title="Import a wg-quick .conf or a Culvert .toml file">
-          Import…
-        </button>
+        <div class="sidebar-head-actions">
+          <button type="button" id="new-profile" onClick={props.onNew} title="Write a new profile in a form">
+            New
+          </button>
+          <button type="button" id="import-button" onClick={props.onImport} title="Import a wg-quick .conf or a Culvert .toml file">
+            Import…
+          </button>
+        </div>
       </div>
       <ul id="profiles" onKeyDown={(e) => onListKey(e, names, props)}>
         {props.rows.map((row, i) => (
@@ -169,8 +184,8 @@ export function Sidebar(props: SidebarProps) {
       </ul>
       {props.rows.length === 0 && !props.loading ? (
         <p class="sidebar-empty">
-          No profiles yet. Import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file, or drop one onto this
-          window.
+          No profiles yet. Write one with New, import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file, or
+          drop one onto this window.
         </p>
       ) : null}
       {props.unstored.length ? (

@@ -59,3 +59,9 @@ export function profile(name: string, kind: ProfileSummary["kind"] = "udp", p: P
 export function sample(p: Partial<PacketSample> = {}): PacketSample {
   return { at_ms: 1000, direction: "out", protocol: "udp", src: "10.9.0.1", dst: "10.9.0.2", src_port: 40000, dst_port: 53, len: 84, ...p };
 }
+
+/** A WireGuard key pair, as generate_keypair answers. */
+export const KEYPAIR = {
+  private_key: "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=",
+  public_key: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+};

@@ -1,0 +1,94 @@
+// A fake Rust side for the app's tests: a profile store in memory, events fired by hand.
+import { act } from "preact/test-utils";
+import { vi } from "vitest";
+import type { Api } from "../api";
+import type { Editable } from "../bindings/Editable";
+import type { FormError } from "../bindings/FormError";
+import type { HelperState } from "../bindings/HelperState";
+import type { KeyPair } from "../bindings/KeyPair";
+import type { PacketBatch } from "../bindings/PacketBatch";
+import type { ProfileSummary } from "../bindings/ProfileSummary";
+import type { Snapshot } from "../bindings/Snapshot";
+import type { TunnelStatus } from "../bindings/TunnelStatus";
+import type { Draft } from "../forms";
+import { KEYPAIR, OK, profile, tunnel } from "./fixtures";
+
+export type Deferred<T> = { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void };
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * `profiles` are the stored profiles; `editables` what load_profile answers for them (a bare draft of the
+ * profile's kind otherwise).
+ */
+export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, editables: Record<string, Editable> = {}) {
+  let onSnapshot: ((s: Snapshot) => void) | null = null;
+  let onPackets: ((b: PacketBatch) => void) | null = null;
+  const store = profiles.slice();
+  const api = {
+    helperState: vi.fn(async () => helper),
+    listProfiles: vi.fn(async () => store.slice().sort((a, b) => a.name.localeCompare(b.name))),
+    importProfile: vi.fn(async (fileName: string, _text: string) => {
+      const p = profile(fileName.replace(/\.(conf|toml)$/, ""), fileName.endsWith(".conf") ? "wireguard" : "udp");
+      store.push(p);
+      return p;
+    }),
+    removeProfile: vi.fn(async (name: string) => {
+      store.splice(
+        store.findIndex((p) => p.name === name),
+        1,
+      );
+    }),
+    exportProfile: vi.fn(async (name: string) => `[Interface]\nAddress = 10.8.0.1/24\n# ${name}\n`),
+    connect: vi.fn(async (name: string): Promise<TunnelStatus> => tunnel({ name, state: "connecting" })),
+    disconnect: vi.fn(async (_name: string) => undefined),
+    watchPackets: vi.fn(async (_name: string | null) => undefined),
+    validateProfile: vi.fn(async (_name: string, _draft: Draft, _original: string | null): Promise<FormError | null> => null),
+    saveProfile: vi.fn(async (name: string, draft: Draft, original: string | null): Promise<ProfileSummary> => {
+      if (original !== null && original !== name) {
+        const i = store.findIndex((p) => p.name === original);
+        if (i >= 0) store.splice(i, 1);
+      }
+      const saved = profile(name, draft.kind as ProfileSummary["kind"]);
+      const i = store.findIndex((p) => p.name === name);
+      if (i >= 0) store[i] = saved;
+      else store.push(saved);
+      return saved;
+    }),
+    loadProfile: vi.fn(async (name: string): Promise<Editable> => {
+      if (editables[name]) return structuredClone(editables[name]);
+      const p = store.find((q) => q.name === name);
+      if (!p) throw `there is no profile called ${name}`;
+      return { draft: { kind: p.kind }, public_key: null };
+    }),
+    generateKeypair: vi.fn(async (): Promise<KeyPair> => ({ ...KEYPAIR })),
+    onSnapshot: vi.fn(async (h: (s: Snapshot) => void) => {
+      onSnapshot = h;
+      return () => (onSnapshot = null);
+    }),
+    onPackets: vi.fn(async (h: (b: PacketBatch) => void) => {
+      onPackets = h;
+      return () => (onPackets = null);
+    }),
+  } satisfies Api;
+  return {
+    api,
+    store,
+    async snapshot(s: Snapshot) {
+      await act(async () => onSnapshot?.(s));
+    },
+    async packets(b: PacketBatch) {
+      await act(async () => onPackets?.(b));
+    },
+  };
+}
+
+export type FakeSide = ReturnType<typeof fakeSide>;
