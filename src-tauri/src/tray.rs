@@ -105,6 +105,7 @@ pub fn update(app: &AppHandle, snapshot: &Snapshot) {
     match menu(app, &entries) {
         Ok(m) => {
             let _ = tray.set_menu(Some(m));
+            tracing::info!("tray: {} with {} profile(s) in the menu", look.name(), entries.len());
         }
         Err(e) => tracing::warn!("cannot build the tray menu: {e}"),
     }

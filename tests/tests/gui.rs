@@ -31,14 +31,15 @@ fn tauri_driver() -> PathBuf {
     path
 }
 
-/// Starts Xvfb on a free display and returns the display's name.
-fn xvfb(lab: &mut Lab) -> String {
-    let n = (100..400)
-        .find(|n| {
-            !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .unwrap();
+/// Starts Xvfb on a free display and returns the display's name. Tests running at once in this process get
+/// different `slot`s, so they never pick the same display.
+fn xvfb(lab: &mut Lab, slot: u32) -> String {
+    let free = |n: u32| {
+        !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+    };
+    let first = 100 + (std::process::id() % 150) * 2 + slot;
+    let n = (0..100).map(|i| first + i * 2).find(|n| free(*n)).unwrap();
     lab.spawn(Command::new("Xvfb").args([&format!(":{n}"), "-screen", "0", "1280x800x24", "-nolisten", "tcp"]));
     assert!(
         wait_until(Duration::from_secs(10), || std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()),
@@ -60,7 +61,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         lab.profile("office", &udp_profile("10.9.0.1/24", 8285, "cv-office", "172.31.0.2:8285", "10.9.0.0/24", 1400));
 
     let keyring = SessionKeyring::start(&mut lab);
-    let display = xvfb(&mut lab);
+    let display = xvfb(&mut lab, 0);
     let (port, native) = (free_port(), free_port());
     let mut driver = Command::new(tauri_driver());
     keyring
@@ -166,4 +167,121 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
     assert!(shown, "no field error for the bad address: {}", app.page_text());
     std::fs::write(screenshots().join("new-profile.png"), app.screenshot().unwrap()).unwrap();
     app.end();
+}
+
+/// The tray icon's place on the screen, from the X window tree: (x, y, width, height).
+fn tray_icon(display: &str) -> Option<(i32, i32, i32, i32)> {
+    let tree = culvert_tests::run(Command::new("xwininfo").args(["-root", "-tree"]).env("DISPLAY", display));
+    let text = String::from_utf8_lossy(&tree.stdout).into_owned();
+    let line = text.lines().find(|l| l.contains("tray-icon tray app culvert"))?;
+    // "... 32x30+0+0  +1246+1": the size, then the position relative to the root.
+    let mut parts = line.split_whitespace().rev();
+    let abs = parts.next()?;
+    let size = parts.next()?.split('+').next()?;
+    let (w, h) = size.split_once('x')?;
+    let mut xy = abs.trim_start_matches('+').split('+');
+    Some((xy.next()?.parse().ok()?, xy.next()?.parse().ok()?, w.parse().ok()?, h.parse().ok()?))
+}
+
+/// How much greener than red the icon looks: connected is green, disconnected gray.
+fn greenness(display: &str, (x, y, w, h): (i32, i32, i32, i32)) -> f64 {
+    let shot = culvert_tests::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "import -window root -crop {w}x{h}+{x}+{y} png:- | convert png:- -format '%[fx:mean.g-mean.r]' info:"
+            ))
+            .env("DISPLAY", display),
+    );
+    String::from_utf8_lossy(&shot.stdout).trim().parse().unwrap_or(0.0)
+}
+
+/// The app's top-level windows (a popup menu is one more).
+fn app_windows(display: &str) -> usize {
+    let tree = culvert_tests::run(Command::new("xwininfo").args(["-root", "-children"]).env("DISPLAY", display));
+    String::from_utf8_lossy(&tree.stdout).lines().filter(|l| l.contains("\"culvert-app\"")).count()
+}
+
+/// Opens the tray menu and activates its first entry: the first stored profile's toggle.
+fn toggle_first_from_tray(display: &str, icon: (i32, i32, i32, i32)) {
+    let (x, y, w, h) = icon;
+    let xdo = |args: &[&str]| culvert_tests::check(Command::new("xdotool").args(args).env("DISPLAY", display));
+    let before = app_windows(display);
+    xdo(&["mousemove", &(x + w / 2).to_string(), &(y + h / 2).to_string(), "click", "1"]);
+    assert!(wait_until(Duration::from_secs(5), || app_windows(display) > before), "the tray menu did not open");
+    std::thread::sleep(Duration::from_millis(300));
+    xdo(&["key", "Down", "Return"]);
+    assert!(wait_until(Duration::from_secs(5), || app_windows(display) <= before), "the tray menu did not close");
+}
+
+/// The tray for real: an XEmbed tray host (trayer) under Xvfb, the app's icon in it, its menu opened and a
+/// profile toggled with xdotool; the helper shows the tunnel going up and down, and the icon's color follows.
+#[test]
+fn the_tray_toggles_a_tunnel_and_its_icon_follows() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    lab.start_helper(&a, "a", &[]);
+    lab.start_helper(&b, "b", &[]);
+    let peer = lab
+        .profile("traypeer", &udp_profile("10.9.0.2/24", 8285, "cv-traypeer", "172.31.0.1:8285", "10.9.0.0/24", 1400));
+    lab.helpers[1].culvert_ok(&["up", peer.to_str().unwrap()]);
+    let keyring = SessionKeyring::start(&mut lab);
+    let file =
+        lab.profile("home", &udp_profile("10.9.0.1/24", 8285, "cv-home", "172.31.0.2:8285", "10.9.0.0/24", 1400));
+    let socket = lab.helpers[0].socket.clone();
+    assert!(keyring.culvert(&socket, &["import", file.to_str().unwrap()]).status.success());
+
+    let display = xvfb(&mut lab, 1);
+    let mut trayer = Command::new("trayer");
+    keyring
+        .env(&mut trayer)
+        .args(["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"])
+        .env("DISPLAY", &display);
+    lab.spawn(&mut trayer);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = lab.dir.join("app.log");
+    let mut app = Command::new(bin("culvert-app"));
+    keyring.env(&mut app).env("DISPLAY", &display).env("NO_AT_BRIDGE", "1").env("CULVERT_SOCKET", &socket);
+    app.stderr(std::fs::File::create(&log).unwrap());
+    let child = app.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    lab.children.push(child);
+    // The menu lists the stored profile once the first snapshot came.
+    let listed = wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("with 1 profile(s)")
+    });
+    assert!(listed, "the tray menu never listed the profile: {}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    let mut icon = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            icon = tray_icon(&display);
+            icon.is_some()
+        }),
+        "no tray icon appeared"
+    );
+    let icon = icon.unwrap();
+    let gray = greenness(&display, icon);
+    assert!(gray.abs() < 0.05, "a disconnected icon is gray, not {gray}");
+
+    toggle_first_from_tray(&display, icon);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.helpers[0].culvert(&["status", "home"]).status.success()),
+        "the tray did not bring the tunnel up"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || greenness(&display, icon) > 0.15),
+        "the icon did not turn green: {}",
+        greenness(&display, icon)
+    );
+    assert!(culvert_tests::ping(&a, "10.9.0.2", 1));
+
+    toggle_first_from_tray(&display, icon);
+    assert!(
+        wait_until(Duration::from_secs(10), || !lab.helpers[0].culvert(&["status", "home"]).status.success()),
+        "the tray did not bring the tunnel down"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || greenness(&display, icon).abs() < 0.05),
+        "the icon did not turn gray again"
+    );
 }
