@@ -52,6 +52,32 @@ impl<'a> Changes<'a> {
         Ok(())
     }
 
+    /// Adds a route through link `dev`, recorded first. An identical route already there is not ours and is not
+    /// recorded; one to the same destination through another interface is a conflict with the profile's
+    /// `field`, reported with `fix`.
+    pub async fn add_route(
+        &mut self,
+        route: &crate::system::netlink::Route,
+        dev: &str,
+        field: &str,
+        fix: &str,
+    ) -> Result<(), culvert_core::ipc::IpcError> {
+        use super::userspace::{record_error, system};
+        let object =
+            Object::Route { dst: route.dst, dev: dev.into(), table: route.table, via: route.via, onlink: route.onlink };
+        self.will_create(object).map_err(record_error)?;
+        match self.netlink.add_route(route).await {
+            Ok(true) => Ok(()),
+            Ok(false) => self.not_created().map_err(record_error),
+            Err(e) if e.errno == Some(libc::EEXIST) => Err(culvert_core::ipc::IpcError::InvalidProfile {
+                field: field.into(),
+                reason: format!("a route to {} through another interface already exists", route.dst),
+                fix: fix.into(),
+            }),
+            Err(e) => Err(system(e)),
+        }
+    }
+
     /// Keeps every change; the record stays on disk while the tunnel is up.
     pub fn commit(self) -> Record {
         self.record

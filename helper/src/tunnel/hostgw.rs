@@ -12,7 +12,7 @@ use super::changes::Changes;
 use super::userspace::{record_error, system};
 use super::{StatusSource, Tunnel, TunnelInfo};
 use crate::system::netlink::{MAIN_TABLE, Route};
-use crate::system::{Netlink, Object, Record, Records};
+use crate::system::{Netlink, Record, Records};
 
 pub async fn up(
     netlink: &Netlink,
@@ -70,31 +70,11 @@ pub async fn up(
 }
 
 async fn configure(changes: &mut Changes<'_>, config: &HostgwTunnel, hops: &[(u32, String)]) -> Result<(), IpcError> {
-    let netlink = changes.netlink;
     for (i, (peer, (index, dev))) in config.peers.iter().zip(hops).enumerate() {
         for (j, dst) in peer.subnets.iter().enumerate() {
-            changes
-                .will_create(Object::Route {
-                    dst: *dst,
-                    dev: dev.clone(),
-                    table: MAIN_TABLE,
-                    via: Some(peer.via),
-                    onlink: false,
-                })
-                .map_err(record_error)?;
             let route = Route { dst: *dst, index: *index, table: MAIN_TABLE, via: Some(peer.via), onlink: false };
-            match netlink.add_route(&route).await {
-                Ok(true) => {}
-                Ok(false) => changes.not_created().map_err(record_error)?,
-                Err(e) if e.errno == Some(libc::EEXIST) => {
-                    return Err(IpcError::InvalidProfile {
-                        field: format!("peer[{i}].subnets[{j}]"),
-                        reason: format!("a route to {dst} through another interface already exists"),
-                        fix: "remove that route, or correct the peer's subnets".into(),
-                    });
-                }
-                Err(e) => return Err(system(e)),
-            }
+            let field = format!("peer[{i}].subnets[{j}]");
+            changes.add_route(&route, dev, &field, "remove that route, or correct the peer's subnets").await?;
         }
     }
     let v6 = config.peers.iter().flat_map(|p| &p.subnets).any(|n| n.addr().is_ipv6());

@@ -6,7 +6,7 @@ use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Profile, UdpTunnel};
 
 use super::Tunnel;
-use super::userspace::{self, Plan, PlannedRoute, bind_error};
+use super::userspace::{self, Plan, bind_error};
 use crate::dataplane::udp_core::UdpCore;
 use crate::dataplane::udp_io;
 use crate::system::netlink::MAIN_TABLE;
@@ -22,18 +22,7 @@ pub async fn up(
     // The socket first: a port in use fails the request before anything exists to undo.
     let ipv6 = config.peers.iter().any(|p| p.endpoint.is_ipv6());
     let socket = udp_io::bind(config.listen_port, ipv6, None).map_err(|e| bind_error(config.listen_port, &e))?;
-    let routes = config
-        .peers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| {
-            p.allowed_ips.iter().enumerate().map(move |(j, dst)| PlannedRoute {
-                field: format!("peer[{i}].allowed_ips[{j}]"),
-                dst: *dst,
-                table: MAIN_TABLE,
-            })
-        })
-        .collect();
+    let routes = userspace::peer_routes(config.peers.iter().map(|p| p.allowed_ips.as_slice()), MAIN_TABLE);
     let plan = Plan {
         socket,
         proto: Arc::new(UdpCore::new(config)),

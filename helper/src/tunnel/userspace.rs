@@ -29,6 +29,20 @@ pub struct PlannedRoute {
     pub table: u32,
 }
 
+/// One route per allowed_ips entry of each peer, into `table`.
+pub fn peer_routes<'a>(peers: impl Iterator<Item = &'a [IpNet]>, table: u32) -> Vec<PlannedRoute> {
+    peers
+        .enumerate()
+        .flat_map(|(i, nets)| {
+            nets.iter().enumerate().map(move |(j, dst)| PlannedRoute {
+                field: format!("peer[{i}].allowed_ips[{j}]"),
+                dst: *dst,
+                table,
+            })
+        })
+        .collect()
+}
+
 /// Everything `up` needs besides the profile: the bound socket, the protocol, the routes to add, and whether
 /// to answer WireGuard's userspace API (for `wg show`).
 pub struct Plan<P> {
@@ -147,24 +161,15 @@ async fn configure<P: Send + Sync>(
     }
     netlink.set_up(link.index, mtu).await.map_err(system)?;
     for r in routes {
+        let route = Route { dst: r.dst, index: link.index, table: r.table, via: None, onlink: false };
         changes
-            .will_create(Object::Route { dst: r.dst, dev: interface.into(), table: r.table, via: None, onlink: false })
-            .map_err(record_error)?;
-        match netlink
-            .add_route(&Route { dst: r.dst, index: link.index, table: r.table, via: None, onlink: false })
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => changes.not_created().map_err(record_error)?,
-            Err(e) if e.errno == Some(libc::EEXIST) => {
-                return Err(IpcError::InvalidProfile {
-                    field: r.field.clone(),
-                    reason: format!("a route to {} through another interface already exists", r.dst),
-                    fix: "remove that route, or narrow allowed_ips so the two do not collide".into(),
-                });
-            }
-            Err(e) => return Err(system(e)),
-        }
+            .add_route(
+                &route,
+                interface,
+                &r.field,
+                "remove that route, or narrow allowed_ips so the two do not collide",
+            )
+            .await?;
     }
     for (key, value) in &plan.sysctls {
         changes.set_sysctl(key, value)?;

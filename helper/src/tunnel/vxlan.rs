@@ -107,27 +107,8 @@ async fn configure(
         netlink.add_neighbour(link.index, gateway, mac.0).await.map_err(system)?;
         for (j, dst) in peer.subnets.iter().enumerate() {
             let route = Route { dst: *dst, index: link.index, table: MAIN_TABLE, via: Some(gateway), onlink: true };
-            changes
-                .will_create(Object::Route {
-                    dst: *dst,
-                    dev: dev.clone(),
-                    table: MAIN_TABLE,
-                    via: Some(gateway),
-                    onlink: true,
-                })
-                .map_err(record_error)?;
-            match netlink.add_route(&route).await {
-                Ok(true) => {}
-                Ok(false) => changes.not_created().map_err(record_error)?,
-                Err(e) if e.errno == Some(libc::EEXIST) => {
-                    return Err(IpcError::InvalidProfile {
-                        field: format!("peer[{i}].subnets[{j}]"),
-                        reason: format!("a route to {dst} through another interface already exists"),
-                        fix: "remove that route, or correct the peer's subnets".into(),
-                    });
-                }
-                Err(e) => return Err(system(e)),
-            }
+            let field = format!("peer[{i}].subnets[{j}]");
+            changes.add_route(&route, &dev, &field, "remove that route, or correct the peer's subnets").await?;
         }
     }
     // Pods behind this host reach the overlay, and the overlay reaches them, only if the host forwards
