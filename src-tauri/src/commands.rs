@@ -91,7 +91,12 @@ fn private_dir() -> std::io::Result<PathBuf> {
 
 #[tauri::command]
 pub async fn remove_profile(name: String) -> Result<(), String> {
-    with_store(move |s| s.remove(&name)).await
+    with_store(move |s| {
+        s.remove(&name)?;
+        crate::settings::follow_profile(&name, None);
+        Ok(())
+    })
+    .await
 }
 
 #[tauri::command]
@@ -103,6 +108,85 @@ pub async fn export_profile(name: String) -> Result<String, String> {
 pub async fn connect(name: String) -> Result<TunnelStatus, String> {
     let profile = with_store(move |s| s.load(&name)).await?;
     client().await?.up(profile).await.map_err(|e| e.to_string())
+}
+
+pub const NOTICE_EVENT: &str = "culvert://notice";
+
+/// Every notice of this run: the page may start listening after the first ones were sent.
+#[derive(Debug, Default)]
+pub struct Notices(pub std::sync::Mutex<Vec<String>>);
+
+fn notice(app: &AppHandle, message: String) {
+    use tauri::Manager;
+    if let Some(n) = app.try_state::<Notices>() {
+        n.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(message.clone());
+    }
+    let _ = app.emit(NOTICE_EVENT, message);
+}
+
+#[tauri::command]
+pub fn notices(notices: State<'_, Notices>) -> Vec<String> {
+    notices.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// Brings up the profiles the settings list for launch, once the helper answers; each failure is told to the
+/// user (the UI's error line) and logged, and does not stop the others.
+pub async fn connect_on_launch(app: AppHandle, already_up: Vec<String>) {
+    let wanted = crate::settings::load().connect_on_launch;
+    for name in wanted.into_iter().filter(|n| !already_up.contains(n)) {
+        match connect(name.clone()).await {
+            Ok(_) => tracing::info!("connected {name} on launch"),
+            Err(e) => {
+                tracing::warn!("cannot connect {name} on launch: {e}");
+                notice(&app, format!("Connect on launch: {name}: {e}"));
+            }
+        }
+    }
+}
+
+fn settings_view(app: &AppHandle, settings: crate::settings::Settings) -> crate::settings::SettingsView {
+    use tauri::Manager;
+    use tauri_plugin_autostart::ManagerExt;
+    let start_at_login = app.autolaunch().is_enabled().unwrap_or_else(|e| {
+        tracing::warn!("cannot tell whether Culvert starts at login: {e}");
+        false
+    });
+    let tray = app.state::<crate::tray::TrayState>().present.load(std::sync::atomic::Ordering::Relaxed);
+    crate::settings::SettingsView { settings, start_at_login, tray }
+}
+
+#[tauri::command]
+pub fn get_settings(app: AppHandle) -> crate::settings::SettingsView {
+    settings_view(&app, crate::settings::load())
+}
+
+/// Saves the settings and adds or removes the autostart entry; answers with what is now true.
+#[tauri::command]
+pub fn set_settings(
+    app: AppHandle,
+    settings: crate::settings::Settings,
+    start_at_login: bool,
+) -> Result<crate::settings::SettingsView, String> {
+    use tauri_plugin_autostart::ManagerExt;
+    crate::settings::save(&settings)?;
+    let autostart = app.autolaunch();
+    if autostart.is_enabled().ok() != Some(start_at_login) {
+        let changed = if start_at_login { autostart.enable() } else { autostart.disable() };
+        changed.map_err(|e| format!("cannot change whether Culvert starts at login: {e}"))?;
+    }
+    Ok(settings_view(&app, settings))
+}
+
+/// A tunnel's daily totals for the last `days` days, for the usage chart.
+#[tauri::command]
+pub fn usage(
+    usage: State<'_, crate::usage::Usage>,
+    name: String,
+    days: u32,
+) -> Result<crate::usage::UsageReport, String> {
+    usage
+        .with(|book| book.report(&name, days.clamp(1, 366)))
+        .unwrap_or_else(|| Err("usage totals are not kept this run: see the app's log for why".into()))
 }
 
 #[tauri::command]
@@ -185,6 +269,7 @@ pub async fn save_profile(
         store.save(&profile)?;
         if let Some(old) = original.filter(|o| *o != name) {
             store.remove(&old)?;
+            crate::settings::follow_profile(&old, Some(&name));
         }
         Ok(crate::forms::summary(&profile))
     })

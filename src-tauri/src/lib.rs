@@ -5,7 +5,9 @@ mod commands;
 mod forms;
 mod link;
 pub mod model;
+mod settings;
 mod tray;
+mod usage;
 
 use tauri::Manager;
 
@@ -17,8 +19,13 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
+        // First, so that a second launch only shows the running app's window (over the session bus).
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_main_window(app)))
+        .plugin(tauri_plugin_autostart::Builder::new().build())
         .manage(link::Latest::default())
+        .manage(usage::Usage::open_default())
+        .manage(commands::Notices::default())
         .manage(commands::PacketWatch::default())
         .manage(tray::TrayState::default())
         .invoke_handler(tauri::generate_handler![
@@ -34,9 +41,24 @@ pub fn run() {
             commands::save_profile,
             commands::load_profile,
             commands::generate_keypair,
+            commands::get_settings,
+            commands::set_settings,
+            commands::usage,
+            commands::notices,
         ])
         .setup(|app| {
             tray::build(app.handle());
+            // The window starts hidden (tauri.conf.json) and shows unless it may start in the tray.
+            let tray = app.state::<tray::TrayState>().present.load(std::sync::atomic::Ordering::Relaxed);
+            let minimized = settings::load().start_minimized;
+            if minimized && tray {
+                tracing::info!("starting minimized: the window opens from the tray");
+            } else {
+                if minimized {
+                    tracing::info!("start minimized is set, but there is no tray to start in: showing the window");
+                }
+                show_main_window(app.handle());
+            }
             tauri::async_runtime::spawn(link::run(app.handle().clone()));
             Ok(())
         })
@@ -50,11 +72,22 @@ pub fn run() {
                 }
             }
         })
-        .run(tauri::generate_context!());
-    if let Err(e) = result {
-        eprintln!("culvert-app: {e}");
-        std::process::exit(1);
-    }
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("culvert-app: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            let flushed = app.state::<usage::Usage>().with(usage::UsageBook::flush);
+            if let Some(Err(e)) = flushed {
+                tracing::warn!("usage totals not saved at exit: {e}");
+            }
+        }
+    });
 }
 
 pub(crate) fn show_main_window(app: &tauri::AppHandle) {

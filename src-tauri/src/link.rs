@@ -31,6 +31,7 @@ pub async fn run(app: AppHandle) {
     let mut system = System::new().ok();
     let mut tick = tokio::time::interval(TICK);
     let started = std::time::Instant::now();
+    let mut launched = false;
     loop {
         tick.tick().await;
         if client.is_none() {
@@ -53,6 +54,12 @@ pub async fn run(app: AppHandle) {
         let Some(c) = client.as_mut() else { continue };
         match c.status(None).await {
             Ok(tunnels) => {
+                if !launched {
+                    launched = true;
+                    let up = tunnels.iter().map(|t| t.name.clone()).collect();
+                    tauri::async_runtime::spawn(crate::commands::connect_on_launch(app.clone(), up));
+                }
+                app.state::<crate::usage::Usage>().with(|book| book.observe(&tunnels));
                 let health = c.helper_pid().zip(system.as_mut()).and_then(|(pid, system)| health(system, pid));
                 let helper = HelperState::ok(&shown, c.helper_version());
                 publish(&app, Snapshot { helper, tunnels, health, at_ms: ms(started) });

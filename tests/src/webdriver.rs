@@ -85,6 +85,11 @@ impl Session {
         self.call("POST", &format!("/element/{element}/value"), Some(json!({"text": text}))).map(|_| ())
     }
 
+    /// Runs `script` in the page (a function body; `arguments` holds `args`) and returns what it returns.
+    pub fn execute(&self, script: &str, args: Value) -> Result<Value> {
+        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
+    }
+
     /// The whole page's visible text, for failure messages.
     pub fn page_text(&self) -> String {
         self.find_all("body")

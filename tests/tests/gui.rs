@@ -38,14 +38,26 @@ fn xvfb(lab: &mut Lab, slot: u32) -> String {
         !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
             && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
     };
-    let first = 100 + (std::process::id() % 150) * 2 + slot;
-    let n = (0..100).map(|i| first + i * 2).find(|n| free(*n)).unwrap();
+    const SLOTS: u32 = 4;
+    assert!(slot < SLOTS);
+    let first = 100 + (std::process::id() % 150) * SLOTS + slot;
+    let n = (0..100).map(|i| first + i * SLOTS).find(|n| free(*n)).unwrap();
     lab.spawn(Command::new("Xvfb").args([&format!(":{n}"), "-screen", "0", "1280x800x24", "-nolisten", "tcp"]));
     assert!(
         wait_until(Duration::from_secs(10), || std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()),
         "Xvfb did not start"
     );
     format!(":{n}")
+}
+
+/// The byte count an element shows in its `data-bytes`; 0 while it is not there.
+fn data_bytes(app: &Session, css: &str) -> u64 {
+    app.find_all(css)
+        .unwrap()
+        .first()
+        .and_then(|e| app.attribute(e, "data-bytes").unwrap())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -104,6 +116,38 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "udp is labelled unencrypted: {}",
         app.text(&item).unwrap()
     );
+
+    // Import by dropping a file onto the window. WebDriver cannot drag from another program, so the page gets
+    // the drop events a file manager's drag would give it, carrying a real File; the app imports it from there.
+    let (private, _) = culvert_tests::culvert_keypair();
+    let (_, peer_public) = culvert_tests::culvert_keypair();
+    let conf = format!(
+        "[Interface]\nPrivateKey = {private}\nAddress = 10.60.0.2/32\n\n[Peer]\nPublicKey = {peer_public}\n\
+         AllowedIPs = 10.60.0.0/24\nEndpoint = 192.0.2.1:51820\n"
+    );
+    let dropped = app
+        .execute(
+            r#"const [name, text] = arguments;
+               const dataTransfer = new DataTransfer();
+               dataTransfer.items.add(new File([text], name, { type: "text/plain" }));
+               for (const type of ["dragenter", "dragover", "drop"]) {
+                 document.body.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer }));
+               }
+               return dataTransfer.files.length;"#,
+            serde_json::json!(["roadwarrior.conf", conf]),
+        )
+        .unwrap();
+    assert_eq!(dropped, 1, "the page could not build a drop with a file");
+    let item = app.wait_for("li.profile[data-name=\"roadwarrior\"]", Duration::from_secs(10)).unwrap();
+    assert!(!app.text(&item).unwrap().contains("unencrypted"), "wireguard is encrypted: {}", app.text(&item).unwrap());
+    assert_eq!(
+        keyring.lookup("roadwarrior/private_key").as_deref(),
+        Some(private.as_str()),
+        "the key is not in the keyring"
+    );
+    let stored = std::fs::read_to_string(keyring.home.join(".config/culvert/profiles/roadwarrior.toml")).unwrap();
+    assert!(!stored.contains(&private), "the private key reached the profile file");
+
     // The name, not the row's middle: the row holds buttons (Edit among them).
     app.click(&app.wait_for("li.profile[data-name=\"office\"] .name", Duration::from_secs(5)).unwrap()).unwrap();
 
@@ -115,14 +159,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "the app did not bring the tunnel up"
     );
     lab.spawn(in_ns(&a, "ping").args(["-i", "0.2", "-s", "1000", "10.9.0.2"]));
-    let rx = || -> u64 {
-        app.find_all("#rx-total")
-            .unwrap()
-            .first()
-            .and_then(|e| app.attribute(e, "data-bytes").unwrap())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let rx = || data_bytes(&app, "#rx-total");
     assert!(wait_until(Duration::from_secs(15), || rx() > 0), "rx never rose: {}", app.page_text());
     let before = rx();
     assert!(wait_until(Duration::from_secs(10), || rx() > before + 5000), "rx stopped at {before}");
@@ -143,6 +180,52 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
     assert!(rows.iter().any(|r| r.contains("icmp") && r.contains("10.9.0.")), "{rows:?}");
     std::fs::write(screenshots().join("packets.png"), app.screenshot().unwrap()).unwrap();
 
+    // The usage view: today's total, kept in SQLite by the app, holds what crossed the tunnel.
+    app.click(&app.wait_for("#usage-tab", Duration::from_secs(5)).unwrap()).unwrap();
+    let today = || data_bytes(&app, "#usage-today");
+    let counted = lab.helpers[0].status("office")["rx_bytes"].as_u64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(25), || today() >= counted),
+        "today's usage {} stays below the {counted} bytes culvertd counted: {}",
+        today(),
+        app.page_text()
+    );
+    std::fs::write(screenshots().join("usage.png"), app.screenshot().unwrap()).unwrap();
+    let db = keyring.home.join(".local/share/culvert/usage.sqlite3");
+    assert!(db.exists(), "no usage database at {}", db.display());
+
+    // culvertd dies under the app (kill -9) and comes back: the app says so, reconnects by itself, and shows the
+    // truth: the restarted helper cleaned up the dead one's tunnel, so the profile is down.
+    assert!(lab.helpers[0].stop_with(9), "culvertd outlived SIGKILL");
+    assert!(
+        wait_until(Duration::from_secs(10), || app.find_all("#helper-state.state-ok").unwrap().is_empty()),
+        "the app did not notice culvertd go away: {}",
+        app.page_text()
+    );
+    let restarted = lab.spawn_helper(&a, "a", &[]).unwrap();
+    lab.helpers[0] = restarted;
+    assert!(
+        wait_until(Duration::from_secs(15), || !app.find_all("#helper-state.state-ok").unwrap().is_empty()),
+        "the app did not reconnect to the restarted culvertd: {}",
+        app.page_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !app
+            .find_all("li.profile[data-name=\"office\"] .down")
+            .unwrap()
+            .is_empty()),
+        "after the restart the profile should show as down: {}",
+        app.page_text()
+    );
+    app.click(&app.wait_for("#overview-tab", Duration::from_secs(5)).unwrap()).unwrap();
+    let toggle = app.wait_for("li.profile[data-name=\"office\"] .toggle", Duration::from_secs(5)).unwrap();
+    app.click(&toggle).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.helpers[0].culvert(&["status", "office"]).status.success()),
+        "the app could not connect through the restarted culvertd"
+    );
+    assert!(culvert_tests::ping(&a, "10.9.0.2", 1), "no traffic through the tunnel after the restart");
+
     // Disconnect; the state follows, and the helper agrees.
     let toggle = app.wait_for("li.profile[data-name=\"office\"] .toggle", Duration::from_secs(5)).unwrap();
     app.click(&toggle).unwrap();
@@ -158,6 +241,29 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "the profile does not show as down: {}",
         app.page_text()
     );
+
+    // Settings: start at login writes the autostart entry (and removes it), connect on launch keeps the profile.
+    app.click(&app.wait_for("#settings-button", Duration::from_secs(5)).unwrap()).unwrap();
+    let entry = keyring.home.join(".config/autostart/Culvert.desktop");
+    app.click(&app.wait_for("#setting-start-at-login", Duration::from_secs(5)).unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || entry.exists()), "no autostart entry at {}", entry.display());
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(
+        text.contains(&format!("Exec={}", bin("culvert-app").display())),
+        "the entry starts something else: {text}"
+    );
+    app.click(&app.wait_for("input[data-launch=\"office\"]", Duration::from_secs(5)).unwrap()).unwrap();
+    let settings = keyring.home.join(".config/culvert/app.toml");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&settings)
+            .is_ok_and(|t| t.contains("connect_on_launch = [\"office\"]"))),
+        "connect on launch was not saved: {:?}",
+        std::fs::read_to_string(&settings)
+    );
+    std::fs::write(screenshots().join("settings.png"), app.screenshot().unwrap()).unwrap();
+    app.click(&app.wait_for("#setting-start-at-login", Duration::from_secs(5)).unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !entry.exists()), "the autostart entry stayed");
+    app.click(&app.wait_for("#settings-close", Duration::from_secs(5)).unwrap()).unwrap();
 
     // A new profile's form: WireGuard by default, a key pair in one click, and the helper's own rules as you type.
     let new = app.wait_for("#new-profile", Duration::from_secs(5)).unwrap();
@@ -234,37 +340,69 @@ fn toggle_first_from_tray(display: &str) {
     assert!(wait_until(Duration::from_secs(5), || app_windows(display) <= before), "the tray menu did not close");
 }
 
+/// A desktop session for the tray tests: helpers in two namespaces with a peer up in the second, a keyring with
+/// `profile` stored (a udp tunnel to the peer), and Xvfb with an XEmbed tray host (trayer).
+struct Desktop {
+    lab: Lab,
+    a: String,
+    keyring: SessionKeyring,
+    socket: PathBuf,
+    display: String,
+}
+
+impl Desktop {
+    fn new(profile: &str, slot: u32) -> Self {
+        let mut lab = Lab::new();
+        let (a, b) = lab.two_hosts();
+        lab.start_helper(&a, "a", &[]);
+        lab.start_helper(&b, "b", &[]);
+        let peer = lab.profile(
+            &format!("{profile}peer"),
+            &udp_profile("10.9.0.2/24", 8285, "cv-peer", "172.31.0.1:8285", "10.9.0.0/24", 1400),
+        );
+        lab.helpers[1].culvert_ok(&["up", peer.to_str().unwrap()]);
+        let keyring = SessionKeyring::start(&mut lab);
+        let interface = format!("cv-{profile}");
+        let file =
+            lab.profile(profile, &udp_profile("10.9.0.1/24", 8285, &interface, "172.31.0.2:8285", "10.9.0.0/24", 1400));
+        let socket = lab.helpers[0].socket.clone();
+        assert!(keyring.culvert(&socket, &["import", file.to_str().unwrap()]).status.success());
+        let display = xvfb(&mut lab, slot);
+        let mut trayer = Command::new("trayer");
+        keyring
+            .env(&mut trayer)
+            .args(["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"])
+            .env("DISPLAY", &display);
+        lab.spawn(&mut trayer);
+        std::thread::sleep(Duration::from_millis(500));
+        Self { lab, a, keyring, socket, display }
+    }
+
+    /// Starts the app in this session, its log in `log`.
+    fn launch(&self, log: &std::path::Path) -> std::process::Child {
+        let mut app = Command::new(bin("culvert-app"));
+        self.keyring
+            .env(&mut app)
+            .env("DISPLAY", &self.display)
+            .env("NO_AT_BRIDGE", "1")
+            .env("CULVERT_SOCKET", &self.socket)
+            .stderr(std::fs::File::create(log).unwrap())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
 /// The tray for real: an XEmbed tray host (trayer) under Xvfb, the app's icon in it, its menu opened and a
 /// profile toggled with xdotool; the helper shows the tunnel going up and down, and the icon's color follows.
 #[test]
 fn the_tray_toggles_a_tunnel_and_its_icon_follows() {
-    let mut lab = Lab::new();
-    let (a, b) = lab.two_hosts();
-    lab.start_helper(&a, "a", &[]);
-    lab.start_helper(&b, "b", &[]);
-    let peer = lab
-        .profile("traypeer", &udp_profile("10.9.0.2/24", 8285, "cv-traypeer", "172.31.0.1:8285", "10.9.0.0/24", 1400));
-    lab.helpers[1].culvert_ok(&["up", peer.to_str().unwrap()]);
-    let keyring = SessionKeyring::start(&mut lab);
-    let file =
-        lab.profile("home", &udp_profile("10.9.0.1/24", 8285, "cv-home", "172.31.0.2:8285", "10.9.0.0/24", 1400));
-    let socket = lab.helpers[0].socket.clone();
-    assert!(keyring.culvert(&socket, &["import", file.to_str().unwrap()]).status.success());
-
-    let display = xvfb(&mut lab, 1);
-    let mut trayer = Command::new("trayer");
-    keyring
-        .env(&mut trayer)
-        .args(["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"])
-        .env("DISPLAY", &display);
-    lab.spawn(&mut trayer);
-    std::thread::sleep(Duration::from_millis(500));
-    let log = lab.dir.join("app.log");
-    let mut app = Command::new(bin("culvert-app"));
-    keyring.env(&mut app).env("DISPLAY", &display).env("NO_AT_BRIDGE", "1").env("CULVERT_SOCKET", &socket);
-    app.stderr(std::fs::File::create(&log).unwrap());
-    let child = app.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
-    lab.children.push(child);
+    let mut desk = Desktop::new("home", 1);
+    let log = desk.lab.dir.join("app.log");
+    let child = desk.launch(&log);
+    desk.lab.children.push(child);
+    let Desktop { lab, a, display, .. } = &desk;
     // The menu lists the stored profile once the first snapshot came.
     let listed = wait_until(Duration::from_secs(20), || {
         std::fs::read_to_string(&log).unwrap_or_default().contains("with 1 profile(s)")
@@ -274,34 +412,89 @@ fn the_tray_toggles_a_tunnel_and_its_icon_follows() {
     let mut icon = None;
     assert!(
         wait_until(Duration::from_secs(20), || {
-            icon = tray_icon(&display);
+            icon = tray_icon(display);
             icon.is_some()
         }),
         "no tray icon appeared"
     );
     let icon = icon.unwrap();
-    let gray = greenness(&display, tray_icon(&display).unwrap_or(icon));
+    let gray = greenness(display, tray_icon(display).unwrap_or(icon));
     assert!(gray.abs() < 0.05, "a disconnected icon is gray, not {gray}");
 
-    toggle_first_from_tray(&display);
+    toggle_first_from_tray(display);
     assert!(
         wait_until(Duration::from_secs(10), || lab.helpers[0].culvert(&["status", "home"]).status.success()),
         "the tray did not bring the tunnel up"
     );
     assert!(
-        wait_until(Duration::from_secs(5), || greenness(&display, tray_icon(&display).unwrap_or(icon)) > 0.15),
+        wait_until(Duration::from_secs(5), || greenness(display, tray_icon(display).unwrap_or(icon)) > 0.15),
         "the icon did not turn green: {}",
-        greenness(&display, tray_icon(&display).unwrap_or(icon))
+        greenness(display, tray_icon(display).unwrap_or(icon))
     );
-    assert!(culvert_tests::ping(&a, "10.9.0.2", 1));
+    assert!(culvert_tests::ping(a, "10.9.0.2", 1));
 
-    toggle_first_from_tray(&display);
+    toggle_first_from_tray(display);
     assert!(
         wait_until(Duration::from_secs(10), || !lab.helpers[0].culvert(&["status", "home"]).status.success()),
         "the tray did not bring the tunnel down"
     );
     assert!(
-        wait_until(Duration::from_secs(5), || greenness(&display, tray_icon(&display).unwrap_or(icon)).abs() < 0.05),
+        wait_until(Duration::from_secs(5), || greenness(display, tray_icon(display).unwrap_or(icon)).abs() < 0.05),
         "the icon did not turn gray again"
+    );
+}
+
+/// The app's visible windows titled Culvert (the main window; the tray's menu has no title).
+fn visible_main_windows(display: &str) -> usize {
+    let out = culvert_tests::run(
+        Command::new("xdotool").args(["search", "--onlyvisible", "--name", "^Culvert$"]).env("DISPLAY", display),
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Settings at launch, for real: with a tray host, "start minimized" keeps the window hidden while the stored
+/// profile marked "connect on launch" comes up; a second launch does not start a second app but shows the first
+/// one's window.
+#[test]
+fn the_app_starts_minimized_connects_on_launch_and_a_second_launch_shows_the_first() {
+    let mut desk = Desktop::new("work", 2);
+    std::fs::write(
+        desk.keyring.home.join(".config/culvert/app.toml"),
+        "start_minimized = true\nconnect_on_launch = [\"work\", \"gone\"]\n",
+    )
+    .unwrap();
+    let log = desk.lab.dir.join("app.log");
+    let first = desk.launch(&log);
+    desk.lab.children.push(first);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let Desktop { lab, a, display, .. } = &desk;
+
+    assert!(
+        wait_until(Duration::from_secs(20), || lab.helpers[0].culvert(&["status", "work"]).status.success()),
+        "the profile marked connect on launch did not come up: {}",
+        read_log()
+    );
+    assert!(culvert_tests::ping(a, "10.9.0.2", 1), "no traffic through the tunnel connected on launch");
+    // A listed profile that no longer exists is reported, and does not stop the others.
+    assert!(
+        wait_until(Duration::from_secs(10), || read_log().contains("cannot connect gone on launch")),
+        "{}",
+        read_log()
+    );
+    assert!(wait_until(Duration::from_secs(20), || tray_icon(display).is_some()), "no tray icon: {}", read_log());
+    assert!(read_log().contains("starting minimized"), "{}", read_log());
+    assert_eq!(visible_main_windows(display), 0, "the window showed although start minimized is set");
+
+    // A second launch hands over to the first (over the session bus) and exits; the first shows its window.
+    let mut second = desk.launch(&lab.dir.join("second.log"));
+    let exited = wait_until(Duration::from_secs(20), || matches!(second.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    assert!(exited, "a second app kept running: {}", std::fs::read_to_string(lab.dir.join("second.log")).unwrap());
+    assert!(
+        wait_until(Duration::from_secs(10), || visible_main_windows(display) == 1),
+        "the first app did not show its window on the second launch"
     );
 }

@@ -10,6 +10,7 @@ import type { FormError } from "./bindings/FormError";
 import { VALIDATE_DELAY_MS } from "./components/ProfileForm";
 import type { Draft } from "./forms";
 import { deferred, fakeSide, type FakeSide } from "./test/fake";
+import { settle, tick } from "./test/timers";
 import { KEYPAIR, NOW_MS, OK, profile, snapshot, tunnel } from "./test/fixtures";
 
 vi.mock("./components/RateChart", () => ({ RateChart: () => <div id="chart" /> }));
@@ -79,15 +80,6 @@ afterEach(() => {
   document.body.innerHTML = "";
 });
 
-async function tick(ms = 0) {
-  await act(async () => {
-    await vi.advanceTimersByTimeAsync(ms);
-  });
-}
-
-async function settle() {
-  for (let i = 0; i < 5; i++) await tick(0);
-}
 
 /** Typing pauses long enough for the draft to be checked, and the check answers. */
 async function validated() {

@@ -7,6 +7,7 @@ import type { TunnelStatus } from "./bindings/TunnelStatus";
 import { Detail, type Tab } from "./components/Detail";
 import { ErrorBanner } from "./components/ErrorBanner";
 import { ProfileForm, type FormMode } from "./components/ProfileForm";
+import { SettingsDialog } from "./components/SettingsDialog";
 import { Sidebar, type Busy, type Row } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { exportFileName, saveText } from "./download";
@@ -73,6 +74,7 @@ export function App({ api, save }: AppProps) {
   const [confirmRemove, setConfirmRemove] = useState<string | null>(null);
   const [dropping, setDropping] = useState(false);
   const [form, setForm] = useState<OpenForm | null>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
 
   const seriesBook = useRef(new SeriesBook());
   const fileInput = useRef<HTMLInputElement>(null);
@@ -83,8 +85,17 @@ export function App({ api, save }: AppProps) {
   const busyNow = useRef<Record<string, Busy | undefined>>({});
   const formSeq = useRef(0);
   const formDirty = useRef(false);
+  const settingsButton = useRef<HTMLButtonElement>(null);
+  const settingsWasOpen = useRef(false);
+  const settingsOpenNow = useRef(false);
+  settingsOpenNow.current = settingsOpen;
 
   const showError = useCallback((e: unknown) => setError(errorText(e)), []);
+  // Notices come unasked and may come several at once (one per profile that failed to connect on launch): each
+  // is added to what the banner shows rather than replacing it.
+  const showNotice = useCallback((message: string) => {
+    setError((shown) => (!shown ? message : shown.split("\n").includes(message) ? shown : `${shown}\n${message}`));
+  }, []);
 
   const select = useCallback((name: string | null) => {
     setSelectedState(name);
@@ -119,8 +130,13 @@ export function App({ api, save }: AppProps) {
         if (!alive || batch.name !== watching.current) return;
         setPackets((list) => addBatch(list, batch));
       }),
+      api.onNotice((message) => alive && showNotice(message)),
     ];
     for (const s of subscriptions) s.catch((e) => alive && showError(e));
+    // Notices sent before the listener above was in place (connect on launch starts at once).
+    subscriptions[2]
+      .then(() => api.notices())
+      .then((early) => alive && early.forEach(showNotice), () => undefined);
     api.helperState().then(
       (h) => alive && !snapshotSeen.current && setHelper(h),
       (e) => alive && showError(e),
@@ -134,7 +150,7 @@ export function App({ api, save }: AppProps) {
       window.removeEventListener("focus", onFocus);
       for (const s of subscriptions) s.then((unlisten) => unlisten(), () => undefined);
     };
-  }, [api, refreshProfiles, showError]);
+  }, [api, refreshProfiles, showError, showNotice]);
 
   // What each row shows: the snapshot's tunnels, with the answers of calls that snapshots have not caught up with.
   const tunnels: TunnelStatus[] = useMemo(
@@ -370,9 +386,10 @@ export function App({ api, save }: AppProps) {
     };
   }, []);
 
-  // Ctrl+O imports; Escape backs out of a pending remove.
+  // Ctrl+O imports; Escape backs out of a pending remove. The settings dialog, while open, has the keyboard.
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
+      if (settingsOpenNow.current) return;
       if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === "o") {
         e.preventDefault();
         fileInput.current?.click();
@@ -384,6 +401,15 @@ export function App({ api, save }: AppProps) {
     return () => document.removeEventListener("keydown", onKey);
   }, []);
 
+  // Focus goes back to the settings button when the dialog closes, once the window behind is no longer inert.
+  useEffect(() => {
+    if (settingsOpen) settingsWasOpen.current = true;
+    else if (settingsWasOpen.current) {
+      settingsWasOpen.current = false;
+      settingsButton.current?.focus();
+    }
+  }, [settingsOpen]);
+
   const onFormDirty = useCallback((dirty: boolean) => {
     formDirty.current = dirty;
   }, []);
@@ -391,84 +417,96 @@ export function App({ api, save }: AppProps) {
   const series = current?.state.tunnel ? seriesBook.current.get(current.name) : null;
 
   return (
-    <div class={`app${dropping ? " dropping" : ""}`}>
-      <TopBar helper={helper} health={snapshot?.health ?? null} />
-      <ErrorBanner message={error} onDismiss={() => setError(null)} />
-      <div class="body">
-        <Sidebar
-          rows={rows}
-          unstored={unstored}
-          loading={profiles === null}
-          selected={selected}
-          busy={busy}
-          confirmRemove={confirmRemove}
-          connectBlocked={helperOk ? null : (helper?.message ?? null)}
-          onSelect={(name) => {
-            if (name !== selected) select(name);
-            // Looking at another profile leaves a form that holds nothing typed yet.
-            if (form && !formDirty.current && name !== (form.original ?? form.source)) closeForm();
-          }}
-          onToggle={(name) => void toggle(name)}
-          onExport={(name) => void exportProfile(name)}
-          onAskRemove={setConfirmRemove}
-          onRemove={(name) => void removeProfile(name)}
-          onImport={openImport}
-          onNew={newProfile}
-          onEdit={(name) => void loadForm(name, "edit")}
-          onDuplicate={(name) => void loadForm(name, "duplicate")}
+    <>
+      <div class={`app${dropping ? " dropping" : ""}`} inert={settingsOpen}>
+        <TopBar
+          helper={helper}
+          health={snapshot?.health ?? null}
+          settingsOpen={settingsOpen}
+          onSettings={() => setSettingsOpen(true)}
+          settingsButton={settingsButton}
         />
-        {form ? (
-          <ProfileForm
-            key={form.seq}
-            api={api}
-            mode={form.mode}
-            original={form.original}
-            source={form.source}
-            initial={form.initial}
-            stored={(profiles ?? []).map((p) => p.name)}
-            running={form.original !== null && tunnels.some((t) => t.name === form.original)}
-            onSaved={(summary) => void formSaved(summary)}
-            onCancel={closeForm}
-            onDirty={onFormDirty}
-          />
-        ) : (
-          <Detail
-            row={current}
-            helper={helper}
-            nowMs={nowMs}
-            series={series}
-            version={snapshot?.at_ms ?? 0}
-            tab={tab}
-            onTab={setTab}
-            packets={packets}
-            onPause={(p) => setPackets((l) => setPaused(l, p))}
-            onFilter={(f) => setPackets((l) => setFilter(l, f))}
-            onClear={() => setPackets(clearRows)}
+        <ErrorBanner message={error} onDismiss={() => setError(null)} />
+        <div class="body">
+          <Sidebar
+            rows={rows}
+            unstored={unstored}
+            loading={profiles === null}
+            selected={selected}
+            busy={busy}
+            confirmRemove={confirmRemove}
+            connectBlocked={helperOk ? null : (helper?.message ?? null)}
+            onSelect={(name) => {
+              if (name !== selected) select(name);
+              // Looking at another profile leaves a form that holds nothing typed yet.
+              if (form && !formDirty.current && name !== (form.original ?? form.source)) closeForm();
+            }}
+            onToggle={(name) => void toggle(name)}
+            onExport={(name) => void exportProfile(name)}
+            onAskRemove={setConfirmRemove}
+            onRemove={(name) => void removeProfile(name)}
             onImport={openImport}
             onNew={newProfile}
+            onEdit={(name) => void loadForm(name, "edit")}
+            onDuplicate={(name) => void loadForm(name, "duplicate")}
           />
-        )}
-      </div>
-      <input
-        type="file"
-        id="import-file"
-        accept=".conf,.toml"
-        multiple
-        hidden
-        ref={fileInput}
-        onChange={(e) => {
-          const input = e.currentTarget;
-          const files = Array.from(input.files ?? []);
-          input.value = "";
-          if (files.length) void importFiles(files);
-        }}
-      />
-      <div id="downloads" ref={downloads} hidden />
-      {dropping ? (
-        <div class="drop-overlay" aria-hidden="true">
-          <div class="drop-card">Drop .conf or .toml files to import them</div>
+          {form ? (
+            <ProfileForm
+              key={form.seq}
+              api={api}
+              mode={form.mode}
+              original={form.original}
+              source={form.source}
+              initial={form.initial}
+              stored={(profiles ?? []).map((p) => p.name)}
+              running={form.original !== null && tunnels.some((t) => t.name === form.original)}
+              onSaved={(summary) => void formSaved(summary)}
+              onCancel={closeForm}
+              onDirty={onFormDirty}
+            />
+          ) : (
+            <Detail
+              api={api}
+              row={current}
+              helper={helper}
+              nowMs={nowMs}
+              series={series}
+              version={snapshot?.at_ms ?? 0}
+              tab={tab}
+              onTab={setTab}
+              packets={packets}
+              onPause={(p) => setPackets((l) => setPaused(l, p))}
+              onFilter={(f) => setPackets((l) => setFilter(l, f))}
+              onClear={() => setPackets(clearRows)}
+              onImport={openImport}
+              onNew={newProfile}
+            />
+          )}
         </div>
+        <input
+          type="file"
+          id="import-file"
+          accept=".conf,.toml"
+          multiple
+          hidden
+          ref={fileInput}
+          onChange={(e) => {
+            const input = e.currentTarget;
+            const files = Array.from(input.files ?? []);
+            input.value = "";
+            if (files.length) void importFiles(files);
+          }}
+        />
+        <div id="downloads" ref={downloads} hidden />
+        {dropping ? (
+          <div class="drop-overlay" aria-hidden="true">
+            <div class="drop-card">Drop .conf or .toml files to import them</div>
+          </div>
+        ) : null}
+      </div>
+      {settingsOpen ? (
+        <SettingsDialog api={api} profiles={(profiles ?? []).map((p) => p.name)} onClose={() => setSettingsOpen(false)} />
       ) : null}
-    </div>
+    </>
   );
 }

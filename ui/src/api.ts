@@ -9,12 +9,16 @@ import type { HelperState } from "./bindings/HelperState";
 import type { KeyPair } from "./bindings/KeyPair";
 import type { PacketBatch } from "./bindings/PacketBatch";
 import type { ProfileSummary } from "./bindings/ProfileSummary";
+import type { Settings } from "./bindings/Settings";
+import type { SettingsView } from "./bindings/SettingsView";
 import type { Snapshot } from "./bindings/Snapshot";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
+import type { UsageReport } from "./bindings/UsageReport";
 import type { Draft } from "./forms";
 
 export const SNAPSHOT_EVENT = "culvert://snapshot";
 export const PACKETS_EVENT = "culvert://packets";
+export const NOTICE_EVENT = "culvert://notice";
 
 export type Unlisten = () => void;
 
@@ -38,8 +42,20 @@ export interface Api {
   generateKeypair(): Promise<KeyPair>;
   /** Starts sampling the packets of tunnel `name`, or stops with null. */
   watchPackets(name: string | null): Promise<void>;
+  getSettings(): Promise<SettingsView>;
+  /**
+   * Saves the app's settings and whether it starts at login; answers with what is now true. Rejects with what
+   * failed (the settings file may be saved even when the login entry could not be changed).
+   */
+  setSettings(settings: Settings, startAtLogin: boolean): Promise<SettingsView>;
+  /** `name`'s daily totals for the `days` days ending today (only the days with traffic). */
+  usage(name: string, days: number): Promise<UsageReport>;
   onSnapshot(handler: (s: Snapshot) => void): Promise<Unlisten>;
   onPackets(handler: (b: PacketBatch) => void): Promise<Unlisten>;
+  /** Messages for the user from the Rust side's own work, such as a profile that failed to connect on launch. */
+  onNotice(handler: (message: string) => void): Promise<Unlisten>;
+  /** Every notice of this run so far: those sent before the page listened are only here. */
+  notices(): Promise<string[]>;
 }
 
 export const tauriApi: Api = {
@@ -55,8 +71,13 @@ export const tauriApi: Api = {
   saveProfile: (name, draft, original) => invoke<ProfileSummary>("save_profile", { name, draft, original }),
   loadProfile: (name) => invoke<Editable>("load_profile", { name }),
   generateKeypair: () => invoke<KeyPair>("generate_keypair"),
+  getSettings: () => invoke<SettingsView>("get_settings"),
+  setSettings: (settings, startAtLogin) => invoke<SettingsView>("set_settings", { settings, startAtLogin }),
+  usage: (name, days) => invoke<UsageReport>("usage", { name, days }),
   onSnapshot: (handler) => listen<Snapshot>(SNAPSHOT_EVENT, (e) => handler(e.payload)),
   onPackets: (handler) => listen<PacketBatch>(PACKETS_EVENT, (e) => handler(e.payload)),
+  onNotice: (handler) => listen<string>(NOTICE_EVENT, (e) => handler(e.payload)),
+  notices: () => invoke<string[]>("notices"),
 };
 
 /** The text of a failed call, as is: the Rust side's errors are strings that say what to fix. */

@@ -1,3 +1,5 @@
+import type { ComponentChildren } from "preact";
+import type { Api } from "../api";
 import type { HelperState } from "../bindings/HelperState";
 import type { PeerStatus } from "../bindings/PeerStatus";
 import type { TunnelStatus } from "../bindings/TunnelStatus";
@@ -9,10 +11,14 @@ import { PacketsView } from "./Packets";
 import { RateChart } from "./RateChart";
 import { KindBadge, StateDot, UnencryptedTag, type Row } from "./Sidebar";
 import { helperLabel } from "./TopBar";
+import { UsageView } from "./Usage";
 
-export type Tab = "overview" | "packets";
+export type Tab = "overview" | "packets" | "usage";
+
+const TAB_IDS: Record<Tab, string> = { overview: "overview-tab", packets: "packets-tab", usage: "usage-tab" };
 
 export type DetailProps = {
+  api: Api;
   row: Row | null;
   helper: HelperState | null;
   /** Wall-clock Unix ms (Date.now()): the "now" of handshake ages and uptimes. */
@@ -55,6 +61,8 @@ export function Detail(props: DetailProps) {
   }
   const { state } = row;
   const tunnel = state.tunnel;
+  // Usage is kept for stored profiles only: a tunnel brought up from a file shows its overview instead.
+  const tab: Tab = props.tab === "usage" && !row.profile ? "overview" : props.tab;
   return (
     <main id="detail" class="detail" data-name={row.name}>
       <header class="detail-head">
@@ -73,30 +81,36 @@ export function Detail(props: DetailProps) {
         {row.profile?.problem ? <p class="problem-line">{row.profile.problem}</p> : null}
       </header>
       <div class="tabs" role="tablist" aria-label="Views">
-        <button
-          type="button"
-          role="tab"
-          id="overview-tab"
-          aria-selected={props.tab === "overview"}
-          aria-controls="tab-panel"
-          onClick={() => props.onTab("overview")}
-        >
+        <TabButton tab="overview" current={tab} onClick={() => props.onTab("overview")}>
           Overview
-        </button>
-        <button
-          type="button"
-          role="tab"
-          id="packets-tab"
-          aria-selected={props.tab === "packets"}
-          aria-controls="tab-panel"
-          onClick={() => props.onTab(props.tab === "packets" ? "overview" : "packets")}
-          title={props.tab === "packets" ? "Close the packet view" : "Watch sampled packet headers"}
+        </TabButton>
+        <TabButton
+          tab="packets"
+          current={tab}
+          onClick={() => props.onTab(tab === "packets" ? "overview" : "packets")}
+          title={tab === "packets" ? "Close the packet view" : "Watch sampled packet headers"}
         >
           Packets
-        </button>
+        </TabButton>
+        {row.profile ? (
+          <TabButton
+            tab="usage"
+            current={tab}
+            onClick={() => props.onTab("usage")}
+            title="Traffic per day over the last 30 days"
+          >
+            Usage
+          </TabButton>
+        ) : null}
       </div>
-      <section id="tab-panel" class="tab-panel" role="tabpanel" aria-labelledby={props.tab === "packets" ? "packets-tab" : "overview-tab"}>
-        {props.tab === "packets" ? <PacketsPanel {...props} row={row} /> : <Overview {...props} row={row} />}
+      <section id="tab-panel" class="tab-panel" role="tabpanel" aria-labelledby={TAB_IDS[tab]}>
+        {tab === "packets" ? (
+          <PacketsPanel {...props} row={row} />
+        ) : tab === "usage" ? (
+          <UsageView key={row.name} api={props.api} name={row.name} />
+        ) : (
+          <Overview {...props} row={row} />
+        )}
       </section>
     </main>
   );
@@ -193,6 +207,28 @@ function Overview(props: DetailProps & { row: Row }) {
         <Peers tunnel={tunnel} nowMs={props.nowMs} />
       </section>
     </div>
+  );
+}
+
+function TabButton(props: {
+  tab: Tab;
+  current: Tab;
+  onClick(): void;
+  title?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <button
+      type="button"
+      role="tab"
+      id={TAB_IDS[props.tab]}
+      aria-selected={props.current === props.tab}
+      aria-controls="tab-panel"
+      onClick={props.onClick}
+      title={props.title}
+    >
+      {props.children}
+    </button>
   );
 }
 

@@ -1,3 +1,4 @@
+import type { Ref } from "preact";
 import type { HelperHealth } from "../bindings/HelperHealth";
 import type { HelperState } from "../bindings/HelperState";
 import { formatHealth } from "../format";
@@ -16,7 +17,16 @@ export function helperLabel(h: HelperState): string {
   return HELPER_LABELS[h.kind] ?? h.kind;
 }
 
-export function TopBar({ helper, health }: { helper: HelperState | null; health: HelperHealth | null }) {
+export type TopBarProps = {
+  helper: HelperState | null;
+  health: HelperHealth | null;
+  settingsOpen: boolean;
+  onSettings(): void;
+  /** The settings button, which takes focus back when the dialog closes. */
+  settingsButton?: Ref<HTMLButtonElement>;
+};
+
+export function TopBar({ helper, health, settingsOpen, onSettings, settingsButton }: TopBarProps) {
   return (
     <header class="topbar">
       <div class="brand">Culvert</div>
@@ -35,6 +45,23 @@ export function TopBar({ helper, health }: { helper: HelperState | null; health:
       <div id="helper-health" class="health" hidden={!health} title={health ? `culvertd, pid ${health.pid}` : undefined}>
         {health ? `culvertd: ${formatHealth(health.cpu_percent, health.rss_bytes)}` : ""}
       </div>
+      <button
+        type="button"
+        id="settings-button"
+        class="settings-button"
+        ref={settingsButton}
+        aria-label="Settings"
+        aria-haspopup="dialog"
+        aria-expanded={settingsOpen}
+        title="Settings: starting, and profiles to connect on launch"
+        onClick={onSettings}
+      >
+        <svg class="gear" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
+          <path d="M6.6 1h2.8l.4 1.9c.4.2.8.4 1.2.7l1.8-.6 1.4 2.4-1.4 1.3v1.4l1.4 1.3-1.4 2.4-1.8-.6c-.4.3-.8.5-1.2.7L9.4 15H6.6l-.4-1.9c-.4-.2-.8-.4-1.2-.7l-1.8.6-1.4-2.4 1.4-1.3V7.9L1.8 6.6l1.4-2.4 1.8.6c.4-.3.8-.5 1.2-.7z" />
+          <circle cx="8" cy="8" r="2.2" />
+        </svg>
+        <span>Settings</span>
+      </button>
     </header>
   );
 }

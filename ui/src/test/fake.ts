@@ -2,16 +2,20 @@
 import { act } from "preact/test-utils";
 import { vi } from "vitest";
 import type { Api } from "../api";
+import type { DayUsage } from "../bindings/DayUsage";
 import type { Editable } from "../bindings/Editable";
 import type { FormError } from "../bindings/FormError";
 import type { HelperState } from "../bindings/HelperState";
 import type { KeyPair } from "../bindings/KeyPair";
 import type { PacketBatch } from "../bindings/PacketBatch";
 import type { ProfileSummary } from "../bindings/ProfileSummary";
+import type { Settings } from "../bindings/Settings";
+import type { SettingsView } from "../bindings/SettingsView";
 import type { Snapshot } from "../bindings/Snapshot";
 import type { TunnelStatus } from "../bindings/TunnelStatus";
+import type { UsageReport } from "../bindings/UsageReport";
 import type { Draft } from "../forms";
-import { KEYPAIR, OK, profile, tunnel } from "./fixtures";
+import { KEYPAIR, OK, profile, TODAY, tunnel } from "./fixtures";
 
 export type Deferred<T> = { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void };
 
@@ -32,7 +36,21 @@ export function deferred<T>(): Deferred<T> {
 export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, editables: Record<string, Editable> = {}) {
   let onSnapshot: ((s: Snapshot) => void) | null = null;
   let onPackets: ((b: PacketBatch) => void) | null = null;
+  let onNotice: ((message: string) => void) | null = null;
   const store = profiles.slice();
+  /** What get_settings answers and set_settings changes; `usage` the days with traffic, by tunnel. */
+  const state: {
+    settings: SettingsView;
+    usage: Record<string, DayUsage[]>;
+    today: string;
+    /** Notices sent before the page listened, as `notices` returns them. */
+    earlyNotices: string[];
+  } = {
+    settings: { settings: { start_minimized: false, connect_on_launch: [] }, start_at_login: false, tray: true },
+    usage: {},
+    today: TODAY,
+    earlyNotices: [],
+  };
   const api = {
     helperState: vi.fn(async () => helper),
     listProfiles: vi.fn(async () => store.slice().sort((a, b) => a.name.localeCompare(b.name))),
@@ -70,6 +88,12 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
       return { draft: { kind: p.kind }, public_key: null };
     }),
     generateKeypair: vi.fn(async (): Promise<KeyPair> => ({ ...KEYPAIR })),
+    getSettings: vi.fn(async (): Promise<SettingsView> => structuredClone(state.settings)),
+    setSettings: vi.fn(async (settings: Settings, startAtLogin: boolean): Promise<SettingsView> => {
+      state.settings = { ...state.settings, settings: structuredClone(settings), start_at_login: startAtLogin };
+      return structuredClone(state.settings);
+    }),
+    usage: vi.fn(async (name: string, _days: number): Promise<UsageReport> => ({ name, today: state.today, days: structuredClone(state.usage[name] ?? []) })),
     onSnapshot: vi.fn(async (h: (s: Snapshot) => void) => {
       onSnapshot = h;
       return () => (onSnapshot = null);
@@ -78,6 +102,11 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
       onPackets = h;
       return () => (onPackets = null);
     }),
+    onNotice: vi.fn(async (h: (message: string) => void) => {
+      onNotice = h;
+      return () => (onNotice = null);
+    }),
+    notices: vi.fn(async () => [...state.earlyNotices]),
   } satisfies Api;
   return {
     api,
@@ -87,6 +116,10 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
     },
     async packets(b: PacketBatch) {
       await act(async () => onPackets?.(b));
+    },
+    state,
+    async notice(message: string) {
+      await act(async () => onNotice?.(message));
     },
   };
 }

@@ -9,6 +9,8 @@ import type { TunnelStatus } from "../bindings/TunnelStatus";
 /** Wall-clock time (Unix ms) of the tests: Date.now() and the "now" of handshake ages. */
 export const NOW_MS = 1_764_000_000_000;
 export const NOW_S = NOW_MS / 1000;
+/** What the fake usage book calls today: the date of NOW_MS in UTC. */
+export const TODAY = "2025-11-24";
 /** A snapshot's `at_ms`: the app's monotonic clock, milliseconds since it started. */
 export const AT_MS = 60_000;
 
