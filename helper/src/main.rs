@@ -84,6 +84,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let listener = listener::bind(&args.socket, &helper.access)?;
     tracing::info!("culvertd {} listening on {}", env!("CARGO_PKG_VERSION"), args.socket.display());
+    system::notify::notify("READY=1");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -98,6 +99,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: bringing every tunnel down");
+    system::notify::notify("STOPPING=1");
     helper.shut_down().await;
     let _ = std::fs::remove_file(&args.socket);
     drop(state);

@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod netlink;
+pub mod notify;
 pub mod record;
 pub mod state_dir;
 pub mod sysctl;
