@@ -175,7 +175,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "no packets: {}",
         app.page_text()
     );
-    // Among them the pings (the kernel's own IPv6 solicitations may be there too).
+    // Among them the pings.
     let rows: Vec<String> = app.find_all("#packet-rows tr").unwrap().iter().map(|r| app.text(r).unwrap()).collect();
     assert!(rows.iter().any(|r| r.contains("icmp") && r.contains("10.9.0.")), "{rows:?}");
     std::fs::write(screenshots().join("packets.png"), app.screenshot().unwrap()).unwrap();

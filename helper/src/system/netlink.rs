@@ -304,6 +304,21 @@ impl Netlink {
         }
     }
 
+    /// Stops the kernel from giving a layer-3 link an IPv6 link-local address (IN6_ADDR_GEN_MODE_NONE): on a
+    /// TUN device it would only send router solicitations that no peer routes, counted as drops the user never
+    /// caused. Without IPv6 in the kernel there is nothing to stop.
+    pub async fn no_link_local(&self, index: u32) -> Result<(), NetlinkError> {
+        use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode};
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )])]));
+        match self.handle.link().set(msg).execute().await {
+            Err(e) if matches!(errno(&e), Some(libc::EAFNOSUPPORT | libc::EOPNOTSUPP)) => Ok(()),
+            other => other.map_err(|e| NetlinkError::new("turning off IPv6 link-local addressing", &e)),
+        }
+    }
+
     pub async fn set_up(&self, index: u32, mtu: u16) -> Result<(), NetlinkError> {
         let msg = LinkUnspec::new_with_index(index).mtu(u32::from(mtu)).up().build();
         self.handle.link().set(msg).execute().await.map_err(|e| NetlinkError::new("setting the link up", &e))

@@ -153,8 +153,11 @@ async fn configure<P: Send + Sync>(
         op: format!("creating the TUN device {interface}"),
         message: "the device vanished right after it was created".into(),
     })?;
-    if let Some(Some(mac)) = plan.tap {
-        netlink.set_mac(link.index, mac.0).await.map_err(system)?;
+    match plan.tap {
+        Some(Some(mac)) => netlink.set_mac(link.index, mac.0).await.map_err(system)?,
+        // A TAP device is Ethernet, where link-local IPv6 is how neighbours find each other; a TUN device is not.
+        Some(None) => {}
+        None => netlink.no_link_local(link.index).await.map_err(system)?,
     }
     for net in profile.addresses() {
         netlink.add_address(link.index, *net).await.map_err(system)?;
