@@ -467,3 +467,49 @@ fn an_interface_name_whose_api_socket_answers_elsewhere_is_refused() {
     assert!(!ip(&["-n", &a, "link", "show"]).contains(&wgo.iface), "the device must be rolled back");
     assert!(wgo.wg(&["show", &wgo.iface]).contains("listening port: 51821"), "wireguard-go's socket must survive");
 }
+
+/// Two full tunnels at once share net.ipv4.conf.all.src_valid_mark and the `suppress_prefixlength 0` rule (as
+/// wg-quick shares the rule): the first one down leaves both for the other, the last one down restores what the
+/// machine had, and so does a restart after a crash with both up.
+#[test]
+fn two_full_tunnels_share_their_rule_and_sysctl_until_the_last_is_down() {
+    let mut lab = Lab::new();
+    let (a, _b) = lab.two_hosts();
+    let src_valid_mark = || culvert_tests::check(in_ns(&a, "sysctl").args(["-n", "net.ipv4.conf.all.src_valid_mark"]));
+    let rules = || ip(&["-n", &a, "rule", "show"]);
+    let baseline = rules();
+    assert_eq!(src_valid_mark().trim(), "0");
+    let mut helper = lab.spawn_helper(&a, "a", &[]).unwrap();
+    let (_, peer) = culvert_keypair();
+    let names: Vec<String> = (0..2).map(|_| culvert_tests::unique("full")).collect();
+    let files: Vec<std::path::PathBuf> = names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let (private, _) = culvert_keypair();
+            let port = 51830 + u16::try_from(n).unwrap();
+            let address = format!("10.8.{n}.1/24");
+            lab.conf(name, &conf(&private, &address, port, &[(&peer, "0.0.0.0/0", Some("172.31.0.2:51821"), None)]))
+        })
+        .collect();
+    let up_both = |h: &culvert_tests::Helper| {
+        for file in &files {
+            h.culvert_ok(&["up", file.to_str().unwrap()]);
+            assert_eq!(src_valid_mark().trim(), "1");
+        }
+    };
+    up_both(&helper);
+    helper.culvert_ok(&["down", &names[0]]);
+    assert_eq!(src_valid_mark().trim(), "1", "the second full tunnel still needs src_valid_mark");
+    assert!(rules().contains("suppress_prefixlength 0"), "the second full tunnel still needs its rule: {}", rules());
+    helper.culvert_ok(&["down", &names[1]]);
+    assert_eq!(src_valid_mark().trim(), "0", "the last one down restores the machine's value");
+    assert_eq!(rules(), baseline);
+
+    up_both(&helper);
+    helper.stop_with(9);
+    let restarted = lab.spawn_helper(&a, "a", &[]).unwrap();
+    assert_eq!(src_valid_mark().trim(), "0", "a restart after a crash restores it too");
+    assert_eq!(rules(), baseline);
+    lab.helpers.push(restarted);
+}

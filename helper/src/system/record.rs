@@ -53,6 +53,17 @@ pub enum Object {
 }
 
 impl Object {
+    /// Whether this object is one system setting that several tunnels can need at once: a sysctl (by key) or a
+    /// policy rule (such as the `suppress_prefixlength 0` rule of every full tunnel). Each tunnel that needs it
+    /// records it; only the last one to go removes it.
+    pub fn same_shared(&self, other: &Object) -> bool {
+        match (self, other) {
+            (Self::Sysctl { key, .. }, Self::Sysctl { key: other, .. }) => key == other,
+            (Self::Rule(a), Self::Rule(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// Removes the object if it is still there.
     pub async fn undo(&self, netlink: &Netlink) -> Result<(), NetlinkError> {
         match self {
@@ -148,6 +159,17 @@ impl Records {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The objects of every tunnel's record but `name`'s that `object` shares with (see [`Object::same_shared`]).
+    pub fn shared_elsewhere(&self, name: &str, object: &Object) -> io::Result<Vec<Object>> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .filter(|r| r.name != name)
+            .flat_map(|r| r.objects)
+            .filter(|o| o.same_shared(object))
+            .collect())
     }
 
     /// Every record on disk. Unreadable files are reported and skipped, not fatal: they must not keep the

@@ -39,17 +39,40 @@ impl<'a> Changes<'a> {
             op: format!("setting sysctl {key}"),
             message: e.to_string(),
         };
-        let old = sysctl::read(key).map_err(failed)?;
-        if old != value {
-            self.will_create(Object::Sysctl { key: key.into(), old }).map_err(|e| {
-                culvert_core::ipc::IpcError::System {
-                    op: "writing the tunnel's record in the state directory".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let now = sysctl::read(key).map_err(failed)?;
+        let probe = Object::Sysctl { key: key.into(), old: String::new() };
+        // Another tunnel set it already: share its record of what the machine had, so whichever goes last
+        // restores that.
+        let shared =
+            self.records.shared_elsewhere(&self.record.name, &probe).map_err(super::userspace::record_error)?;
+        let old = match shared.into_iter().next() {
+            Some(Object::Sysctl { old, .. }) => old,
+            _ if now == value => return Ok(()),
+            _ => now.clone(),
+        };
+        self.will_create(Object::Sysctl { key: key.into(), old }).map_err(super::userspace::record_error)?;
+        if now != value {
             sysctl::write(key, value).map_err(failed)?;
         }
         Ok(())
+    }
+
+    /// Adds a policy rule, recorded first. The same rule already there is shared when another tunnel recorded it
+    /// (full tunnels all need `suppress_prefixlength 0`), and otherwise not ours and not recorded.
+    pub async fn add_rule(&mut self, rule: &crate::system::netlink::Rule) -> Result<(), culvert_core::ipc::IpcError> {
+        use super::userspace::{record_error, system};
+        let object = Object::Rule(rule.clone());
+        self.will_create(object.clone()).map_err(record_error)?;
+        match self.netlink.add_rule(rule).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno == Some(libc::EEXIST) => {
+                if self.records.shared_elsewhere(&self.record.name, &object).map_err(record_error)?.is_empty() {
+                    self.not_created().map_err(record_error)?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(system(e)),
+        }
     }
 
     /// Adds a route through link `dev`, recorded first. An identical route already there is not ours and is not
@@ -94,6 +117,18 @@ impl<'a> Changes<'a> {
 pub async fn undo(netlink: &Netlink, records: &Records, record: &Record) {
     let mut clean = true;
     for object in record.objects.iter().rev() {
+        match records.shared_elsewhere(&record.name, object) {
+            Ok(others) if !others.is_empty() => {
+                tracing::debug!("tunnel {}: leaving {object:?} to the other tunnels that need it", record.name);
+                continue;
+            }
+            Ok(_) => {}
+            // Unsure whether another tunnel needs it: keep it rather than break that tunnel.
+            Err(e) => {
+                tracing::warn!("tunnel {}: cannot read the other records, keeping {object:?}: {e}", record.name);
+                continue;
+            }
+        }
         if let Err(e) = object.undo(netlink).await {
             tracing::warn!("tunnel {}: could not undo {object:?}: {e}", record.name);
             clean = false;

@@ -178,8 +178,7 @@ async fn configure<P: Send + Sync>(
         changes.set_sysctl(key, value)?;
     }
     for rule in &plan.rules {
-        changes.will_create(Object::Rule(rule.clone())).map_err(record_error)?;
-        netlink.add_rule(rule).await.map_err(system)?;
+        changes.add_rule(rule).await?;
     }
     if let Some(config) = &plan.dns {
         let failed = |message: String| IpcError::System { op: "setting DNS".into(), message };
