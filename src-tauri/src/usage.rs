@@ -48,6 +48,8 @@ struct Seen {
 
 pub struct UsageBook {
     db: Connection,
+    /// Whose tunnels count: this user's (culvertd reports every user's tunnels, by their own names).
+    owner_uid: u32,
     seen: HashMap<String, Seen>,
     /// Counts not yet written, by (day, tunnel).
     pending: HashMap<(String, String), (u64, u64)>,
@@ -61,6 +63,12 @@ pub fn default_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(data.join("culvert").join("usage.sqlite3"))
+}
+
+/// The uid this app runs as: the owner of its own /proc entry.
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -103,7 +111,7 @@ impl UsageBook {
                 .map_err(|e| format!("cannot read {shown}: {e}"));
             rows?
         };
-        Ok(Self { db, seen, pending: HashMap::new(), last_flush: Instant::now() })
+        Ok(Self { db, owner_uid: current_uid(), seen, pending: HashMap::new(), last_flush: Instant::now() })
     }
 
     /// Today's local date, as SQLite's localtime gives it (the C library's idea of the time zone).
@@ -125,7 +133,7 @@ impl UsageBook {
     }
 
     pub fn observe_on(&mut self, day: &str, tunnels: &[TunnelStatus]) {
-        for t in tunnels {
+        for t in tunnels.iter().filter(|t| t.owner_uid == self.owner_uid) {
             let now = Seen { up_since: t.up_since, rx: t.counters.rx_bytes, tx: t.counters.tx_bytes };
             let moved = match self.seen.get(&t.name) {
                 Some(s) if s.up_since == t.up_since && now.rx >= s.rx && now.tx >= s.tx => {
@@ -237,7 +245,7 @@ mod tests {
             reason: None,
             interface: format!("cv-{name}"),
             listen_port: None,
-            owner_uid: 1000,
+            owner_uid: current_uid(),
             up_since,
             counters: Counters { rx_bytes: rx, tx_bytes: tx, ..Counters::default() },
             peers: vec![],
@@ -271,6 +279,17 @@ mod tests {
         book.observe_on("2026-11-25", &[tunnel("office", 200, 40, 30)]);
         assert_eq!(totals(&mut book, "office"), [("2026-11-24".into(), 1500, 700), ("2026-11-25".into(), 140, 30)]);
         assert_eq!(totals(&mut book, "lab"), [("2026-11-24".into(), 7, 7)]);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn another_users_tunnel_does_not_count() {
+        let path = scratch("owner");
+        let mut book = UsageBook::open(&path).unwrap();
+        let theirs = TunnelStatus { owner_uid: current_uid().wrapping_add(1), ..tunnel("office", 1, 900, 900) };
+        book.observe_on("2026-11-26", &[theirs, tunnel("lab", 1, 10, 20)]);
+        assert!(totals(&mut book, "office").is_empty());
+        assert_eq!(totals(&mut book, "lab"), [("2026-11-26".into(), 10, 20)]);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
