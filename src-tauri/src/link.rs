@@ -38,15 +38,7 @@ pub async fn run(app: AppHandle) {
             client = match Client::connect(&socket).await {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    publish(
-                        &app,
-                        Snapshot {
-                            helper: HelperState::from_error(&shown, &e),
-                            tunnels: vec![],
-                            health: None,
-                            at_ms: ms(started),
-                        },
-                    );
+                    publish(&app, unusable(&shown, &e, started));
                     continue;
                 }
             };
@@ -66,19 +58,16 @@ pub async fn run(app: AppHandle) {
             }
             Err(e) => {
                 // The helper went away (or restarted): say so, and connect afresh on the next tick.
-                publish(
-                    &app,
-                    Snapshot {
-                        helper: HelperState::from_error(&shown, &e),
-                        tunnels: vec![],
-                        health: None,
-                        at_ms: ms(started),
-                    },
-                );
+                publish(&app, unusable(&shown, &e, started));
                 client = None;
             }
         }
     }
+}
+
+/// What the UI sees while the helper cannot be used: why, and no tunnels.
+fn unusable(socket: &str, e: &culvert_core::client::ClientError, started: std::time::Instant) -> Snapshot {
+    Snapshot { helper: HelperState::from_error(socket, e), tunnels: vec![], health: None, at_ms: ms(started) }
 }
 
 fn ms(started: std::time::Instant) -> u64 {

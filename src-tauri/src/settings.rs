@@ -30,7 +30,7 @@ pub struct SettingsView {
 }
 
 pub fn path() -> Option<PathBuf> {
-    culvert_store::default_dir().and_then(|profiles| profiles.parent().map(|c| c.join("app.toml")))
+    culvert_store::xdg_dir("XDG_CONFIG_HOME", ".config").map(|c| c.join("app.toml"))
 }
 
 /// Reads the settings; a missing file is the defaults, a damaged one is the defaults with the reason logged

@@ -58,11 +58,7 @@ pub struct UsageBook {
 
 /// `$XDG_DATA_HOME/culvert/usage.sqlite3`, else `$HOME/.local/share/culvert/usage.sqlite3`.
 pub fn default_path() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(data.join("culvert").join("usage.sqlite3"))
+    culvert_store::xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("usage.sqlite3"))
 }
 
 /// The uid this app runs as: the owner of its own /proc entry.

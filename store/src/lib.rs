@@ -57,13 +57,19 @@ pub struct Store {
     secrets: Secrets,
 }
 
-/// `$XDG_CONFIG_HOME/culvert/profiles`, else `$HOME/.config/culvert/profiles`.
-pub fn default_dir() -> Option<PathBuf> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
+/// Culvert's directory under an XDG base directory: `$VAR/culvert`, else `$HOME/<home_default>/culvert`
+/// (`XDG_CONFIG_HOME` and `.config`, `XDG_DATA_HOME` and `.local/share`).
+pub fn xdg_dir(var: &str, home_default: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(config.join("culvert").join("profiles"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_default)))?;
+    Some(base.join("culvert"))
+}
+
+/// `$XDG_CONFIG_HOME/culvert/profiles`, else `$HOME/.config/culvert/profiles`.
+pub fn default_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|c| c.join("profiles"))
 }
 
 impl Store {
@@ -145,15 +151,20 @@ impl Store {
         write_atomically(&path, text.as_bytes()).map_err(|source| StoreError::Io { path, source })
     }
 
-    /// The stored profile with its secrets from the keyring, ready for `Up`.
-    pub fn load(&self, name: &str) -> Result<Profile, StoreError> {
+    /// A stored profile's file and its text (without secrets); a name that cannot be stored is not found.
+    fn read(&self, name: &str) -> Result<(PathBuf, String), StoreError> {
         profile::validate_name(name).map_err(|_| StoreError::NotFound(name.into()))?;
         let path = self.path(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.into())),
-            Err(source) => return Err(StoreError::Io { path, source }),
-        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(name.into())),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// The stored profile with its secrets from the keyring, ready for `Up`.
+    pub fn load(&self, name: &str) -> Result<Profile, StoreError> {
+        let (path, text) = self.read(name)?;
         let full = files::with_secrets(name, &text, &self.secrets)?;
         profile::parse_toml(name, &full).map_err(|problem| StoreError::Corrupt { name: name.into(), path, problem })
     }
@@ -168,13 +179,7 @@ impl Store {
     /// Removes the file, then the secrets (WireGuard profiles only: the other kinds have none, and need no
     /// keyring).
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
-        profile::validate_name(name).map_err(|_| StoreError::NotFound(name.into()))?;
-        let path = self.path(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.into())),
-            Err(source) => return Err(StoreError::Io { path, source }),
-        };
+        let (path, text) = self.read(name)?;
         std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
         if files::stored_kind(&text) == Some(Kind::Wireguard) {
             self.secrets.delete(&secrets::private_key_account(name))?;

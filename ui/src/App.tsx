@@ -230,58 +230,52 @@ export function App({ api, save }: AppProps) {
     }, PENDING_MS + 50);
   };
 
-  const toggle = async (name: string) => {
+  /** Runs `work` for row `name` unless the row is busy already: marked busy meanwhile, a failure shown. */
+  const rowAction = async (name: string, busy: Busy, work: () => Promise<void>) => {
     if (busyNow.current[name]) return;
+    setRowBusy(name, busy);
+    try {
+      await work();
+    } catch (e) {
+      showError(e);
+    } finally {
+      setRowBusy(name, undefined);
+    }
+  };
+
+  const toggle = async (name: string) => {
     const row = allRows.find((r) => r.name === name);
     if (!row) return;
     const up = row.state.state !== "down";
-    setRowBusy(name, up ? "disconnect" : "connect");
-    try {
+    await rowAction(name, up ? "disconnect" : "connect", async () => {
       if (up) {
         await api.disconnect(name);
         addPending(name, null);
       } else {
         addPending(name, await api.connect(name));
       }
-    } catch (e) {
-      showError(e);
-    } finally {
-      setRowBusy(name, undefined);
-    }
+    });
   };
 
-  const exportProfile = async (name: string) => {
-    if (busyNow.current[name]) return;
-    const row = allRows.find((r) => r.name === name);
-    setRowBusy(name, "export");
-    try {
+  const exportProfile = (name: string) =>
+    rowAction(name, "export", async () => {
+      const row = allRows.find((r) => r.name === name);
       const text = await api.exportProfile(name);
       const fileName = exportFileName(name, row?.kind ?? null, text);
       if (save) save(fileName, text);
       else saveText(fileName, text, downloads.current ?? document.body);
-    } catch (e) {
-      showError(e);
-    } finally {
-      setRowBusy(name, undefined);
-    }
-  };
+    });
 
-  const removeProfile = async (name: string) => {
-    if (busyNow.current[name]) return;
+  const removeProfile = (name: string) => {
     const i = rows.findIndex((r) => r.name === name);
     const neighbour = rows[i + 1]?.name ?? rows[i - 1]?.name ?? null;
-    setRowBusy(name, "remove");
-    try {
+    return rowAction(name, "remove", async () => {
       await api.removeProfile(name);
       setConfirmRemove(null);
       if (selected === name) select(neighbour);
       setForm((f) => (f?.original === name ? null : f));
       await refreshProfiles();
-    } catch (e) {
-      showError(e);
-    } finally {
-      setRowBusy(name, undefined);
-    }
+    });
   };
 
   const openForm = (f: Omit<OpenForm, "seq">) => {
@@ -299,10 +293,8 @@ export function App({ api, save }: AppProps) {
 
   // Edit opens the stored profile (without its secrets) as it is; Duplicate opens it as a new profile named
   // "<name>-copy", which needs keys of its own.
-  const loadForm = async (name: string, mode: "edit" | "duplicate") => {
-    if (busyNow.current[name]) return;
-    setRowBusy(name, mode);
-    try {
+  const loadForm = (name: string, mode: "edit" | "duplicate") =>
+    rowAction(name, mode, async () => {
       const editable = await api.loadProfile(name);
       if (mode === "edit") {
         openForm({ mode, original: name, source: null, initial: formFromDraft(name, editable.draft, editable.public_key) });
@@ -310,12 +302,7 @@ export function App({ api, save }: AppProps) {
         openForm({ mode, original: null, source: name, initial: formFromDraft(`${name}-copy`, editable.draft, null) });
       }
       select(name);
-    } catch (e) {
-      showError(e);
-    } finally {
-      setRowBusy(name, undefined);
-    }
-  };
+    });
 
   // Select the saved profile before the list that holds it arrives, so the list's arrival keeps it selected
   // (after a rename, the old name is gone from it); the form stays until then.

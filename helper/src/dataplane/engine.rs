@@ -376,6 +376,30 @@ mod tests {
     }
 
     /// Two whole engines joined by an in-memory wire: packets written into A's tunnel device come out of B's.
+    /// Runs both directions of an engine over a fake device and a fake socket at `addr` on `wire`, sending up
+    /// to `max_segments` datagrams per GSO send.
+    fn spawn_engine<P: Protocol + 'static>(
+        proto: &Arc<P>,
+        counters: &Arc<TunnelCounters>,
+        (tun_rx, tun_tx): (fake::FakeTunReader, fake::FakeTunWriter),
+        wire: &fake::Wire,
+        addr: SocketAddr,
+        max_segments: usize,
+    ) {
+        let (udp_rx, udp_tx) = wire.socket(addr, max_segments);
+        tokio::spawn(outbound(proto.clone(), counters.clone(), Arc::new(Sampler::new(false)), tun_rx, udp_tx, 1420));
+        let replies = wire.sender(addr, 1);
+        tokio::spawn(inbound(
+            proto.clone(),
+            counters.clone(),
+            Arc::new(Sampler::new(false)),
+            udp_rx,
+            tun_tx,
+            replies,
+            1420,
+        ));
+    }
+
     #[tokio::test]
     async fn two_engines_exchange_packets() {
         let a_addr: SocketAddr = "192.0.2.1:8285".parse().unwrap();
@@ -386,30 +410,8 @@ mod tests {
         let a = Arc::new(UdpCore::new(&side("10.9.0.1/24", "192.0.2.2:8285", "10.9.0.2/32")));
         let b = Arc::new(UdpCore::new(&side("10.9.0.2/24", "192.0.2.1:8285", "10.9.0.1/32")));
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
-        let (a_udp_rx, a_udp_tx) = wire.socket(a_addr, 64);
-        let (b_udp_rx, b_udp_tx) = wire.socket(b_addr, 1);
-        let (a_tun_rx, a_tun_tx) = a_tun;
-        let (b_tun_rx, b_tun_tx) = b_tun;
-        tokio::spawn(outbound(a.clone(), ac.clone(), Arc::new(Sampler::new(false)), a_tun_rx, a_udp_tx, 1420));
-        tokio::spawn(inbound(
-            a.clone(),
-            ac.clone(),
-            Arc::new(Sampler::new(false)),
-            a_udp_rx,
-            a_tun_tx,
-            wire.sender(a_addr, 1),
-            1420,
-        ));
-        tokio::spawn(outbound(b.clone(), bc.clone(), Arc::new(Sampler::new(false)), b_tun_rx, b_udp_tx, 1420));
-        tokio::spawn(inbound(
-            b.clone(),
-            bc.clone(),
-            Arc::new(Sampler::new(false)),
-            b_udp_rx,
-            b_tun_tx,
-            wire.sender(b_addr, 1),
-            1420,
-        ));
+        spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64);
+        spawn_engine(&b, &bc, b_tun, &wire, b_addr, 1);
 
         let (ip_a, ip_b) = ("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap());
         // A batch of equal packets and a short one: one GSO run from A.
@@ -471,31 +473,11 @@ mod tests {
         let a = Arc::new(WgCore::new(&side(&ka, &kb, "10.8.0.2/32", b_addr), &vec![Some(b_addr)]));
         let b = Arc::new(WgCore::new(&side(&kb, &ka, "10.8.0.1/32", a_addr), &vec![Some(a_addr)]));
         let wire = fake::Wire::default();
-        let ((a_tun_rx, a_tun_tx), a_host) = fake::tun();
-        let ((b_tun_rx, b_tun_tx), b_host) = fake::tun();
+        let (a_tun, a_host) = fake::tun();
+        let (b_tun, b_host) = fake::tun();
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
-        let (a_rx, a_tx) = wire.socket(a_addr, 64);
-        let (b_rx, b_tx) = wire.socket(b_addr, 64);
-        tokio::spawn(outbound(a.clone(), ac.clone(), Arc::new(Sampler::new(false)), a_tun_rx, a_tx, 1420));
-        tokio::spawn(inbound(
-            a.clone(),
-            ac.clone(),
-            Arc::new(Sampler::new(false)),
-            a_rx,
-            a_tun_tx,
-            wire.sender(a_addr, 1),
-            1420,
-        ));
-        tokio::spawn(outbound(b.clone(), bc.clone(), Arc::new(Sampler::new(false)), b_tun_rx, b_tx, 1420));
-        tokio::spawn(inbound(
-            b.clone(),
-            bc.clone(),
-            Arc::new(Sampler::new(false)),
-            b_rx,
-            b_tun_tx,
-            wire.sender(b_addr, 1),
-            1420,
-        ));
+        spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64);
+        spawn_engine(&b, &bc, b_tun, &wire, b_addr, 64);
 
         let (ip_a, ip_b) = ("10.8.0.1".parse().unwrap(), "10.8.0.2".parse().unwrap());
         let first = build::ip(ip_a, ip_b, b"first, queued during the handshake");

@@ -11,22 +11,15 @@ use culvert_core::stats::PeerStatus;
 
 use super::counters::{DropReason, Traffic};
 use super::protocol::{Open, Protocol, Seal};
-use super::udp_core::canonical;
+use super::udp_core::{Peer, canonical};
 
 const ETHERNET_HEADER: usize = 14;
 /// Learnt MACs at most, so that a peer sending from random addresses cannot grow the table without bound.
 const MAX_LEARNT: usize = 4096;
 
 #[derive(Debug)]
-pub struct TapPeer {
-    pub endpoint: SocketAddr,
-    pub allowed_ips: Vec<ipnet::IpNet>,
-    pub traffic: Arc<Traffic>,
-}
-
-#[derive(Debug)]
 pub struct TapCore {
-    pub peers: Vec<TapPeer>,
+    pub peers: Vec<Peer>,
     by_endpoint: HashMap<SocketAddr, usize>,
     macs: RwLock<HashMap<[u8; 6], usize>>,
 }
@@ -37,10 +30,10 @@ fn is_unicast(mac: &[u8]) -> bool {
 
 impl TapCore {
     pub fn new(config: &TapTunnel) -> Self {
-        let peers: Vec<TapPeer> = config
+        let peers: Vec<Peer> = config
             .peers
             .iter()
-            .map(|p| TapPeer {
+            .map(|p| Peer {
                 endpoint: canonical(p.endpoint),
                 allowed_ips: p.allowed_ips.clone(),
                 traffic: Arc::default(),
@@ -110,10 +103,7 @@ impl Protocol for TapCore {
 
 impl crate::tunnel::StatusSource for TapCore {
     fn peers(&self) -> Vec<PeerStatus> {
-        self.peers
-            .iter()
-            .map(|p| PeerStatus::new(Some(p.endpoint.to_string()), p.allowed_ips.clone(), p.traffic.read()))
-            .collect()
+        self.peers.iter().map(Peer::status).collect()
     }
 }
 

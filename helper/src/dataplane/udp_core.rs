@@ -12,11 +12,22 @@ use super::packet;
 use super::protocol::{Open, Protocol, Seal};
 use super::routing::AllowedIps;
 
+/// A peer known by its endpoint (the `udp` and `tap` kinds).
 #[derive(Debug)]
 pub struct Peer {
     pub endpoint: SocketAddr,
     pub allowed_ips: Vec<ipnet::IpNet>,
     pub traffic: Arc<Traffic>,
+}
+
+impl Peer {
+    pub fn status(&self) -> culvert_core::stats::PeerStatus {
+        culvert_core::stats::PeerStatus::new(
+            Some(self.endpoint.to_string()),
+            self.allowed_ips.clone(),
+            self.traffic.read(),
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -105,16 +116,7 @@ impl Protocol for UdpCore {
 
 impl crate::tunnel::StatusSource for UdpCore {
     fn peers(&self) -> Vec<culvert_core::stats::PeerStatus> {
-        self.peers
-            .iter()
-            .map(|p| {
-                culvert_core::stats::PeerStatus::new(
-                    Some(p.endpoint.to_string()),
-                    p.allowed_ips.clone(),
-                    p.traffic.read(),
-                )
-            })
-            .collect()
+        self.peers.iter().map(Peer::status).collect()
     }
 }
 

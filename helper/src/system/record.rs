@@ -53,9 +53,14 @@ pub enum Object {
 }
 
 impl Object {
-    /// Whether this object is one system setting that several tunnels can need at once: a sysctl (by key) or a
+    /// Whether this object is a system setting that several tunnels can need at once: a sysctl (by key) or a
     /// policy rule (such as the `suppress_prefixlength 0` rule of every full tunnel). Each tunnel that needs it
     /// records it; only the last one to go removes it.
+    pub fn shareable(&self) -> bool {
+        matches!(self, Self::Sysctl { .. } | Self::Rule(_))
+    }
+
+    /// Whether `self` and `other` are the same shareable setting.
     pub fn same_shared(&self, other: &Object) -> bool {
         match (self, other) {
             (Self::Sysctl { key, .. }, Self::Sysctl { key: other, .. }) => key == other,

@@ -116,18 +116,20 @@ impl<'a> Changes<'a> {
 /// removed now must not keep the others from being removed.
 pub async fn undo(netlink: &Netlink, records: &Records, record: &Record) {
     let mut clean = true;
+    // What the other tunnels hold; unreadable, nothing shared is undone rather than break another tunnel.
+    let others = records.load_all().map(|all| all.into_iter().filter(|r| r.name != record.name).collect::<Vec<_>>());
     for object in record.objects.iter().rev() {
-        match records.shared_elsewhere(&record.name, object) {
-            Ok(others) if !others.is_empty() => {
-                tracing::debug!("tunnel {}: leaving {object:?} to the other tunnels that need it", record.name);
-                continue;
-            }
-            Ok(_) => {}
-            // Unsure whether another tunnel needs it: keep it rather than break that tunnel.
-            Err(e) => {
+        let shared = match &others {
+            Ok(others) => others.iter().flat_map(|r| &r.objects).any(|o| o.same_shared(object)),
+            Err(e) if object.shareable() => {
                 tracing::warn!("tunnel {}: cannot read the other records, keeping {object:?}: {e}", record.name);
-                continue;
+                true
             }
+            Err(_) => false,
+        };
+        if shared {
+            tracing::debug!("tunnel {}: leaving {object:?} to the other tunnels that need it", record.name);
+            continue;
         }
         if let Err(e) = object.undo(netlink).await {
             tracing::warn!("tunnel {}: could not undo {object:?}: {e}", record.name);

@@ -1,15 +1,11 @@
 //! The `tap` kind: a TAP device, one Ethernet frame per datagram, peers by endpoint.
 
-use std::sync::Arc;
-
 use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Profile, TapTunnel};
 
 use super::Tunnel;
-use super::userspace::{self, Plan, bind_error};
+use super::userspace::{self, Plan};
 use crate::dataplane::tap_core::TapCore;
-use crate::dataplane::udp_io;
-use crate::system::netlink::MAIN_TABLE;
 use crate::system::{Netlink, Records};
 
 pub async fn up(
@@ -19,18 +15,7 @@ pub async fn up(
     config: &TapTunnel,
     owner_uid: u32,
 ) -> Result<Tunnel, IpcError> {
-    let ipv6 = config.peers.iter().any(|p| p.endpoint.is_ipv6());
-    let socket = udp_io::bind(config.listen_port, ipv6, None).map_err(|e| bind_error(config.listen_port, &e))?;
-    let routes = userspace::peer_routes(config.peers.iter().map(|p| p.allowed_ips.as_slice()), MAIN_TABLE);
-    let plan = Plan {
-        socket,
-        proto: Arc::new(TapCore::new(config)),
-        routes,
-        rules: vec![],
-        sysctls: vec![],
-        dns: None,
-        tap: Some(config.mac),
-        uapi: None,
-    };
+    let peers = config.peers.iter().map(|p| (p.endpoint, p.allowed_ips.as_slice()));
+    let plan = Plan::by_endpoint(config.listen_port, peers, TapCore::new(config), Some(config.mac))?;
     userspace::up(netlink, records, profile, owner_uid, plan).await
 }

@@ -60,6 +60,24 @@ pub struct Plan<P> {
     pub uapi: Option<Arc<dyn UapiSource>>,
 }
 
+impl<P> Plan<P> {
+    /// The plan of a kind whose peers are known by their endpoints (udp, tap): one route per allowed_ips entry
+    /// in the main table, nothing else. The socket is bound first: a port in use fails the request before
+    /// anything exists to undo.
+    pub fn by_endpoint<'a>(
+        listen_port: u16,
+        peers: impl Iterator<Item = (std::net::SocketAddr, &'a [IpNet])> + Clone,
+        proto: P,
+        tap: Option<Option<culvert_core::mac::MacAddr>>,
+    ) -> Result<Self, IpcError> {
+        let ipv6 = peers.clone().any(|(endpoint, _)| endpoint.is_ipv6());
+        let socket =
+            crate::dataplane::udp_io::bind(listen_port, ipv6, None).map_err(|e| bind_error(listen_port, &e))?;
+        let routes = peer_routes(peers.map(|(_, nets)| nets), crate::system::netlink::MAIN_TABLE);
+        Ok(Self { socket, proto: Arc::new(proto), routes, rules: vec![], sysctls: vec![], dns: None, tap, uapi: None })
+    }
+}
+
 pub async fn up<P: Protocol + StatusSource>(
     netlink: &Netlink,
     records: &Records,
