@@ -2,12 +2,13 @@
 
 mod render;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use culvert_core::client::{Client, socket_path};
-use culvert_core::ipc::{Event, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use culvert_core::client::{Client, ClientError, socket_path};
+use culvert_core::ipc::{Event, IpcError, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use culvert_core::keys::SecretKey;
 use culvert_core::profile;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Bring up a tunnel: from a profile file (a path, or a name ending in .toml or .conf; its stem names the
     /// tunnel), or a stored profile by name, with its keys from your keyring.
     Up { profile: String },
+    /// Change a tunnel that is up to exactly a profile (a file, or a stored profile's name) without bringing it
+    /// down: peers that stay keep their sessions. A tunnel that is down is brought up.
+    Apply { profile: String },
     /// List the stored profiles.
     List,
     /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
@@ -66,6 +70,8 @@ enum Command {
     },
     #[command(skip)]
     UpLoaded(Box<profile::Profile>),
+    #[command(skip)]
+    ApplyLoaded(Box<profile::Profile>),
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -84,12 +90,20 @@ enum Command {
     },
 }
 
+/// Writes one line to standard output; unlike `println!`, a closed pipe is an error to return, not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The profile store talks to the keyring synchronously: its commands run before any async runtime exists.
     let cli = match store_command(cli) {
         Ok(None) => return ExitCode::SUCCESS,
         Ok(Some(cli)) => cli,
+        Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("culvert: {e}");
             return ExitCode::FAILURE;
@@ -104,10 +118,32 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output left (`culvert watch lab | head -1`): done, as Unix tools are.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("culvert: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A helper's refusal of a profile from a file, said as the CLI's own errors are: the file first, and for a
+/// wg-quick file, its keys.
+fn from_file(file: &Path, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Helper(IpcError::InvalidProfile { field, reason, fix }) => {
+            let error = profile::ProfileError::new(field, reason, fix);
+            let error =
+                if file.extension().is_some_and(|e| e == "conf") { profile::wg_quick::for_conf(error) } else { error };
+            anyhow::anyhow!("{}: {error}", file.display())
+        }
+        other => other.into(),
     }
 }
 
@@ -119,36 +155,40 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
         Command::List => {
             let listed = store()?.list()?;
             if listed.is_empty() {
-                println!("no stored profile; `culvert import FILE` adds one");
+                say!("no stored profile; `culvert import FILE` adds one")?;
             }
             for l in listed {
                 match (l.kind, l.problem) {
                     (Some(kind), _) => {
                         let label = if kind.encrypted() { "" } else { "  (unencrypted)" };
-                        println!("{}\t{kind}{label}", l.name);
+                        say!("{}\t{kind}{label}", l.name)?;
                     }
-                    (None, problem) => println!("{}\t(unreadable: {})", l.name, problem.unwrap_or_default()),
+                    (None, problem) => say!("{}\t(unreadable: {})", l.name, problem.unwrap_or_default())?,
                 }
             }
             Ok(None)
         }
         Command::Import { file } => {
             let p = store()?.import(file)?;
-            println!("stored {} ({}); `culvert up {}` brings it up", p.name, p.kind(), p.name);
+            say!("stored {} ({}); `culvert up {}` brings it up", p.name, p.kind(), p.name)?;
             Ok(None)
         }
         Command::Export { name } => {
-            print!("{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str());
+            write!(std::io::stdout().lock(), "{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str())?;
             Ok(None)
         }
         Command::Rm { name } => {
             store()?.remove(name)?;
-            println!("removed {name}");
+            say!("removed {name}")?;
             Ok(None)
         }
         Command::Up { profile } if !is_file_argument(profile) => {
             let loaded = store()?.load(profile)?;
             Ok(Some(Cli { socket: cli.socket, command: Command::UpLoaded(Box::new(loaded)) }))
+        }
+        Command::Apply { profile } if !is_file_argument(profile) => {
+            let loaded = store()?.load(profile)?;
+            Ok(Some(Cli { socket: cli.socket, command: Command::ApplyLoaded(Box::new(loaded)) }))
         }
         _ => Ok(Some(cli)),
     }
@@ -166,20 +206,30 @@ async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket.as_deref();
     match cli.command {
-        Command::VxlanMac { vni, local } => println!("{}", culvert_core::mac::MacAddr::derived(vni, local)),
-        Command::Genkey => println!("{}", SecretKey::generate_private().to_base64().as_str()),
-        Command::Genpsk => println!("{}", SecretKey::generate_preshared().to_base64().as_str()),
+        Command::VxlanMac { vni, local } => say!("{}", culvert_core::mac::MacAddr::derived(vni, local))?,
+        Command::Genkey => say!("{}", SecretKey::generate_private().to_base64().as_str())?,
+        Command::Genpsk => say!("{}", SecretKey::generate_preshared().to_base64().as_str())?,
         Command::Pubkey => {
             let mut text = zeroize::Zeroizing::new(String::new());
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
             let key: SecretKey = text.trim().parse().map_err(|_| {
                 anyhow::anyhow!("standard input is not a private key: pipe in what `culvert genkey` printed")
             })?;
-            println!("{}", key.public_key());
+            say!("{}", key.public_key())?;
         }
         Command::UpLoaded(profile) => {
             let status = connect(socket).await?.up(*profile).await?;
-            println!("{}", render::up_line(&status));
+            say!("{}", render::up_line(&status))?;
+        }
+        Command::ApplyLoaded(profile) => {
+            let (status, changes) = connect(socket).await?.apply(*profile).await?;
+            say!("{}", render::applied(&status, &changes))?;
+        }
+        Command::Apply { profile: file } => {
+            let file = PathBuf::from(file);
+            let profile = profile::load_file(&file)?;
+            let (status, changes) = connect(socket).await?.apply(profile).await.map_err(|e| from_file(&file, e))?;
+            say!("{}", render::applied(&status, &changes))?;
         }
         Command::List | Command::Import { .. } | Command::Export { .. } | Command::Rm { .. } => {}
         Command::Up { profile: file } => {
@@ -195,26 +245,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let profile = profile::load_file(&file)?;
-            let status = connect(socket).await?.up(profile).await?;
-            println!("{}", render::up_line(&status));
+            let status = connect(socket).await?.up(profile).await.map_err(|e| from_file(&file, e))?;
+            say!("{}", render::up_line(&status))?;
         }
         Command::Down { name, all } => {
             let mut client = connect(socket).await?;
             let names = client.down(if all { None } else { name.as_deref() }).await?;
             match names.as_slice() {
-                [] => println!("no tunnel was up"),
-                names => println!("{} down", names.join(", ")),
+                [] => say!("no tunnel was up")?,
+                names => say!("{} down", names.join(", "))?,
             }
         }
         Command::Status { name, json } => {
             let tunnels = connect(socket).await?.status(name.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tunnels)?);
+                say!("{}", serde_json::to_string_pretty(&tunnels)?)?;
             } else if tunnels.is_empty() {
-                println!("no tunnel is up");
+                say!("no tunnel is up")?;
             } else {
+                let mut out = std::io::stdout().lock();
                 for t in &tunnels {
-                    print!("{}", render::status_block(t));
+                    write!(out, "{}", render::view_block(t))?;
                 }
             }
         }
@@ -247,11 +298,13 @@ async fn watch(
             Event::Stats { at_ms, status } if status.name == name => {
                 clock = (at_ms, std::time::SystemTime::now());
                 if let Some((then, before)) = last.replace((at_ms, status.counters.clone())) {
-                    let line = render::WatchLine::new(&status, &before, at_ms.saturating_sub(then));
+                    let mut line = render::WatchLine::new(&status, &before, at_ms.saturating_sub(then));
+                    // Lines less than a second apart need their milliseconds to tell them apart.
+                    line.milliseconds = interval < 1000;
                     if json {
-                        println!("{}", serde_json::to_string(&line)?);
+                        say!("{}", serde_json::to_string(&line)?)?;
                     } else {
-                        println!("{line}");
+                        say!("{line}")?;
                     }
                 }
             }
@@ -262,9 +315,9 @@ async fn watch(
                 for sample in samples {
                     let line = render::PacketLine::new(name, sample, clock);
                     if json {
-                        println!("{}", serde_json::to_string(&line)?);
+                        say!("{}", serde_json::to_string(&line)?)?;
                     } else {
-                        println!("{line}");
+                        say!("{line}")?;
                     }
                 }
             }

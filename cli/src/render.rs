@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write};
 
-use culvert_core::stats::{Counters, Rates, TunnelStatus, human_bytes};
+use culvert_core::stats::{Counters, Rates, TunnelStatus, TunnelView, human_bytes};
 use serde::Serialize;
 
 pub fn up_line(s: &TunnelStatus) -> String {
@@ -13,6 +13,26 @@ pub fn up_line(s: &TunnelStatus) -> String {
     };
     let label = if s.kind.encrypted() { "" } else { ", unencrypted" };
     format!("{} is up on {} ({}{label}{port}, {peers})", s.name, s.interface, s.kind)
+}
+
+/// A tunnel in `culvert status`: in full, or another user's as only what they may see of it.
+pub fn view_block(v: &TunnelView) -> String {
+    match v {
+        TunnelView::Full(s) => status_block(s),
+        TunnelView::Other(o) => format!(
+            "{}: {} {}, brought up by uid {} (only its owner and root see more)\n",
+            o.name, o.kind, o.state, o.owner_uid
+        ),
+    }
+}
+
+/// What `culvert apply` did: "applied without reconnecting" and each change, or that nothing changed.
+pub fn applied(s: &TunnelStatus, changes: &[String]) -> String {
+    match changes {
+        [] => format!("{} is already as the profile says: nothing changed", s.name),
+        [only] if only.starts_with("brought up") => up_line(s),
+        changes => format!("{}: applied without reconnecting: {}", s.name, changes.join("; ")),
+    }
 }
 
 pub fn status_block(s: &TunnelStatus) -> String {
@@ -93,6 +113,9 @@ pub struct WatchLine {
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub dropped: u64,
+    /// Whether the text form shows milliseconds (for intervals under a second).
+    #[serde(skip)]
+    pub milliseconds: bool,
 }
 
 impl WatchLine {
@@ -113,6 +136,7 @@ impl WatchLine {
             rx_packets: c.rx_packets,
             tx_packets: c.tx_packets,
             dropped: c.dropped,
+            milliseconds: false,
         }
     }
 }
@@ -172,10 +196,12 @@ impl fmt::Display for PacketLine {
 
 impl fmt::Display for WatchLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.time as u64 % 86_400;
+        let ms = (self.time * 1000.0) as u64;
+        let secs = ms / 1000 % 86_400;
+        let fraction = if self.milliseconds { format!(".{:03}", ms % 1000) } else { String::new() };
         write!(
             f,
-            "{:02}:{:02}:{:02}Z {}  rx {}/s  tx {}/s  total rx {}  tx {}  dropped {}",
+            "{:02}:{:02}:{:02}{fraction}Z {}  rx {}/s  tx {}/s  total rx {}  tx {}  dropped {}",
             secs / 3600,
             secs / 60 % 60,
             secs % 60,

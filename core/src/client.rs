@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
@@ -11,7 +12,13 @@ use tokio_util::codec::Framed;
 use crate::ipc::codec::JsonCodec;
 use crate::ipc::{ClientMessage, Event, IpcError, PROTOCOL_VERSION, Request, Response, ServerMessage};
 use crate::profile::Profile;
-use crate::stats::TunnelStatus;
+use crate::stats::{TunnelStatus, TunnelView};
+
+/// How long a client waits for the helper's hello: a helper that accepted nothing by then is stuck.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much longer than the helper's own bound a client waits for a response, so that the helper's answer
+/// (its own timeout, say) arrives before the client gives up.
+pub const RESPONSE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Why a call to the helper failed, worded as what the user should do.
 #[derive(Debug, thiserror::Error)]
@@ -23,11 +30,16 @@ pub enum ClientError {
     )]
     NotRunning { path: PathBuf },
     #[error(
-        "you may not use culvertd's socket {}: only root and members of group `{}` may; \
-         run `sudo usermod -aG {} $USER`, then log in again",
-        path.display(), crate::DEFAULT_GROUP, crate::DEFAULT_GROUP
+        "you may not use culvertd's socket {}: only root and members of group `{group}` may; \
+         run `sudo usermod -aG {group} $USER`, then log in again",
+        path.display()
     )]
-    SocketDenied { path: PathBuf },
+    SocketDenied { path: PathBuf, group: String },
+    #[error(
+        "culvertd did not answer within {} s on {}; see its log (`journalctl -u culvertd`) for why",
+        waited.as_secs(), path.display()
+    )]
+    NoAnswer { path: PathBuf, waited: Duration },
     #[error("{0}")]
     Helper(#[from] IpcError),
     #[error("lost the connection to culvertd ({0}); check that it still runs with `systemctl status culvertd`")]
@@ -61,6 +73,8 @@ pub struct Client {
     /// Events that arrived while a response was awaited.
     events: VecDeque<Event>,
     helper_version: String,
+    /// How long to wait for each response: the helper's announced bound and a margin.
+    response_timeout: Duration,
 }
 
 impl Client {
@@ -68,29 +82,43 @@ impl Client {
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path).await.map_err(|source| match source.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning { path: path.into() },
-            io::ErrorKind::PermissionDenied => ClientError::SocketDenied { path: path.into() },
+            io::ErrorKind::PermissionDenied => {
+                ClientError::SocketDenied { path: path.into(), group: socket_group(path) }
+            }
             _ => ClientError::Io { path: path.into(), source },
         })?;
         let mut framed = Framed::new(stream, JsonCodec::default());
-        // A helper that refuses us may close before reading our hello: its reason is still worth reading.
-        let sent = framed.send(ClientMessage::Hello { protocol_version: PROTOCOL_VERSION }).await;
-        let reply = framed.next().await;
+        let handshake = async {
+            // A helper that refuses us may close before reading our hello: its reason is still worth reading.
+            let sent = framed.send(ClientMessage::Hello { protocol_version: PROTOCOL_VERSION }).await;
+            (sent, framed.next().await)
+        };
+        let (sent, reply) = tokio::time::timeout(HELLO_TIMEOUT, handshake)
+            .await
+            .map_err(|_| ClientError::NoAnswer { path: path.into(), waited: HELLO_TIMEOUT })?;
         if let (Err(e), None | Some(Err(_))) = (&sent, &reply) {
             return Err(ClientError::Disconnected(e.to_string()));
         }
-        let helper_version = match reply {
-            Some(Ok(ServerMessage::Hello { protocol_version, helper_version })) => {
+        let (helper_version, bound) = match reply {
+            Some(Ok(ServerMessage::Hello { protocol_version, helper_version, request_timeout_ms })) => {
                 if protocol_version != PROTOCOL_VERSION {
                     return Err(IpcError::VersionMismatch { client: PROTOCOL_VERSION, helper: protocol_version }.into());
                 }
-                helper_version
+                (helper_version, Duration::from_millis(request_timeout_ms))
             }
             Some(Ok(ServerMessage::Refused { error })) => return Err(error.into()),
             Some(Ok(other)) => return Err(ClientError::Protocol(format!("{other:?} before its hello"))),
             Some(Err(e)) => return Err(ClientError::Protocol(e.to_string())),
             None => return Err(ClientError::Disconnected("closed during the handshake".into())),
         };
-        Ok(Client { framed, path: path.into(), next_id: 1, events: VecDeque::new(), helper_version })
+        Ok(Client {
+            framed,
+            path: path.into(),
+            next_id: 1,
+            events: VecDeque::new(),
+            helper_version,
+            response_timeout: bound.saturating_add(RESPONSE_MARGIN),
+        })
     }
 
     pub fn helper_version(&self) -> &str {
@@ -106,17 +134,37 @@ impl Client {
         self.framed.get_ref().peer_cred().ok()?.pid().and_then(|p| u32::try_from(p).ok())
     }
 
-    /// Sends one request and waits for its response; events arriving meanwhile are kept for [`Self::next_event`].
+    /// Sends one request and waits for its response, at most a little longer than the helper's own bound; events
+    /// arriving meanwhile are kept for [`Self::next_event`], and the parts of a status join its response.
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        let waited = self.response_timeout;
+        let path = self.path.clone();
+        tokio::time::timeout(waited, self.exchange(request))
+            .await
+            .map_err(|_| ClientError::NoAnswer { path, waited })?
+    }
+
+    async fn exchange(&mut self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         self.framed
             .send(ClientMessage::Request { id, request })
             .await
             .map_err(|e| ClientError::Disconnected(e.to_string()))?;
+        let mut parts = Vec::new();
         loop {
             match self.receive().await? {
-                ServerMessage::Response { id: got, result } if got == id => return Ok(result?),
+                ServerMessage::Response { id: got, result } if got == id => {
+                    return match result? {
+                        Response::Status { tunnels } => {
+                            parts.extend(tunnels);
+                            Ok(Response::Status { tunnels: parts })
+                        }
+                        other if parts.is_empty() => Ok(other),
+                        other => Err(ClientError::Protocol(format!("parts of a status before {other:?}"))),
+                    };
+                }
+                ServerMessage::Partial { id: got, tunnel } if got == id => parts.push(*tunnel),
                 ServerMessage::Event { event } => self.events.push_back(event),
                 other => return Err(ClientError::Protocol(format!("{other:?} while awaiting response {id}"))),
             }
@@ -150,6 +198,14 @@ impl Client {
         }
     }
 
+    /// Takes the tunnel to `profile` in place (or brings it up): its status after, and what was done.
+    pub async fn apply(&mut self, profile: Profile) -> Result<(TunnelStatus, Vec<String>), ClientError> {
+        match self.request(Request::Apply { profile: Box::new(profile) }).await? {
+            Response::Applied { status, changes } => Ok((status, changes)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Brings down the named tunnel, or all the caller may when `name` is `None`.
     pub async fn down(&mut self, name: Option<&str>) -> Result<Vec<String>, ClientError> {
         let request = match name {
@@ -162,7 +218,8 @@ impl Client {
         }
     }
 
-    pub async fn status(&mut self, name: Option<&str>) -> Result<Vec<TunnelStatus>, ClientError> {
+    /// The tunnels the helper has, yours in full and other users' as their name, kind, state and owner.
+    pub async fn status(&mut self, name: Option<&str>) -> Result<Vec<TunnelView>, ClientError> {
         match self.request(Request::Status { name: name.map(str::to_owned) }).await? {
             Response::Status { tunnels } => Ok(tunnels),
             other => Err(unexpected(&other)),
@@ -182,6 +239,71 @@ impl Client {
     }
 }
 
+/// The name of the group that owns the socket at `path`: the group a caller must be in to pass its mode.
+fn socket_group(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return crate::DEFAULT_GROUP.into() };
+    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid())) {
+        Ok(Some(group)) => group.name,
+        _ => format!("gid {}", meta.gid()),
+    }
+}
+
 fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("an unexpected response {response:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    type Server = Framed<UnixStream, JsonCodec<ClientMessage, ServerMessage>>;
+
+    fn socket(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("culvert-client-{tag}-{}.sock", std::process::id()))
+    }
+
+    /// A helper that says hello (announcing `bound`) and then reads requests without ever answering them.
+    async fn silent_helper(path: &Path, bound_ms: u64, hello: bool) -> tokio::task::JoinHandle<()> {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut server: Server = Framed::new(stream, JsonCodec::default());
+            let _ = server.next().await;
+            if hello {
+                let hello = ServerMessage::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    helper_version: "test".into(),
+                    request_timeout_ms: bound_ms,
+                };
+                server.send(hello).await.unwrap();
+            }
+            while server.next().await.is_some() {}
+        })
+    }
+
+    /// A helper that does not answer is reported after its own bound and a margin, not waited for forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_helper_is_given_up_on_after_its_bound() {
+        let path = socket("silent");
+        let _server = silent_helper(&path, 2_000, true).await;
+        let mut client = Client::connect(&path).await.unwrap();
+        match client.status(None).await {
+            Err(e @ ClientError::NoAnswer { waited, .. }) => {
+                assert_eq!(waited, Duration::from_secs(2) + RESPONSE_MARGIN);
+                assert!(e.to_string().contains("did not answer within 7 s"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let path = socket("mute");
+        let _server = silent_helper(&path, 0, false).await;
+        match Client::connect(&path).await {
+            Err(ClientError::NoAnswer { waited, .. }) => assert_eq!(waited, HELLO_TIMEOUT),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_file(socket("silent"));
+        let _ = std::fs::remove_file(path);
+    }
 }

@@ -56,6 +56,14 @@ impl SecretKey {
         &self.0
     }
 
+    /// Whether a Diffie-Hellman with `peer` gives a real shared secret. The small-order points (the all-zero key
+    /// among them) give all zeros, whoever we are: a session with such a "peer" would have keys anyone can
+    /// compute.
+    pub fn agrees_with(&self, peer: &PublicKey) -> bool {
+        let secret = x25519_dalek::StaticSecret::from(*self.0);
+        secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer.0)).was_contributory()
+    }
+
     /// The key as base64, for writing it to a file the user asked for.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(*self.0))

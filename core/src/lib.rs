@@ -5,8 +5,10 @@
 //! * [`ipc`]: the messages between clients and `culvertd`, and their framing on the Unix socket.
 //! * [`client`]: the async client the CLI (and later the desktop app) talk to the helper with.
 //! * [`stats`]: the status and counter snapshots the helper reports, and rates computed from them.
+//! * [`wire`]: a checked view of IP headers, shared by the data plane and the packet views.
 
 pub mod client;
+pub mod fuzzing;
 pub mod ifname;
 pub mod ipc;
 pub mod keys;
@@ -14,6 +16,7 @@ pub mod mac;
 pub mod packets;
 pub mod profile;
 pub mod stats;
+pub mod wire;
 
 /// Where `culvertd` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/culvert/culvertd.sock";

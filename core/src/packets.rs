@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::wire;
+
 /// Which way a packet crossed the tunnel: `out` from this host into the tunnel, `in` from the tunnel to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -59,13 +61,13 @@ pub fn parse(at_ms: u64, direction: Direction, bytes: &[u8], ethernet: bool) -> 
         len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
     };
     let ip = if ethernet {
-        match bytes.get(12..14) {
-            Some([0x08, 0x00]) | Some([0x86, 0xdd]) => &bytes[14..],
-            Some([0x08, 0x06]) => {
+        match wire::ethernet(bytes) {
+            Some((wire::ETHERTYPE_IPV4 | wire::ETHERTYPE_IPV6, ip)) => ip,
+            Some((wire::ETHERTYPE_ARP, _)) => {
                 s.protocol = "arp".into();
                 return s;
             }
-            Some(t) => {
+            Some((t, _)) => {
                 s.protocol = format!("ethertype 0x{:02x}{:02x}", t[0], t[1]);
                 return s;
             }
@@ -74,31 +76,19 @@ pub fn parse(at_ms: u64, direction: Direction, bytes: &[u8], ethernet: bool) -> 
     } else {
         bytes
     };
-    let (proto, l4) = match ip.first().map(|b| b >> 4) {
-        Some(4) if ip.len() >= 20 => {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            s.src = Some(IpAddr::from([ip[12], ip[13], ip[14], ip[15]]));
-            s.dst = Some(IpAddr::from([ip[16], ip[17], ip[18], ip[19]]));
-            (ip[9], ip.get(ihl.max(20)..).unwrap_or(&[]))
-        }
-        Some(6) if ip.len() >= 40 => {
-            let octets = |r: std::ops::Range<usize>| -> [u8; 16] { ip[r].try_into().unwrap_or([0; 16]) };
-            s.src = Some(IpAddr::from(octets(8..24)));
-            s.dst = Some(IpAddr::from(octets(24..40)));
-            (ip[6], &ip[40..])
-        }
-        _ => return s,
-    };
-    s.protocol = match proto {
+    let Some(ip) = wire::Ip::new_checked(ip) else { return s };
+    s.src = Some(ip.source());
+    s.dst = Some(ip.destination());
+    s.protocol = match ip.protocol() {
         6 => "tcp".into(),
         17 => "udp".into(),
         1 => "icmp".into(),
         58 => "icmpv6".into(),
         n => n.to_string(),
     };
-    if matches!(proto, 6 | 17) && l4.len() >= 4 {
-        s.src_port = Some(u16::from_be_bytes([l4[0], l4[1]]));
-        s.dst_port = Some(u16::from_be_bytes([l4[2], l4[3]]));
+    if let Some((src, dst)) = ip.ports() {
+        s.src_port = Some(src);
+        s.dst_port = Some(dst);
     }
     s
 }
@@ -134,6 +124,9 @@ mod tests {
             assert!(s.src.is_none() || junk.len() >= 20, "{junk:?}");
             let _ = parse(0, Direction::In, junk, true);
         }
+        let mut frame = vec![0u8; 20];
+        frame[12..14].copy_from_slice(&[0x88, 0xcc]);
+        assert_eq!(parse(0, Direction::In, &frame, true).protocol, "ethertype 0x88cc");
         // An IHL pointing past the end gives no ports, not a panic.
         let mut p = vec![0u8; 20];
         p[0] = 0x4f;

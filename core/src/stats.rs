@@ -32,6 +32,56 @@ pub struct TunnelStatus {
     pub peers: Vec<PeerStatus>,
 }
 
+/// A tunnel as one caller may see it: in full when it is theirs (or they are root), else only who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TunnelView {
+    Full(TunnelStatus),
+    Other(OtherTunnel),
+}
+
+/// Another user's tunnel: its name, kind, state and owner, and nothing of its addresses, peers or traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(deny_unknown_fields)]
+pub struct OtherTunnel {
+    pub name: String,
+    pub kind: Kind,
+    pub state: TunnelState,
+    pub owner_uid: u32,
+}
+
+impl TunnelView {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Full(t) => &t.name,
+            Self::Other(t) => &t.name,
+        }
+    }
+
+    pub fn owner_uid(&self) -> u32 {
+        match self {
+            Self::Full(t) => t.owner_uid,
+            Self::Other(t) => t.owner_uid,
+        }
+    }
+
+    /// The whole status, when the caller may see it.
+    pub fn full(&self) -> Option<&TunnelStatus> {
+        match self {
+            Self::Full(t) => Some(t),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl TunnelStatus {
+    /// What a caller who is neither the owner nor root is shown.
+    pub fn for_others(&self) -> OtherTunnel {
+        OtherTunnel { name: self.name.clone(), kind: self.kind, state: self.state, owner_uid: self.owner_uid }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub enum TunnelState {
@@ -73,6 +123,10 @@ pub struct Counters {
     /// Dropped packets by reason, such as `no_route` or `unknown_peer`.
     #[ts(type = "Record<string, number>")]
     pub drops: BTreeMap<String, u64>,
+    /// WireGuard: cookie replies sent to handshakes refused under load (each also counted as `rate_limited`).
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub cookie_replies: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -209,5 +263,14 @@ mod tests {
         }
         assert_eq!(v["state"], "up");
         assert_eq!(v["drops"]["no_route"], 2);
+
+        // Another user sees four keys, and both forms read back as what they were.
+        let other = serde_json::to_value(TunnelView::Other(s.for_others())).unwrap();
+        let keys: Vec<&String> = other.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["kind", "name", "owner_uid", "state"]);
+        for view in [TunnelView::Full(s.clone()), TunnelView::Other(s.for_others())] {
+            let text = serde_json::to_string(&view).unwrap();
+            assert_eq!(serde_json::from_str::<TunnelView>(&text).unwrap(), view);
+        }
     }
 }

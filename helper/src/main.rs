@@ -1,24 +1,18 @@
-//! culvertd: Culvert's privileged helper.
-//!
-//! It owns everything that touches the kernel (TUN devices, addresses, routes) and the userspace data plane,
-//! and serves clients on an authenticated Unix socket. See ARCHITECTURE.md for the whole picture.
-
-mod clock;
-mod control;
-mod dataplane;
-mod system;
-mod tunnel;
+//! culvertd: Culvert's privileged helper (the library `culvert_helper` is all of it but this start-up).
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
-use control::{Access, Helper, connection, listener};
-use system::state_dir::StateDir;
-use system::{Netlink, Records};
+use culvert_helper::clock;
+use culvert_helper::control::admission::{self, Admission, Limits};
+use culvert_helper::control::{self, Access, Helper, connection, listener};
+use culvert_helper::system::state_dir::StateDir;
+use culvert_helper::system::{self, Netlink, Records};
 
 #[derive(Debug, Parser)]
 #[command(name = "culvertd", version, about = "Culvert's privileged helper: tunnels, routes and the data plane")]
@@ -32,6 +26,15 @@ struct Args {
     /// Members of this group may use the helper; if it does not exist, only root may.
     #[arg(long, default_value = culvert_core::DEFAULT_GROUP)]
     group: String,
+    /// Clients served at once, in all; more are refused with a message that says so.
+    #[arg(long, default_value_t = admission::DEFAULT_TOTAL, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Clients served at once for each user other than root.
+    #[arg(long, default_value_t = admission::DEFAULT_PER_USER, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_user: u32,
+    /// Seconds culvertd works on one request (bringing a tunnel up, say) before it undoes it and answers why.
+    #[arg(long, default_value_t = control::helper::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,7 +54,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // A host-name lookup still running (getaddrinfo cannot be cancelled) must not hold the exit up: every tunnel
+    // is down and recorded by now.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("culvertd: {e:#}");
@@ -69,6 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     listener::check_free(&args.socket)?;
     let netlink = Netlink::connect().context("cannot open a netlink socket")?;
     let records = Records::open(state.path()).with_context(|| format!("cannot use {}", state.path().display()))?;
+    raise_open_file_limit(args.max_connections as usize);
     let access = Access::for_group(&args.group);
     if access.gid.is_none() {
         tracing::warn!(
@@ -77,7 +85,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.group
         );
     }
-    let helper = Arc::new(Helper::new(netlink, records, access));
+    let limits = Limits { total: args.max_connections as usize, per_user: args.max_connections_per_user as usize };
+    let timeout = Duration::from_secs(args.request_timeout);
+    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout));
     let cleaned = helper.recover().await.context("cannot read the records in the state directory")?;
     if cleaned > 0 {
         tracing::info!("removed what {cleaned} tunnel(s) of a previous run left behind");
@@ -88,11 +98,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(system::memory::trim_when_released());
+    tokio::spawn(helper.clone().serve_uapi_sets());
+    let mut backoff = listener::Backoff::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(connection::serve(helper.clone(), stream)); }
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    tokio::spawn(connection::serve(helper.clone(), stream));
+                }
+                Err(e) => {
+                    if let Some(pause) = backoff.after(&e, helper.admission.open()) {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -104,4 +124,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&args.socket);
     drop(state);
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: each client and each tunnel takes descriptors, and the
+/// soft default (1024) is below what `--max-connections` allows. Says so when the hard limit is the bound.
+fn raise_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+    }
+    // Room for the tunnels' devices, sockets and netlink beside the clients.
+    let wanted = max_connections as u64 + 256;
+    if hard < wanted {
+        tracing::warn!(
+            "the open-file limit is {hard}, below the {wanted} that --max-connections {max_connections} may need: \
+             clients beyond it wait until others leave (raise LimitNOFILE, or `ulimit -n`)"
+        );
+    }
 }

@@ -1,35 +1,20 @@
 //! The commands the UI invokes. Errors are one sentence for the user, as culvert's CLI prints them.
 
-use std::path::PathBuf;
-
 use culvert_core::client::Client;
 use culvert_core::packets::Sampling;
 use culvert_core::stats::TunnelStatus;
 use culvert_store::Store;
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, State};
 
-use crate::link;
+use crate::culvertd::{self, client};
 use crate::model::{HelperState, PacketBatch, ProfileSummary};
+use crate::profiles::with_store;
+use crate::state::Notices;
 
-/// Runs a store operation off the async runtime: the keyring's D-Bus calls block.
-async fn with_store<T: Send + 'static>(
-    f: impl FnOnce(&Store) -> Result<T, culvert_store::StoreError> + Send + 'static,
-) -> Result<T, String> {
-    tauri::async_runtime::spawn_blocking(move || {
-        let store = Store::open_default().map_err(|e| e.to_string())?;
-        f(&store).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-async fn client() -> Result<Client, String> {
-    Client::connect(&link::socket()).await.map_err(|e| e.to_string())
-}
-
-#[tauri::command]
+/// Whether culvertd answers, and if not, why and what to do.
+#[culvert_app_macros::command]
 pub async fn helper_state() -> HelperState {
-    let socket = link::socket();
+    let socket = culvertd::socket();
     let shown = socket.display().to_string();
     match Client::connect(&socket).await {
         Ok(c) => HelperState::ok(&shown, c.helper_version()),
@@ -50,28 +35,21 @@ pub fn summaries(store: &Store) -> Result<Vec<ProfileSummary>, culvert_store::St
         .collect())
 }
 
-#[tauri::command]
+/// The stored profiles, by name; a file that is not a profile is listed with its problem.
+#[culvert_app_macros::command]
 pub async fn list_profiles() -> Result<Vec<ProfileSummary>, String> {
     with_store(summaries).await
 }
 
 /// Stores a profile from a file's name and text (the UI reads the file: a dialog or a drop).
-#[tauri::command]
+#[culvert_app_macros::command]
 pub async fn import_profile(file_name: String, text: String) -> Result<ProfileSummary, String> {
     let base = std::path::Path::new(&file_name).file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
     if !(base.ends_with(".conf") || base.ends_with(".toml")) {
         return Err(format!("{file_name} is not a profile: import a .conf (wg-quick) or .toml file"));
     }
     with_store(move |store| {
-        // The store reads profiles from files; this one goes through a private directory that is removed after.
-        let dir =
-            private_dir().map_err(|source| culvert_store::StoreError::Io { path: std::env::temp_dir(), source })?;
-        let path = dir.join(&base);
-        let result = culvert_store::write_atomically(&path, text.as_bytes())
-            .map_err(|source| culvert_store::StoreError::Io { path: path.clone(), source })
-            .and_then(|()| store.import(&path));
-        let _ = std::fs::remove_dir_all(&dir);
-        let p = result?;
+        let p = store.import_text(std::path::Path::new(&base), &text)?;
         Ok(ProfileSummary {
             name: p.name.clone(),
             kind: Some(p.kind()),
@@ -82,14 +60,8 @@ pub async fn import_profile(file_name: String, text: String) -> Result<ProfileSu
     .await
 }
 
-fn private_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("culvert-import-{}-{}", std::process::id(), link::unique()));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(dir)
-}
-
-#[tauri::command]
+/// Removes a stored profile and its keys.
+#[culvert_app_macros::command]
 pub async fn remove_profile(name: String) -> Result<(), String> {
     with_store(move |s| {
         s.remove(&name)?;
@@ -99,49 +71,22 @@ pub async fn remove_profile(name: String) -> Result<(), String> {
     .await
 }
 
-#[tauri::command]
+/// The profile as a file to hand to someone: wg-quick for WireGuard (keys included), TOML for the others.
+#[culvert_app_macros::command]
 pub async fn export_profile(name: String) -> Result<String, String> {
     with_store(move |s| s.export(&name)).await
 }
 
-#[tauri::command]
+/// Brings the stored profile's tunnel up.
+#[culvert_app_macros::command]
 pub async fn connect(name: String) -> Result<TunnelStatus, String> {
-    let profile = with_store(move |s| s.load(&name)).await?;
-    client().await?.up(profile).await.map_err(|e| e.to_string())
+    culvertd::connect(name).await
 }
 
-pub const NOTICE_EVENT: &str = "culvert://notice";
-
-/// Every notice of this run: the page may start listening after the first ones were sent.
-#[derive(Debug, Default)]
-pub struct Notices(pub std::sync::Mutex<Vec<String>>);
-
-fn notice(app: &AppHandle, message: String) {
-    use tauri::Manager;
-    if let Some(n) = app.try_state::<Notices>() {
-        n.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(message.clone());
-    }
-    let _ = app.emit(NOTICE_EVENT, message);
-}
-
-#[tauri::command]
+/// Every notice of this run so far: those sent before the page listened are only here.
+#[culvert_app_macros::command]
 pub fn notices(notices: State<'_, Notices>) -> Vec<String> {
     notices.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-}
-
-/// Brings up the profiles the settings list for launch, once the helper answers; each failure is told to the
-/// user (the UI's error line) and logged, and does not stop the others.
-pub async fn connect_on_launch(app: AppHandle, already_up: Vec<String>) {
-    let wanted = crate::settings::load().connect_on_launch;
-    for name in wanted.into_iter().filter(|n| !already_up.contains(n)) {
-        match connect(name.clone()).await {
-            Ok(_) => tracing::info!("connected {name} on launch"),
-            Err(e) => {
-                tracing::warn!("cannot connect {name} on launch: {e}");
-                notice(&app, format!("Connect on launch: {name}: {e}"));
-            }
-        }
-    }
 }
 
 fn settings_view(app: &AppHandle, settings: crate::settings::Settings) -> crate::settings::SettingsView {
@@ -155,13 +100,14 @@ fn settings_view(app: &AppHandle, settings: crate::settings::Settings) -> crate:
     crate::settings::SettingsView { settings, start_at_login, tray }
 }
 
-#[tauri::command]
+/// The app's settings and whether it starts at login.
+#[culvert_app_macros::command]
 pub fn get_settings(app: AppHandle) -> crate::settings::SettingsView {
     settings_view(&app, crate::settings::load())
 }
 
 /// Saves the settings and adds or removes the autostart entry; answers with what is now true.
-#[tauri::command]
+#[culvert_app_macros::command]
 pub fn set_settings(
     app: AppHandle,
     settings: crate::settings::Settings,
@@ -178,7 +124,7 @@ pub fn set_settings(
 }
 
 /// A tunnel's daily totals for the last `days` days, for the usage chart.
-#[tauri::command]
+#[culvert_app_macros::command]
 pub fn usage(
     usage: State<'_, crate::usage::Usage>,
     name: String,
@@ -189,9 +135,10 @@ pub fn usage(
         .unwrap_or_else(|| Err("usage totals are not kept this run: see the app's log for why".into()))
 }
 
-#[tauri::command]
+/// Takes the tunnel down.
+#[culvert_app_macros::command]
 pub async fn disconnect(name: String) -> Result<(), String> {
-    client().await?.down(Some(&name)).await.map(|_| ()).map_err(|e| e.to_string())
+    culvertd::disconnect(name).await
 }
 
 /// The packet view's subscription, if one is open. The lock is held for a whole `watch_packets`, so that two
@@ -199,13 +146,12 @@ pub async fn disconnect(name: String) -> Result<(), String> {
 #[derive(Debug, Default)]
 pub struct PacketWatch(pub tokio::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>);
 
-pub const PACKETS_EVENT: &str = "culvert://packets";
 /// Packet batches come this often.
 const PACKET_INTERVAL_MS: u32 = 250;
 
 /// Starts streaming `name`'s sampled packets to the UI (every packet: the helper bounds what it keeps), or
-/// stops with `None`.
-#[tauri::command]
+/// stops when given no name.
+#[culvert_app_macros::command]
 pub async fn watch_packets(app: AppHandle, watch: State<'_, PacketWatch>, name: Option<String>) -> Result<(), String> {
     let mut current = watch.0.lock().await;
     if let Some(old) = current.take() {
@@ -218,7 +164,7 @@ pub async fn watch_packets(app: AppHandle, watch: State<'_, PacketWatch>, name: 
         while let Ok(event) = c.next_event().await {
             match event {
                 culvert_core::ipc::Event::PacketSamples { name, samples, missed } => {
-                    let _ = app.emit(PACKETS_EVENT, PacketBatch { name, samples, missed });
+                    let _ = crate::bindings::PACKETS.emit(&app, &PacketBatch { name, samples, missed });
                 }
                 culvert_core::ipc::Event::TunnelDown { .. } => break,
                 _ => {}
@@ -229,32 +175,44 @@ pub async fn watch_packets(app: AppHandle, watch: State<'_, PacketWatch>, name: 
     Ok(())
 }
 
-/// Checks a form's draft with the CLI's and the helper's rules; `None` when it is a valid profile.
-#[tauri::command]
+/// Checks a form's draft with the CLI's and the helper's rules; nothing when it is a valid profile.
+#[culvert_app_macros::command]
 pub async fn validate_profile(
     name: String,
-    draft: serde_json::Value,
+    draft: crate::forms::FormDraft,
     original: Option<String>,
 ) -> Option<crate::forms::FormError> {
     let stored = match original {
         Some(o) => with_store(move |s| s.load(&o)).await.ok(),
         None => None,
     };
-    crate::forms::parse(&name, &draft, stored.as_ref()).err()
+    crate::forms::parse(&name, draft, stored.as_ref()).err()
 }
 
 /// Saves a form's draft as profile `name`; `original` is the stored profile it edits (renamed when the name
-/// changed). Keys go to the keyring as on import.
-#[tauri::command]
+/// changed). Keys go to the keyring as on import. When this user's tunnel of that name is up, the saved profile is
+/// applied to it live (`culvert apply`), and what that did is in the answer.
+#[culvert_app_macros::command]
 pub async fn save_profile(
     name: String,
-    draft: serde_json::Value,
+    draft: crate::forms::FormDraft,
+    original: Option<String>,
+) -> Result<crate::model::Saved, String> {
+    let renamed = original.as_deref().is_some_and(|o| o != name);
+    let summary = store_draft(name.clone(), draft, original).await?;
+    let live = if renamed { None } else { culvertd::apply_if_up(&name).await };
+    Ok(crate::model::Saved { summary, live })
+}
+
+async fn store_draft(
+    name: String,
+    draft: crate::forms::FormDraft,
     original: Option<String>,
 ) -> Result<ProfileSummary, String> {
     with_store(move |store| {
         let stored = original.as_deref().map(|o| store.load(o)).transpose()?;
         let profile =
-            crate::forms::parse(&name, &draft, stored.as_ref()).map_err(|e| culvert_store::StoreError::Corrupt {
+            crate::forms::parse(&name, draft, stored.as_ref()).map_err(|e| culvert_store::StoreError::Corrupt {
                 name: name.clone(),
                 path: store.dir().join(format!("{name}.toml")),
                 problem: culvert_core::profile::FileProblem::Field(culvert_core::profile::ProfileError {
@@ -277,13 +235,13 @@ pub async fn save_profile(
 }
 
 /// A stored profile's draft for its edit form, without secrets.
-#[tauri::command]
+#[culvert_app_macros::command]
 pub async fn load_profile(name: String) -> Result<crate::forms::Editable, String> {
     with_store(move |s| s.load(&name).map(|p| crate::forms::editable(&p))).await
 }
 
 /// A new WireGuard key pair for a form, as `culvert genkey` makes it.
-#[tauri::command]
+#[culvert_app_macros::command]
 pub fn generate_keypair() -> crate::forms::KeyPair {
     crate::forms::keypair()
 }

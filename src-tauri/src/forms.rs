@@ -1,13 +1,13 @@
 //! Creating and editing profiles in the app's forms, with exactly the rules of the CLI and the helper.
 //!
-//! A form's draft is the profile's TOML table as a JSON object (the keys of the README's examples: `kind`,
-//! `address`, `listen_port`, `peer`...). It is checked by turning it into TOML text and parsing that with
-//! culvert-core, so every error names the same field with the same fix as `culvert up` would. A WireGuard
-//! draft's `private_key` may be left out when editing: the stored key is kept.
+//! A form's draft is the profile file's schema ([`Draft`]) as JSON: the keys of the README's examples (`kind`,
+//! `address`, `listen_port`, `peer`...), its TypeScript type generated from the Rust one. It is read and checked
+//! by culvert-core as a file is, so every error names the same field with the same fix as `culvert up` would. A
+//! WireGuard draft's secrets may be left out when editing: the stored ones are kept.
 
 use culvert_core::keys::SecretKey;
-use culvert_core::profile::{self, FileProblem, Profile, Tunnel};
-use serde::Serialize;
+use culvert_core::profile::{Draft, FileProblem, Profile, Tunnel};
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::model::ProfileSummary;
@@ -21,12 +21,17 @@ pub struct FormError {
     pub fix: String,
 }
 
+/// What a form sends: the [`Draft`]'s keys as far as they are filled in. It may lack keys or hold values of the
+/// wrong type; [`parse`] says which, as it would of a file.
+#[derive(Debug, Clone, PartialEq, Deserialize, TS)]
+#[ts(export)]
+pub struct FormDraft(#[ts(type = "Record<string, unknown>")] pub serde_json::Value);
+
 /// A stored profile opened for editing: its draft without secrets, and this host's public key if it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]
 pub struct Editable {
-    #[ts(type = "Record<string, unknown>")]
-    pub draft: serde_json::Value,
+    pub draft: Draft,
     pub public_key: Option<String>,
 }
 
@@ -49,57 +54,33 @@ fn problem(e: FileProblem) -> FormError {
     }
 }
 
-/// The draft as a profile, its private key taken from `stored` when the draft has none.
-pub fn parse(name: &str, draft: &serde_json::Value, stored: Option<&Profile>) -> Result<Profile, FormError> {
-    let mut table: toml::Table = serde_json::from_value(draft.clone()).map_err(|e| FormError {
-        field: None,
-        problem: format!("the form's data is not a profile: {e}"),
-        fix: "fill in the fields again".into(),
-    })?;
-    // Secrets the form never holds come back from the stored profile: its private key, and each peer's
-    // preshared key (by the peer's public key).
-    if table.get("kind").and_then(toml::Value::as_str) == Some("wireguard")
-        && let Some(Profile { tunnel: Tunnel::Wireguard(w), .. }) = stored
-    {
-        if !table.contains_key("private_key") {
-            table.insert("private_key".into(), toml::Value::String(w.private_key.to_base64().to_string()));
-        }
-        if let Some(toml::Value::Array(peers)) = table.get_mut("peer") {
-            for peer in peers.iter_mut().filter_map(toml::Value::as_table_mut) {
-                let key = peer.get("public_key").and_then(toml::Value::as_str).map(str::to_owned);
-                let stored_psk = w
-                    .peers
-                    .iter()
-                    .find(|p| Some(p.public_key.to_string()) == key)
-                    .and_then(|p| p.preshared_key.as_ref());
-                if let (false, Some(psk)) = (peer.contains_key("preshared_key"), stored_psk) {
-                    peer.insert("preshared_key".into(), toml::Value::String(psk.to_base64().to_string()));
-                }
+/// The draft as a profile, the secrets it leaves out taken from `stored`: its private key, and each peer's
+/// preshared key (by the peer's public key).
+pub fn parse(name: &str, draft: FormDraft, stored: Option<&Profile>) -> Result<Profile, FormError> {
+    let mut draft = Draft::from_json(draft.0).map_err(problem)?;
+    if let (Draft::Wireguard(d), Some(Profile { tunnel: Tunnel::Wireguard(w), .. })) = (&mut draft, stored) {
+        d.private_key.get_or_insert_with(|| w.private_key.to_base64().to_string());
+        for peer in &mut d.peer {
+            let stored_psk = w
+                .peers
+                .iter()
+                .find(|p| p.public_key.to_string() == peer.public_key)
+                .and_then(|p| p.preshared_key.as_ref());
+            if let (None, Some(psk)) = (&peer.preshared_key, stored_psk) {
+                peer.preshared_key = Some(psk.to_base64().to_string());
             }
         }
     }
-    let text = toml::to_string(&table).map_err(|e| FormError {
-        field: None,
-        problem: format!("the form's data is not a profile: {e}"),
-        fix: "fill in the fields again".into(),
-    })?;
-    profile::parse_toml(name, &text).map_err(problem)
+    draft.into_profile(name).map_err(|e| problem(FileProblem::Field(e)))
 }
 
 /// A stored profile's draft, without its secrets.
 pub fn editable(profile: &Profile) -> Editable {
-    let mut table: toml::Table = profile::write_toml(profile).parse().unwrap_or_default();
-    table.remove("private_key");
-    if let Some(toml::Value::Array(peers)) = table.get_mut("peer") {
-        for peer in peers.iter_mut().filter_map(toml::Value::as_table_mut) {
-            peer.remove("preshared_key");
-        }
-    }
     let public_key = match &profile.tunnel {
         Tunnel::Wireguard(w) => Some(w.private_key.public_key().to_string()),
         _ => None,
     };
-    Editable { draft: serde_json::to_value(table).unwrap_or_default(), public_key }
+    Editable { draft: Draft::from(profile).without_secrets(), public_key }
 }
 
 pub fn summary(p: &Profile) -> ProfileSummary {
@@ -132,27 +113,29 @@ mod tests {
     fn errors_name_the_field_as_the_cli_does() {
         let mut d = wg(Some("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="));
         d["peer"][0]["allowed_ips"] = json!(["10.8.0.2/33"]);
-        let e = parse("office", &d, None).unwrap_err();
+        let e = parse("office", FormDraft(d.clone()), None).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("peer[0].allowed_ips[0]"));
         d["peer"][0]["allowed_ips"] = json!(["10.8.0.2/32"]);
         d["listen_port"] = json!(70000);
-        assert_eq!(parse("office", &d, None).unwrap_err().field.as_deref(), Some("listen_port"));
-        let e = parse("bad name", &json!({"kind": "hostgw", "peer": []}), None).unwrap_err();
+        assert_eq!(parse("office", FormDraft(d.clone()), None).unwrap_err().field.as_deref(), Some("listen_port"));
+        let e = parse("bad name", FormDraft(json!({"kind": "hostgw", "peer": []})), None).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"), "{e:?}");
-        let e = parse("gw", &json!({"kind": "hostgw", "peer": []}), None).unwrap_err();
+        let e = parse("gw", FormDraft(json!({"kind": "hostgw", "peer": []})), None).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("peer"), "{e:?}");
     }
 
     #[test]
     fn editing_keeps_the_stored_key_and_never_shows_it() {
-        let stored = parse("office", &wg(Some("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=")), None).unwrap();
+        let stored =
+            parse("office", FormDraft(wg(Some("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="))), None).unwrap();
         let e = editable(&stored);
-        assert!(e.draft.get("private_key").is_none(), "{}", e.draft);
+        let Draft::Wireguard(d) = &e.draft else { panic!("{:?}", e.draft) };
+        assert_eq!(d.private_key, None);
         assert_eq!(e.public_key.as_deref(), Some("HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="));
-        let saved = parse("office", &e.draft, Some(&stored)).unwrap();
+        let saved = parse("office", FormDraft(serde_json::to_value(&e.draft).unwrap()), Some(&stored)).unwrap();
         assert_eq!(saved, stored);
         // A new WireGuard profile needs its key, and the error says which field.
-        let e = parse("office", &wg(None), None).unwrap_err();
+        let e = parse("office", FormDraft(wg(None)), None).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("private_key"), "{e:?}");
     }
 
@@ -160,10 +143,11 @@ mod tests {
     fn editing_keeps_the_stored_preshared_keys() {
         let mut d = wg(Some("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="));
         d["peer"][0]["preshared_key"] = json!("/UwcSPg38hW/D9Y3tcS1FOV0K1wuURMbS0sesJEP5ak=");
-        let stored = parse("office", &d, None).unwrap();
+        let stored = parse("office", FormDraft(d.clone()), None).unwrap();
         let e = editable(&stored);
-        assert!(e.draft["peer"][0].get("preshared_key").is_none());
-        assert_eq!(parse("office", &e.draft, Some(&stored)).unwrap(), stored);
+        let Draft::Wireguard(w) = &e.draft else { panic!("{:?}", e.draft) };
+        assert_eq!(w.peer[0].preshared_key, None);
+        assert_eq!(parse("office", FormDraft(serde_json::to_value(&e.draft).unwrap()), Some(&stored)).unwrap(), stored);
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! Culvert's desktop app: an unprivileged Tauri 2 app that talks to culvertd only through culvert-core's client,
 //! keeps profiles in culvert-store (keys in the Secret Service), and shows live traffic, packets and a tray.
 
+mod bindings;
 mod commands;
+mod culvertd;
 mod forms;
+mod launch;
 mod link;
 pub mod model;
+mod profiles;
 mod settings;
+mod state;
 mod tray;
 mod usage;
+mod window;
 
 use tauri::Manager;
 
@@ -21,31 +27,14 @@ pub fn run() {
         .init();
     let app = tauri::Builder::default()
         // First, so that a second launch only shows the running app's window (over the session bus).
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_main_window(app)))
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| window::show_main(app)))
         .plugin(tauri_plugin_autostart::Builder::new().build())
-        .manage(link::Latest::default())
+        .manage(state::Latest::default())
         .manage(usage::Usage::open_default())
-        .manage(commands::Notices::default())
+        .manage(state::Notices::default())
         .manage(commands::PacketWatch::default())
         .manage(tray::TrayState::default())
-        .invoke_handler(tauri::generate_handler![
-            commands::helper_state,
-            commands::list_profiles,
-            commands::import_profile,
-            commands::remove_profile,
-            commands::export_profile,
-            commands::connect,
-            commands::disconnect,
-            commands::watch_packets,
-            commands::validate_profile,
-            commands::save_profile,
-            commands::load_profile,
-            commands::generate_keypair,
-            commands::get_settings,
-            commands::set_settings,
-            commands::usage,
-            commands::notices,
-        ])
+        .invoke_handler(bindings::invoke_handler!())
         .setup(|app| {
             tray::build(app.handle());
             // The window starts hidden (tauri.conf.json) and shows unless it may start in the tray.
@@ -57,7 +46,7 @@ pub fn run() {
                 if minimized {
                     tracing::info!("start minimized is set, but there is no tray to start in: showing the window");
                 }
-                show_main_window(app.handle());
+                window::show_main(app.handle());
             }
             tauri::async_runtime::spawn(link::run(app.handle().clone()));
             Ok(())
@@ -88,20 +77,4 @@ pub fn run() {
             }
         }
     });
-}
-
-pub(crate) fn show_main_window(app: &tauri::AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
-    }
-}
-
-/// The stored profiles' names, for the tray (no keyring needed to list them).
-pub(crate) fn commands_store_names() -> Vec<String> {
-    culvert_store::Store::open_default()
-        .and_then(|s| s.list())
-        .map(|l| l.into_iter().map(|p| p.name).collect())
-        .unwrap_or_default()
 }

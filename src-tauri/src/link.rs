@@ -1,30 +1,19 @@
 //! The app's link to culvertd: a loop that keeps a connection, asks for every tunnel's status once a second and
 //! pushes a snapshot to the UI and the tray; it reconnects by itself when the helper restarts.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use culvert_core::client::Client;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Manager};
 
 use crate::model::{HelperHealth, HelperState, Snapshot};
 
 /// How often the UI gets a snapshot: the chart's resolution.
 pub const TICK: Duration = Duration::from_secs(1);
-pub const SNAPSHOT_EVENT: &str = "culvert://snapshot";
-
-/// The latest snapshot, for commands and the tray.
-#[derive(Debug, Default)]
-pub struct Latest(pub Mutex<Option<Snapshot>>);
-
-pub fn socket() -> PathBuf {
-    culvert_core::client::socket_path(None)
-}
 
 pub async fn run(app: AppHandle) {
-    let socket = socket();
+    let socket = crate::culvertd::socket();
     let shown = socket.display().to_string();
     let mut client: Option<Client> = None;
     // sysinfo 0.40's constructors are fallible; without it there is simply no health line.
@@ -45,16 +34,17 @@ pub async fn run(app: AppHandle) {
         }
         let Some(c) = client.as_mut() else { continue };
         match c.status(None).await {
-            Ok(tunnels) => {
+            Ok(views) => {
+                let (tunnels, others) = crate::model::split_views(views);
                 if !launched {
                     launched = true;
                     let up = tunnels.iter().map(|t| t.name.clone()).collect();
-                    tauri::async_runtime::spawn(crate::commands::connect_on_launch(app.clone(), up));
+                    tauri::async_runtime::spawn(crate::launch::connect_on_launch(app.clone(), up));
                 }
                 app.state::<crate::usage::Usage>().with(|book| book.observe(&tunnels));
                 let health = c.helper_pid().zip(system.as_mut()).and_then(|(pid, system)| health(system, pid));
                 let helper = HelperState::ok(&shown, c.helper_version());
-                publish(&app, Snapshot { helper, tunnels, health, at_ms: ms(started) });
+                publish(&app, Snapshot { helper, tunnels, others, health, at_ms: ms(started) });
             }
             Err(e) => {
                 // The helper went away (or restarted): say so, and connect afresh on the next tick.
@@ -67,7 +57,13 @@ pub async fn run(app: AppHandle) {
 
 /// What the UI sees while the helper cannot be used: why, and no tunnels.
 fn unusable(socket: &str, e: &culvert_core::client::ClientError, started: std::time::Instant) -> Snapshot {
-    Snapshot { helper: HelperState::from_error(socket, e), tunnels: vec![], health: None, at_ms: ms(started) }
+    Snapshot {
+        helper: HelperState::from_error(socket, e),
+        tunnels: vec![],
+        others: vec![],
+        health: None,
+        at_ms: ms(started),
+    }
 }
 
 fn ms(started: std::time::Instant) -> u64 {
@@ -76,10 +72,10 @@ fn ms(started: std::time::Instant) -> u64 {
 
 fn publish(app: &AppHandle, snapshot: Snapshot) {
     crate::tray::update(app, &snapshot);
-    if let Err(e) = app.emit(SNAPSHOT_EVENT, &snapshot) {
+    if let Err(e) = crate::bindings::SNAPSHOT.emit(app, &snapshot) {
         tracing::debug!("cannot emit a snapshot: {e}");
     }
-    if let Some(latest) = app.try_state::<Latest>() {
+    if let Some(latest) = app.try_state::<crate::state::Latest>() {
         *latest.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot);
     }
 }
@@ -91,10 +87,4 @@ fn health(system: &mut System, pid: u32) -> Option<HelperHealth> {
     system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid_]), true, kind);
     let p = system.process(pid_)?;
     Some(HelperHealth { pid, cpu_percent: p.cpu_usage(), rss_bytes: p.memory() })
-}
-
-/// A number unique within this process, for names of temporary things.
-pub fn unique() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

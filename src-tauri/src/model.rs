@@ -4,7 +4,7 @@ use culvert_core::client::ClientError;
 use culvert_core::ipc::IpcError;
 use culvert_core::packets::PacketSample;
 use culvert_core::profile::Kind;
-use culvert_core::stats::TunnelStatus;
+use culvert_core::stats::{OtherTunnel, TunnelStatus, TunnelView};
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -90,12 +90,31 @@ pub struct HelperHealth {
     pub rss_bytes: u64,
 }
 
+/// What saving a profile did: the stored profile, and for a tunnel of it that is up, what applying it live did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct Saved {
+    pub summary: ProfileSummary,
+    pub live: Option<LiveChange>,
+}
+
+/// A saved profile applied to its running tunnel: done (and what was done), or why it could not be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct LiveChange {
+    pub applied: bool,
+    pub message: String,
+}
+
 /// Pushed about once a second as `culvert://snapshot`.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]
 pub struct Snapshot {
     pub helper: HelperState,
+    /// The tunnels this user may see in full: their own (all, for root).
     pub tunnels: Vec<TunnelStatus>,
+    /// Other users' tunnels, as culvertd shows them: name, kind, state and owner only.
+    pub others: Vec<OtherTunnel>,
     pub health: Option<HelperHealth>,
     #[ts(type = "number")]
     pub at_ms: u64,
@@ -109,4 +128,17 @@ pub struct PacketBatch {
     pub samples: Vec<PacketSample>,
     #[ts(type = "number")]
     pub missed: u64,
+}
+
+/// Splits what culvertd listed into the tunnels shown in full and other users' tunnels.
+pub fn split_views(views: Vec<TunnelView>) -> (Vec<TunnelStatus>, Vec<OtherTunnel>) {
+    let mut full = Vec::new();
+    let mut others = Vec::new();
+    for view in views {
+        match view {
+            TunnelView::Full(t) => full.push(t),
+            TunnelView::Other(o) => others.push(o),
+        }
+    }
+    (full, others)
 }

@@ -89,7 +89,7 @@ pub fn build(app: &AppHandle) {
 /// Brings the tray in line with a snapshot: its icon, and a toggle per stored profile.
 pub fn update(app: &AppHandle, snapshot: &Snapshot) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    let profiles = crate::commands_store_names();
+    let profiles = crate::profiles::store_names();
     let entries: Toggles =
         profiles.into_iter().map(|n| (n.clone(), snapshot.tunnels.iter().any(|t| t.name == n))).collect();
     let look = Look::of(snapshot);
@@ -127,21 +127,21 @@ fn menu(app: &AppHandle, entries: &[(String, bool)]) -> tauri::Result<Menu<tauri
 
 fn on_menu(app: &AppHandle, id: &str) {
     match id {
-        "open" => crate::show_main_window(app),
+        "open" => crate::window::show_main(app),
         "quit" => app.exit(0),
         _ => {
             let Some(name) = id.strip_prefix("toggle:").map(str::to_owned) else { return };
             let up = app
-                .try_state::<crate::link::Latest>()
+                .try_state::<crate::state::Latest>()
                 .and_then(|l| {
                     l.0.lock().ok().and_then(|s| s.as_ref().map(|s| s.tunnels.iter().any(|t| t.name == name)))
                 })
                 .unwrap_or(false);
             tauri::async_runtime::spawn(async move {
                 let result = if up {
-                    crate::commands::disconnect(name.clone()).await
+                    crate::culvertd::disconnect(name.clone()).await
                 } else {
-                    crate::commands::connect(name.clone()).await.map(|_| ())
+                    crate::culvertd::connect(name.clone()).await.map(|_| ())
                 };
                 if let Err(e) = result {
                     tracing::warn!("tray: {name}: {e}");
@@ -178,7 +178,7 @@ mod tests {
                 peers: vec![],
             })
             .collect();
-        Snapshot { helper, tunnels, health: None, at_ms: 0 }
+        Snapshot { helper, tunnels, others: vec![], health: None, at_ms: 0 }
     }
 
     #[test]
@@ -197,7 +197,8 @@ mod tests {
             &ClientError::NotRunning { path: "/nonexistent/s.sock".into() },
         );
         assert!(matches!(not_running.kind, HelperStateKind::NotInstalled | HelperStateKind::NotRunning));
-        let denied = HelperState::from_error("/s", &ClientError::SocketDenied { path: "/s".into() });
+        let denied =
+            HelperState::from_error("/s", &ClientError::SocketDenied { path: "/s".into(), group: "culvert".into() });
         assert_eq!(denied.kind, HelperStateKind::NotAuthorized);
         assert!(denied.message.contains("usermod -aG culvert"), "{}", denied.message);
         let old = HelperState::from_error(

@@ -10,7 +10,8 @@ mod secrets;
 
 use std::path::{Path, PathBuf};
 
-use culvert_core::profile::{self, FileProblem, Kind, Profile, Tunnel};
+use culvert_core::keys::PublicKey;
+use culvert_core::profile::{self, Draft, FileProblem, Kind, Profile, Tunnel, WireguardDraft};
 
 pub use files::write_atomically;
 pub use secrets::Secrets;
@@ -110,7 +111,7 @@ impl Store {
             let Some(name) = profile::name_from_path(&path) else { continue };
             let (kind, problem) = match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|text| files::stored_kind(&text).ok_or_else(|| "no `kind`".to_owned()))
+                .and_then(|text| Draft::from_toml(&text).map(|d| d.kind()).map_err(|e| e.to_string()))
             {
                 Ok(kind) => (Some(kind), None),
                 Err(p) => (None, Some(p)),
@@ -123,7 +124,15 @@ impl Store {
 
     /// Reads a profile file (`.conf` for wg-quick, else TOML), validates it and stores it under its stem.
     pub fn import(&self, file: &Path) -> Result<Profile, StoreError> {
-        let profile = profile::load_file(file)?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| profile::LoadError::Read { path: file.into(), source })?;
+        self.import_text(file, &text)
+    }
+
+    /// Stores the profile of a file's text, named and read by the file's name (`wg0.conf` is a wg-quick file of
+    /// tunnel `wg0`): for text read elsewhere, a file dropped on the app's window, say.
+    pub fn import_text(&self, file_name: &Path, text: &str) -> Result<Profile, StoreError> {
+        let profile = profile::parse_file(file_name, text)?;
         if self.path(&profile.name).exists() {
             return Err(StoreError::Exists(profile.name));
         }
@@ -146,7 +155,7 @@ impl Store {
                 }
             }
         }
-        let text = files::without_secrets(&profile::write_toml(profile));
+        let text = Draft::from(profile).without_secrets().to_toml();
         let path = self.path(&profile.name);
         write_atomically(&path, text.as_bytes()).map_err(|source| StoreError::Io { path, source })
     }
@@ -165,8 +174,27 @@ impl Store {
     /// The stored profile with its secrets from the keyring, ready for `Up`.
     pub fn load(&self, name: &str) -> Result<Profile, StoreError> {
         let (path, text) = self.read(name)?;
-        let full = files::with_secrets(name, &text, &self.secrets)?;
-        profile::parse_toml(name, &full).map_err(|problem| StoreError::Corrupt { name: name.into(), path, problem })
+        let corrupt = |problem| StoreError::Corrupt { name: name.into(), path: path.clone(), problem };
+        let mut draft = Draft::from_toml(&text).map_err(corrupt)?;
+        if let Draft::Wireguard(w) = &mut draft {
+            self.put_secrets_back(name, w)?;
+        }
+        draft.into_profile(name).map_err(|e| corrupt(FileProblem::Field(e)))
+    }
+
+    fn put_secrets_back(&self, name: &str, w: &mut WireguardDraft) -> Result<(), StoreError> {
+        let key = self
+            .secrets
+            .get(&secrets::private_key_account(name))?
+            .ok_or_else(|| StoreError::MissingSecret { name: name.into(), what: "private key".into() })?;
+        w.private_key = Some(key.to_string());
+        for peer in &mut w.peer {
+            let Ok(public) = peer.public_key.parse::<PublicKey>() else { continue };
+            if let Some(psk) = self.secrets.get(&secrets::psk_account(name, &public))? {
+                peer.preshared_key = Some(psk.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// The profile as a file to hand to someone: wg-quick for WireGuard (keys included, as wg-quick files hold
@@ -181,9 +209,9 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         let (path, text) = self.read(name)?;
         std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
-        if files::stored_kind(&text) == Some(Kind::Wireguard) {
+        if let Ok(Draft::Wireguard(w)) = Draft::from_toml(&text) {
             self.secrets.delete(&secrets::private_key_account(name))?;
-            for peer in files::peer_public_keys(&text) {
+            for peer in w.peer.iter().filter_map(|p| p.public_key.parse::<PublicKey>().ok()) {
                 self.secrets.delete(&secrets::psk_account(name, &peer))?;
             }
         }

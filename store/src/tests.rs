@@ -11,11 +11,27 @@ AllowedIPs = 10.8.0.2/32
 Endpoint = 192.0.2.7:51820
 ";
 
-fn scratch(tag: &str) -> PathBuf {
+/// A directory of this test's own, removed when it goes (the test passed or not).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("culvert-store-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 #[test]
@@ -46,7 +62,6 @@ fn keys_go_to_the_keyring_and_never_to_the_file() {
     assert!(store.list().unwrap().is_empty());
     assert!(store.secrets.get(&secrets::private_key_account("office")).unwrap().is_none());
     assert!(matches!(store.load("office"), Err(StoreError::NotFound(_))));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -62,7 +77,6 @@ fn a_profile_whose_key_left_the_keyring_says_how_to_fix_it() {
         e.contains("private key of profile `office` is not in your keyring") && e.contains("culvert import"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A crash mid-write leaves a temporary file beside the profile, never a half-written profile.
@@ -93,12 +107,12 @@ fn atomic_writes_survive_a_crash_mid_write() {
     }
     store.save(&v2).unwrap();
     assert_eq!(store.load("lab").unwrap(), v2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn names_that_are_not_profile_names_are_not_found() {
-    let store = Store::open(scratch("names").join("profiles"), Secrets::in_memory());
+    let dir = scratch("names");
+    let store = Store::open(dir.join("profiles"), Secrets::in_memory());
     for bad in ["../etc/passwd", "", ".hidden", "a/b"] {
         assert!(matches!(store.load(bad), Err(StoreError::NotFound(_))), "{bad}");
     }

@@ -43,6 +43,11 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// What a command wrote to its standard error, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn check(cmd: &mut Command) -> String {
     let out = run(cmd);
@@ -96,6 +101,43 @@ impl Helper {
     /// `culvert --socket <this helper's socket> args...`, run in the root namespace (the socket is a path).
     pub fn culvert(&self, args: &[&str]) -> Output {
         run(Command::new(bin("culvert")).arg("--socket").arg(&self.socket).args(args))
+    }
+
+    /// `culvert` run as another user: `uid`/`gid` with no supplementary groups (no account needed: a process
+    /// whose group is the helper's is a member).
+    pub fn culvert_as(&self, uid: u32, gid: u32, args: &[&str]) -> Output {
+        run(Command::new("setpriv")
+            .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
+            .arg(bin("culvert"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args))
+    }
+
+    /// The names of the records in the helper's state directory: one per tunnel it holds (or failed to undo).
+    pub fn records(&self) -> Vec<String> {
+        fs::read_dir(self.state_dir.join("tunnels"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The helper's resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = self.pid().and_then(|p| fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU time the helper has used, in clock ticks (user and system), from /proc.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = self.pid().and_then(|p| fs::read_to_string(format!("/proc/{p}/stat")).ok()).unwrap_or_default();
+        // Fields after the command (which may hold spaces) begin after its closing parenthesis.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, f)| f.split_whitespace().collect()).unwrap_or_default();
+        let n = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
     }
 
     /// Like [`Helper::culvert`], but must succeed; returns stdout.
@@ -220,12 +262,28 @@ impl Lab {
         extra: &[&str],
         binds: &[(&Path, &str)],
     ) -> Result<Helper> {
+        self.spawn_helper_with(ns, tag, extra, binds, &[])
+    }
+
+    /// Like [`Lab::spawn_helper_with_binds`], with culvertd run by `wrapper` (such as `prlimit --nofile=256`).
+    pub fn spawn_helper_with(
+        &self,
+        ns: &str,
+        tag: &str,
+        extra: &[&str],
+        binds: &[(&Path, &str)],
+        wrapper: &[&str],
+    ) -> Result<Helper> {
         let socket = self.dir.join(format!("{tag}.sock"));
         let state_dir = self.dir.join(format!("{tag}-state"));
         let log = self.dir.join(format!("{tag}-{}.log", unique("")));
         let log_file = fs::File::create(&log)?;
-        let mut cmd = if binds.is_empty() {
+        let mut cmd = if binds.is_empty() && wrapper.is_empty() {
             in_ns(ns, bin("culvertd"))
+        } else if binds.is_empty() {
+            let mut c = in_ns(ns, wrapper[0]);
+            c.args(&wrapper[1..]).arg(bin("culvertd"));
+            c
         } else {
             let mut c = in_ns(ns, "unshare");
             let script = r#"set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done; shift; exec "$@""#;
@@ -233,7 +291,7 @@ impl Lab {
             for (file, target) in binds {
                 c.arg(file).arg(target);
             }
-            c.arg("--").arg(bin("culvertd"));
+            c.arg("--").args(wrapper).arg(bin("culvertd"));
             c
         };
         let child = cmd
@@ -508,5 +566,63 @@ impl SessionKeyring {
         let out =
             run(self.env(&mut Command::new("secret-tool")).args(["lookup", "service", "culvert", "username", account]));
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// A raw connection to a helper that has exchanged hellos and then does only what the test makes it do: send
+/// requests and never read, say, as a stalled client would.
+#[derive(Debug)]
+pub struct RawClient {
+    pub stream: std::os::unix::net::UnixStream,
+}
+
+impl RawClient {
+    /// Connects and sends the hello; with `wait`, reads the helper's answer (which must be its hello).
+    pub fn connect(socket: &Path, wait: bool) -> Result<Self> {
+        let stream = std::os::unix::net::UnixStream::connect(socket)?;
+        let mut c = Self { stream };
+        c.send(&serde_json::json!({"type": "hello", "protocol_version": culvert_core::ipc::PROTOCOL_VERSION}))?;
+        if wait {
+            c.stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let hello = c.read()?;
+            ensure!(hello["type"] == "hello", "the helper answered {hello}");
+        }
+        Ok(c)
+    }
+
+    pub fn send(&mut self, message: &serde_json::Value) -> Result<()> {
+        use std::io::Write;
+        let body = serde_json::to_vec(message)?;
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend(body);
+        self.stream.write_all(&frame)?;
+        Ok(())
+    }
+
+    pub fn read(&mut self) -> Result<serde_json::Value> {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+/// Runs `f` with a client of the helper on `socket`, on a runtime of its own: for requests the CLI would refuse
+/// before sending them (the helper must refuse them itself).
+pub fn with_client<T>(socket: &Path, f: impl AsyncFnOnce(&mut culvert_core::client::Client) -> T) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut client = culvert_core::client::Client::connect(socket).await?;
+        Ok(f(&mut client).await)
+    })
+}
+
+/// Raises this process's soft limit on open files to its hard one, for tests that hold many connections.
+pub fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

@@ -85,6 +85,11 @@ impl Session {
         self.call("POST", &format!("/element/{element}/value"), Some(json!({"text": text}))).map(|_| ())
     }
 
+    /// Empties an input, as a user selecting its text and deleting it would.
+    pub fn clear(&self, element: &str) -> Result<()> {
+        self.call("POST", &format!("/element/{element}/clear"), Some(json!({}))).map(|_| ())
+    }
+
     /// Runs `script` in the page (a function body; `arguments` holds `args`) and returns what it returns.
     pub fn execute(&self, script: &str, args: Value) -> Result<Value> {
         self.call("POST", "/execute/sync", Some(json!({"script": script, "args": args})))

@@ -3,17 +3,7 @@
 
 use std::process::Command;
 
-use culvert_tests::{Lab, bin, in_ns, ip, ping, run, udp_profile};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn records(h: &culvert_tests::Helper) -> Vec<String> {
-    std::fs::read_dir(h.state_dir.join("tunnels"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
-}
+use culvert_tests::{Lab, bin, in_ns, ip, ping, run, stderr, udp_profile};
 
 #[test]
 fn bad_profiles_fail_clearly_and_leave_nothing() {
@@ -52,7 +42,7 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
     assert!(msg.contains("peer[0].allowed_ips[1]") && msg.contains("already exists"), "{msg}");
     assert!(!ip(&["-n", &a, "link", "show"]).contains("cv-half"));
     assert!(!ip(&["-n", &a, "route", "show"]).contains("10.40.0.0"));
-    assert!(records(h).is_empty(), "records left: {:?}", records(h));
+    assert!(h.records().is_empty(), "records left: {:?}", h.records());
 
     // An interface name that belongs to a link Culvert did not create.
     let squat =
@@ -90,16 +80,6 @@ fn no_helper_running_says_how_to_start_it() {
     assert!(stderr(&out).contains("env.sock"), "{}", stderr(&out));
 }
 
-/// Runs the CLI as another user: `uid`/`gid` with no supplementary groups.
-fn culvert_as(uid: u32, gid: u32, socket: &std::path::Path, args: &[&str]) -> std::process::Output {
-    run(Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
-        .arg(bin("culvert"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args))
-}
-
 #[test]
 fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     let mut lab = Lab::new();
@@ -116,15 +96,17 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o660);
     assert_eq!(std::os::unix::fs::MetadataExt::gid(&mode), 65534);
 
-    // Layer 1: the socket's mode.
-    let out = culvert_as(4242, 4242, &socket, &["status"]);
+    // Layer 1: the socket's mode. The advice names the group that owns the socket, the one culvertd was given
+    // (`--group nogroup`), not the default.
+    let out = h.culvert_as(4242, 4242, &["status"]);
     assert!(!out.status.success());
     let msg = stderr(&out);
-    assert!(msg.contains("may not use culvertd's socket") && msg.contains("usermod -aG culvert"), "{msg}");
+    assert!(msg.contains("may not use culvertd's socket") && msg.contains("usermod -aG nogroup"), "{msg}");
+    assert!(!msg.contains("group `culvert`"), "{msg}");
 
     // Layer 2: SO_PEERCRED, with the socket made world-connectable for the test.
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let out = culvert_as(4242, 4242, &socket, &["status"]);
+    let out = h.culvert_as(4242, 4242, &["status"]);
     assert!(!out.status.success());
     let msg = stderr(&out);
     assert!(
@@ -135,14 +117,14 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
 
     // A member of the group is served, and may bring down only its own tunnels.
     h.culvert_ok(&["up", p.to_str().unwrap()]);
-    let out = culvert_as(4242, 65534, &socket, &["status", "--json"]);
+    let out = h.culvert_as(4242, 65534, &["status", "--json"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), h.log_text());
-    let out = culvert_as(4242, 65534, &socket, &["down", "rootone"]);
+    let out = h.culvert_as(4242, 65534, &["down", "rootone"]);
     assert!(stderr(&out).contains("brought up by uid 0"), "{}", stderr(&out));
-    let out = culvert_as(4242, 65534, &socket, &["up", mine.to_str().unwrap()]);
+    let out = h.culvert_as(4242, 65534, &["up", mine.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(h.status("mine")["owner_uid"], 4242);
-    let out = culvert_as(4242, 65534, &socket, &["down", "--all"]);
+    let out = h.culvert_as(4242, 65534, &["down", "--all"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mine down");
     assert_eq!(h.status("rootone")["state"], "up");
 }
@@ -160,19 +142,19 @@ fn a_crashed_helper_leaves_nothing_after_restart() {
     let mut h = lab.spawn_helper(&a, "a", &[]).unwrap();
     assert!(run(Command::new(bin("culvert")).arg("--socket").arg(&h.socket).arg("up").arg(&pa)).status.success());
     assert!(ping(&a, "10.9.0.2", 1));
-    assert_eq!(records(&h), ["crash.json"]);
+    assert_eq!(h.records(), ["crash.json"]);
 
     h.stop_with(9);
     // The TUN device died with the process, but the record remains; so would a link that outlives the
     // process (as later kinds' links do): stand one in with a persistent TUN device of the recorded name.
-    assert_eq!(records(&h), ["crash.json"]);
+    assert_eq!(h.records(), ["crash.json"]);
     ip(&["-n", &a, "tuntap", "add", "dev", "cv-crash", "mode", "tun"]);
     ip(&["-n", &a, "link", "set", "cv-crash", "up"]);
     ip(&["-n", &a, "route", "add", "10.9.0.0/24", "dev", "cv-crash"]);
 
     let restarted = lab.spawn_helper(&a, "a", &[]).unwrap();
     assert!(restarted.log_text().contains("left behind"), "{}", restarted.log_text());
-    assert!(records(&restarted).is_empty());
+    assert!(restarted.records().is_empty());
     let links = ip(&["-n", &a, "link", "show"]);
     assert!(!links.contains("cv-crash"), "stale link: {links}");
     assert!(!ip(&["-n", &a, "route", "show"]).contains("10.9.0.0/24"));
@@ -193,7 +175,7 @@ fn sigterm_brings_every_tunnel_down() {
     assert!(run(Command::new(bin("culvert")).arg("--socket").arg(&h.socket).arg("up").arg(&p)).status.success());
     assert!(h.stop_with(15), "culvertd did not exit on SIGTERM");
     assert!(!ip(&["-n", &a, "link", "show"]).contains("cv-term"));
-    assert!(records(&h).is_empty());
+    assert!(h.records().is_empty());
     assert!(!h.socket.exists(), "the socket file should be removed");
     assert!(h.log_text().contains("udp tunnel term is down"));
 }

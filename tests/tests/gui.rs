@@ -15,9 +15,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Where the test run leaves its screenshots of the main views: docs/screenshots in the repository.
-fn screenshots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+/// Where the test run leaves its screenshots of the main views: `$CULVERT_SCREENSHOTS` (scripts/screenshots sets
+/// it to docs/screenshots to refresh the README's pictures), else the lab's own directory, which goes with the
+/// lab: running the tests never rewrites files of the repository.
+fn screenshots(lab: &Lab) -> PathBuf {
+    let dir = std::env::var_os("CULVERT_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| lab.dir.join("screenshots"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -31,23 +33,35 @@ fn tauri_driver() -> PathBuf {
     path
 }
 
-/// Starts Xvfb on a free display and returns the display's name. Tests running at once in this process get
-/// different `slot`s, so they never pick the same display.
-fn xvfb(lab: &mut Lab, slot: u32) -> String {
-    let free = |n: u32| {
-        !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-    };
-    const SLOTS: u32 = 4;
-    assert!(slot < SLOTS);
-    let first = 100 + (std::process::id() % 150) * SLOTS + slot;
-    let n = (0..100).map(|i| first + i * SLOTS).find(|n| free(*n)).unwrap();
-    lab.spawn(Command::new("Xvfb").args([&format!(":{n}"), "-screen", "0", "1280x800x24", "-nolisten", "tcp"]));
+/// Starts Xvfb and returns its display's name. Xvfb picks a free display itself and writes its number once it
+/// accepts clients (`-displayfd`): guessing a free number raced with other X servers, and waiting for the socket
+/// file gave up on a loaded machine while Xvfb was still compiling its keymap ("Xvfb did not start", seen once).
+/// Its stderr goes to the lab's directory and into the failure message.
+fn xvfb(lab: &mut Lab) -> String {
+    let log = lab.dir.join(format!("{}.xvfb.log", culvert_tests::unique("x")));
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    lab.children.push(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let number = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let number = number.trim();
     assert!(
-        wait_until(Duration::from_secs(10), || std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()),
-        "Xvfb did not start"
+        !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+        "Xvfb did not report a display within 60 s; its stderr:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
-    format!(":{n}")
+    format!(":{number}")
 }
 
 /// The byte count an element shows in its `data-bytes`; 0 while it is not there.
@@ -73,7 +87,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         lab.profile("office", &udp_profile("10.9.0.1/24", 8285, "cv-office", "172.31.0.2:8285", "10.9.0.0/24", 1400));
 
     let keyring = SessionKeyring::start(&mut lab);
-    let display = xvfb(&mut lab, 0);
+    let display = xvfb(&mut lab);
     let (port, native) = (free_port(), free_port());
     let mut driver = Command::new(tauri_driver());
     keyring
@@ -164,8 +178,24 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
     let before = rx();
     assert!(wait_until(Duration::from_secs(10), || rx() > before + 5000), "rx stopped at {before}");
     assert!(!app.find_all("#chart canvas").unwrap().is_empty(), "no chart");
+
+    // Edit while connected: saving applies the change to the running tunnel, which keeps carrying traffic.
+    app.click(&app.wait_for("li.profile[data-name=\"office\"] .edit", Duration::from_secs(5)).unwrap()).unwrap();
+    let mtu = app.wait_for("#field-mtu", Duration::from_secs(5)).unwrap();
+    app.clear(&mtu).unwrap();
+    app.send_keys(&mtu, "1380").unwrap();
+    let save = app.wait_for("#form-save", Duration::from_secs(5)).unwrap();
+    let ready = wait_until(Duration::from_secs(10), || app.property(&save, "disabled").unwrap() == false);
+    assert!(ready, "the form would not save: {}", app.page_text());
+    app.click(&save).unwrap();
+    let info = app.wait_for("#info", Duration::from_secs(10)).unwrap();
+    let said = app.text(&info).unwrap();
+    assert!(said.contains("applied without reconnecting") && said.contains("1380"), "{said}");
+    let link = culvert_tests::ip(&["-n", &a, "link", "show", "cv-office"]);
+    assert!(link.contains("mtu 1380"), "{link}");
+    assert!(culvert_tests::ping(&a, "10.9.0.2", 1), "no traffic after the live change");
     std::thread::sleep(Duration::from_secs(3));
-    std::fs::write(screenshots().join("connected.png"), app.screenshot().unwrap()).unwrap();
+    std::fs::write(screenshots(&lab).join("connected.png"), app.screenshot().unwrap()).unwrap();
 
     // The packet view shows the pings.
     let tab = app.wait_for("#packets-tab", Duration::from_secs(5)).unwrap();
@@ -178,7 +208,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
     // Among them the pings.
     let rows: Vec<String> = app.find_all("#packet-rows tr").unwrap().iter().map(|r| app.text(r).unwrap()).collect();
     assert!(rows.iter().any(|r| r.contains("icmp") && r.contains("10.9.0.")), "{rows:?}");
-    std::fs::write(screenshots().join("packets.png"), app.screenshot().unwrap()).unwrap();
+    std::fs::write(screenshots(&lab).join("packets.png"), app.screenshot().unwrap()).unwrap();
 
     // The usage view: today's total, kept in SQLite by the app, holds what crossed the tunnel.
     app.click(&app.wait_for("#usage-tab", Duration::from_secs(5)).unwrap()).unwrap();
@@ -190,7 +220,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         today(),
         app.page_text()
     );
-    std::fs::write(screenshots().join("usage.png"), app.screenshot().unwrap()).unwrap();
+    std::fs::write(screenshots(&lab).join("usage.png"), app.screenshot().unwrap()).unwrap();
     let db = keyring.home.join(".local/share/culvert/usage.sqlite3");
     assert!(db.exists(), "no usage database at {}", db.display());
 
@@ -260,7 +290,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         "connect on launch was not saved: {:?}",
         std::fs::read_to_string(&settings)
     );
-    std::fs::write(screenshots().join("settings.png"), app.screenshot().unwrap()).unwrap();
+    std::fs::write(screenshots(&lab).join("settings.png"), app.screenshot().unwrap()).unwrap();
     app.click(&app.wait_for("#setting-start-at-login", Duration::from_secs(5)).unwrap()).unwrap();
     assert!(wait_until(Duration::from_secs(5), || !entry.exists()), "the autostart entry stayed");
     app.click(&app.wait_for("#settings-close", Duration::from_secs(5)).unwrap()).unwrap();
@@ -286,7 +316,7 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
         app.find_all(".field-error").unwrap().iter().any(|e| app.text(e).unwrap().contains("10.1.0.1/33"))
     });
     assert!(shown, "no field error for the bad address: {}", app.page_text());
-    std::fs::write(screenshots().join("new-profile.png"), app.screenshot().unwrap()).unwrap();
+    std::fs::write(screenshots(&lab).join("new-profile.png"), app.screenshot().unwrap()).unwrap();
     app.end();
 }
 
@@ -351,7 +381,7 @@ struct Desktop {
 }
 
 impl Desktop {
-    fn new(profile: &str, slot: u32) -> Self {
+    fn new(profile: &str) -> Self {
         let mut lab = Lab::new();
         let (a, b) = lab.two_hosts();
         lab.start_helper(&a, "a", &[]);
@@ -367,7 +397,7 @@ impl Desktop {
             lab.profile(profile, &udp_profile("10.9.0.1/24", 8285, &interface, "172.31.0.2:8285", "10.9.0.0/24", 1400));
         let socket = lab.helpers[0].socket.clone();
         assert!(keyring.culvert(&socket, &["import", file.to_str().unwrap()]).status.success());
-        let display = xvfb(&mut lab, slot);
+        let display = xvfb(&mut lab);
         let mut trayer = Command::new("trayer");
         keyring
             .env(&mut trayer)
@@ -398,7 +428,7 @@ impl Desktop {
 /// profile toggled with xdotool; the helper shows the tunnel going up and down, and the icon's color follows.
 #[test]
 fn the_tray_toggles_a_tunnel_and_its_icon_follows() {
-    let mut desk = Desktop::new("home", 1);
+    let mut desk = Desktop::new("home");
     let log = desk.lab.dir.join("app.log");
     let child = desk.launch(&log);
     desk.lab.children.push(child);
@@ -457,7 +487,7 @@ fn visible_main_windows(display: &str) -> usize {
 /// one's window.
 #[test]
 fn the_app_starts_minimized_connects_on_launch_and_a_second_launch_shows_the_first() {
-    let mut desk = Desktop::new("work", 2);
+    let mut desk = Desktop::new("work");
     std::fs::write(
         desk.keyring.home.join(".config/culvert/app.toml"),
         "start_minimized = true\nconnect_on_launch = [\"work\", \"gone\"]\n",

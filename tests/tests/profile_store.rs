@@ -3,11 +3,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
-use culvert_tests::{Lab, SessionKeyring, WireguardGo, culvert_keypair, ping};
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use culvert_tests::{Lab, SessionKeyring, WireguardGo, culvert_keypair, ping, stderr};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

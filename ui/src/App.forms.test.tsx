@@ -8,7 +8,7 @@ import { App } from "./App";
 import type { Editable } from "./bindings/Editable";
 import type { FormError } from "./bindings/FormError";
 import { VALIDATE_DELAY_MS } from "./components/ProfileForm";
-import type { Draft } from "./forms";
+import type { FormDraft } from "./bindings/FormDraft";
 import { deferred, fakeSide, type FakeSide } from "./test/fake";
 import { settle, tick } from "./test/timers";
 import { KEYPAIR, NOW_MS, OK, profile, snapshot, tunnel } from "./test/fixtures";
@@ -43,7 +43,7 @@ const MISSING_KEY: FormError = {
 };
 
 /** The Rust side's checks, as far as these tests need them. */
-function rules(_name: string, draft: Draft, original: string | null): FormError | null {
+function rules(_name: string, draft: FormDraft, original: string | null): FormError | null {
   if (draft.kind === "wireguard" && !draft.private_key && original === null) return MISSING_KEY;
   const address = (draft.address as string[] | undefined) ?? [];
   const bad = address.findIndex((a) => a.endsWith("/33"));
@@ -372,12 +372,35 @@ describe("editing", () => {
     expect(side.api.saveProfile).toHaveBeenCalledWith("wg0", { ...EDITABLES.wg0.draft, private_key: KEYPAIR.private_key }, "wg0");
   });
 
-  it("says when the tunnel is up that changes apply at its next connect", async () => {
+  it("says when the tunnel is up that saving changes it without reconnecting", async () => {
     await mount();
     await side.snapshot(snapshot([tunnel({ name: "lab" })]));
     await click(row("lab").querySelector(".edit"));
-    expect($("#profile-form")!.textContent).toContain("saved changes apply when it next connects");
+    expect($("#profile-form")!.textContent).toContain("saving changes it without reconnecting");
     expect($(".unencrypted-warning")).not.toBeNull();
+  });
+
+  it("shows what saving did to the running tunnel, or why it could not change it live", async () => {
+    await mount();
+    await side.snapshot(snapshot([tunnel({ name: "lab" })]));
+    const applied = "Saved and applied without reconnecting: MTU 1420 -> 1380.";
+    side.api.saveProfile.mockResolvedValueOnce({ summary: profile("lab"), live: { applied: true, message: applied } });
+    await click(row("lab").querySelector(".edit"));
+    await validated();
+    await click(saveButton());
+    expect($("#info")!.textContent).toContain(applied);
+    expect($("#info")!.getAttribute("role")).toBe("status");
+    expect($("#error")).toBeNull();
+    await click($("#info .dismiss"));
+    expect($("#info")).toBeNull();
+
+    const refused = "Saved, but lab could not take it while it runs: listen_port: ...";
+    side.api.saveProfile.mockResolvedValueOnce({ summary: profile("lab"), live: { applied: false, message: refused } });
+    await click(row("lab").querySelector(".edit"));
+    await validated();
+    await click(saveButton());
+    expect($("#error")!.textContent).toContain(refused);
+    expect($("#info")).toBeNull();
   });
 
   it("shows why a profile cannot be opened", async () => {

@@ -69,6 +69,17 @@ describe("the window", () => {
     expect($("#detail .detail-name")!.textContent).toBe("flat");
   });
 
+  it("lists other users' tunnels with only what culvertd shows of them", async () => {
+    const side = fakeSide(PROFILES);
+    await mount(side);
+    expect($("#others-tunnels")).toBeNull();
+    await side.snapshot(snapshot([], { others: [{ name: "office", kind: "wireguard", state: "up", owner_uid: 0 }] }));
+    const other = $('#others-tunnels li[data-name="office"]')!;
+    expect(other.textContent).toContain("wireguard");
+    expect(other.textContent).toContain("up, uid 0");
+    expect(other.querySelector("button")).toBeNull();
+  });
+
   it("shows the helper's state and health in the top bar", async () => {
     const side = fakeSide(PROFILES);
     await mount(side);

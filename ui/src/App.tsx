@@ -1,156 +1,56 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { errorText, type Api } from "./api";
-import type { HelperState } from "./bindings/HelperState";
-import type { ProfileSummary } from "./bindings/ProfileSummary";
-import type { Snapshot } from "./bindings/Snapshot";
+import type { Saved } from "./bindings/Saved";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
 import { Detail, type Tab } from "./components/Detail";
-import { ErrorBanner } from "./components/ErrorBanner";
-import { ProfileForm, type FormMode } from "./components/ProfileForm";
+import { ErrorBanner, InfoBanner } from "./components/ErrorBanner";
+import { ProfileForm } from "./components/ProfileForm";
 import { SettingsDialog } from "./components/SettingsDialog";
-import { Sidebar, type Busy, type Row } from "./components/Sidebar";
+import { Sidebar, type Row } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { exportFileName, saveText } from "./download";
-import { defaultForm, formFromDraft, type FormState } from "./forms";
-import { addBatch, clearRows, emptyPacketList, setFilter, setPaused, type PacketList } from "./packets";
-import { SeriesBook } from "./series";
-import { hasPacketView, PENDING_MS, profileState, withPending, type Pending } from "./state";
+import { defaultForm, formFromDraft } from "./forms";
+import { useBanners } from "./hooks/banners";
+import { useFileDrop } from "./hooks/fileDrop";
+import { useHelperLink } from "./hooks/helperLink";
+import { usePacketWatch } from "./hooks/packetWatch";
+import { useProfileForm } from "./hooks/profileForm";
+import { useProfiles } from "./hooks/profiles";
+import { useRowActions } from "./hooks/rowActions";
+import { useSelection } from "./hooks/selection";
+import { clearRows, setFilter, setPaused } from "./packets";
+import { hasPacketView, profileState, withPending } from "./state";
 
+/**
+ * The window: each concern is a hook of its own (`hooks/`: the helper's link, the profiles, the selection, the
+ * rows' actions, the form, the packet watch, dropped files, the banners), and this puts them together.
+ */
 export type AppProps = {
   api: Api;
   /** Where exported profiles go; a download link by default. */
   save?: (fileName: string, text: string) => void;
 };
 
-const SELECTED_KEY = "culvert.selected";
 /** A profile is a small text file; anything bigger was dropped by mistake. */
 const MAX_IMPORT_BYTES = 1_000_000;
 
-function readSelected(): string | null {
-  try {
-    return localStorage.getItem(SELECTED_KEY);
-  } catch {
-    return null;
-  }
-}
-
-function writeSelected(name: string | null) {
-  try {
-    if (name === null) localStorage.removeItem(SELECTED_KEY);
-    else localStorage.setItem(SELECTED_KEY, name);
-  } catch {
-    // private mode or no storage: the selection is simply not remembered
-  }
-}
-
-/** The profile form, open in the main panel. */
-type OpenForm = {
-  mode: FormMode;
-  /** The stored profile being edited, or null for a new one. */
-  original: string | null;
-  /** The profile a duplicate was made from. */
-  source: string | null;
-  initial: FormState;
-  /** Tells one opening of the form from the next, so each starts afresh. */
-  seq: number;
-};
-
-function hasFiles(e: DragEvent): boolean {
-  return !!e.dataTransfer && Array.from(e.dataTransfer.types ?? []).includes("Files");
-}
-
 export function App({ api, save }: AppProps) {
-  const [helper, setHelper] = useState<HelperState | null>(null);
-  const [snapshot, setSnapshot] = useState<Snapshot | null>(null);
-  // When the latest snapshot arrived, by Date.now(): its own `at_ms` is the app's monotonic clock.
-  const [receivedMs, setReceivedMs] = useState(-Infinity);
-  const [profiles, setProfiles] = useState<ProfileSummary[] | null>(null);
-  const [selected, setSelectedState] = useState<string | null>(readSelected);
-  const [busy, setBusy] = useState<Record<string, Busy | undefined>>({});
-  const [pending, setPending] = useState<ReadonlyMap<string, Pending>>(() => new Map());
-  const [error, setError] = useState<string | null>(null);
+  const { error, setError, info, setInfo, showError, showNotice } = useBanners();
+  const { helper, snapshot, receivedMs, seriesBook } = useHelperLink(api, showError, showNotice);
+  const { profiles, refreshProfiles } = useProfiles(api, showError);
+  const { selected, select } = useSelection();
+  const { busy, pending, addPending, rowAction } = useRowActions(showError);
+  const { form, setForm, openForm, closeForm, dirty: formDirty, onDirty: onFormDirty } = useProfileForm();
   const [tab, setTab] = useState<Tab>("overview");
-  const [packets, setPackets] = useState<PacketList>(emptyPacketList);
   const [confirmRemove, setConfirmRemove] = useState<string | null>(null);
-  const [dropping, setDropping] = useState(false);
-  const [form, setForm] = useState<OpenForm | null>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
 
-  const seriesBook = useRef(new SeriesBook());
   const fileInput = useRef<HTMLInputElement>(null);
   const downloads = useRef<HTMLDivElement>(null);
-  const snapshotSeen = useRef(false);
-  const watching = useRef<string | null>(null);
-  const watchChain = useRef<Promise<void>>(Promise.resolve());
-  const busyNow = useRef<Record<string, Busy | undefined>>({});
-  const formSeq = useRef(0);
-  const formDirty = useRef(false);
   const settingsButton = useRef<HTMLButtonElement>(null);
   const settingsWasOpen = useRef(false);
   const settingsOpenNow = useRef(false);
   settingsOpenNow.current = settingsOpen;
-
-  const showError = useCallback((e: unknown) => setError(errorText(e)), []);
-  // Notices come unasked and may come several at once (one per profile that failed to connect on launch): each
-  // is added to what the banner shows rather than replacing it.
-  const showNotice = useCallback((message: string) => {
-    setError((shown) => (!shown ? message : shown.split("\n").includes(message) ? shown : `${shown}\n${message}`));
-  }, []);
-
-  const select = useCallback((name: string | null) => {
-    setSelectedState(name);
-    writeSelected(name);
-  }, []);
-
-  const refreshProfiles = useCallback(async (): Promise<ProfileSummary[] | null> => {
-    try {
-      const list = await api.listProfiles();
-      setProfiles(list);
-      return list;
-    } catch (e) {
-      showError(e);
-      setProfiles((p) => p ?? []);
-      return null;
-    }
-  }, [api, showError]);
-
-  // Events, and the first look at the helper and the profile store.
-  useEffect(() => {
-    let alive = true;
-    const subscriptions = [
-      api.onSnapshot((s) => {
-        if (!alive) return;
-        snapshotSeen.current = true;
-        seriesBook.current.feed(s.at_ms, s.tunnels);
-        setSnapshot(s);
-        setReceivedMs(Date.now());
-        setHelper(s.helper);
-      }),
-      api.onPackets((batch) => {
-        if (!alive || batch.name !== watching.current) return;
-        setPackets((list) => addBatch(list, batch));
-      }),
-      api.onNotice((message) => alive && showNotice(message)),
-    ];
-    for (const s of subscriptions) s.catch((e) => alive && showError(e));
-    // Notices sent before the listener above was in place (connect on launch starts at once).
-    subscriptions[2]
-      .then(() => api.notices())
-      .then((early) => alive && early.forEach(showNotice), () => undefined);
-    api.helperState().then(
-      (h) => alive && !snapshotSeen.current && setHelper(h),
-      (e) => alive && showError(e),
-    );
-    void refreshProfiles();
-    // Profiles may change behind the app's back (culvert import, culvert rm): look again on focus.
-    const onFocus = () => void refreshProfiles();
-    window.addEventListener("focus", onFocus);
-    return () => {
-      alive = false;
-      window.removeEventListener("focus", onFocus);
-      for (const s of subscriptions) s.then((unlisten) => unlisten(), () => undefined);
-    };
-  }, [api, refreshProfiles, showError, showNotice]);
 
   // What each row shows: the snapshot's tunnels, with the answers of calls that snapshots have not caught up with.
   const tunnels: TunnelStatus[] = useMemo(
@@ -185,63 +85,16 @@ export function App({ api, save }: AppProps) {
 
   // Series of profiles that are gone (and of tunnels no longer up) need not be kept.
   useEffect(() => {
-    seriesBook.current.retain(new Set([...stored, ...tunnels.map((t) => t.name)]));
+    seriesBook.retain(new Set([...stored, ...tunnels.map((t) => t.name)]));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [names]);
 
   // The packet view: watch the selected tunnel while the Packets tab is open on a tunnel whose packets
   // pass through culvertd; stop when the tab closes (or the profile form covers it), the selection changes or
-  // the tunnel goes down. Calls are chained so that a stop never overtakes the start that follows it.
+  // the tunnel goes down.
   const watchName =
     tab === "packets" && !form && current && current.state.tunnel && hasPacketView(current.kind) && helperOk ? current.name : null;
-  const setWatch = useCallback(
-    (name: string | null) => {
-      watchChain.current = watchChain.current.then(() => api.watchPackets(name)).catch(showError);
-    },
-    [api, showError],
-  );
-  useEffect(() => {
-    if (watchName === null) return;
-    watching.current = watchName;
-    setPackets((list) => ({ ...emptyPacketList(), filter: list.filter }));
-    setWatch(watchName);
-    return () => {
-      watching.current = null;
-      setWatch(null);
-    };
-  }, [watchName, setWatch]);
-
-  const setRowBusy = (name: string, b: Busy | undefined) => {
-    busyNow.current = { ...busyNow.current, [name]: b };
-    if (b === undefined) delete busyNow.current[name];
-    setBusy(busyNow.current);
-  };
-
-  const addPending = (name: string, tunnel: TunnelStatus | null) => {
-    const since = Date.now();
-    setPending((m) => new Map(m).set(name, { tunnel, since_ms: since }));
-    setTimeout(() => {
-      setPending((m) => {
-        if (m.get(name)?.since_ms !== since) return m;
-        const next = new Map(m);
-        next.delete(name);
-        return next;
-      });
-    }, PENDING_MS + 50);
-  };
-
-  /** Runs `work` for row `name` unless the row is busy already: marked busy meanwhile, a failure shown. */
-  const rowAction = async (name: string, busy: Busy, work: () => Promise<void>) => {
-    if (busyNow.current[name]) return;
-    setRowBusy(name, busy);
-    try {
-      await work();
-    } catch (e) {
-      showError(e);
-    } finally {
-      setRowBusy(name, undefined);
-    }
-  };
+  const { packets, setPackets } = usePacketWatch(api, watchName, showError);
 
   const toggle = async (name: string) => {
     const row = allRows.find((r) => r.name === name);
@@ -278,17 +131,6 @@ export function App({ api, save }: AppProps) {
     });
   };
 
-  const openForm = (f: Omit<OpenForm, "seq">) => {
-    formDirty.current = false;
-    formSeq.current += 1;
-    setForm({ ...f, seq: formSeq.current });
-  };
-
-  const closeForm = () => {
-    formDirty.current = false;
-    setForm(null);
-  };
-
   const newProfile = () => openForm({ mode: "new", original: null, source: null, initial: defaultForm() });
 
   // Edit opens the stored profile (without its secrets) as it is; Duplicate opens it as a new profile named
@@ -306,10 +148,12 @@ export function App({ api, save }: AppProps) {
 
   // Select the saved profile before the list that holds it arrives, so the list's arrival keeps it selected
   // (after a rename, the old name is gone from it); the form stays until then.
-  const formSaved = async (summary: ProfileSummary) => {
+  const formSaved = async ({ summary, live }: Saved) => {
     select(summary.name);
     await refreshProfiles();
     closeForm();
+    if (live?.applied) setInfo(live.message);
+    else if (live) setError(live.message);
   };
 
   const importFiles = async (files: File[]) => {
@@ -330,48 +174,8 @@ export function App({ api, save }: AppProps) {
     if (last !== null) select(last);
     if (errors.length) setError(errors.join("\n"));
   };
-  const importRef = useRef(importFiles);
-  importRef.current = importFiles;
-
   const openImport = () => fileInput.current?.click();
-
-  // Files dropped anywhere on the window are imported.
-  useEffect(() => {
-    let depth = 0;
-    const enter = (e: DragEvent) => {
-      if (!hasFiles(e)) return;
-      e.preventDefault();
-      depth += 1;
-      setDropping(true);
-    };
-    const over = (e: DragEvent) => {
-      if (!hasFiles(e)) return;
-      e.preventDefault();
-      if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
-    };
-    const leave = (e: DragEvent) => {
-      if (!hasFiles(e)) return;
-      depth = Math.max(0, depth - 1);
-      if (depth === 0) setDropping(false);
-    };
-    const drop = (e: DragEvent) => {
-      e.preventDefault();
-      depth = 0;
-      setDropping(false);
-      const files = Array.from(e.dataTransfer?.files ?? []);
-      if (files.length) void importRef.current(files);
-    };
-    document.addEventListener("dragenter", enter);
-    document.addEventListener("dragover", over);
-    document.addEventListener("dragleave", leave);
-    document.addEventListener("drop", drop);
-    return () => {
-      document.removeEventListener("dragenter", enter);
-      document.removeEventListener("dragover", over);
-      document.removeEventListener("dragleave", leave);
-      document.removeEventListener("drop", drop);
-    };
-  }, []);
+  const dropping = useFileDrop((files) => void importFiles(files));
 
   // Ctrl+O imports; Escape backs out of a pending remove. The settings dialog, while open, has the keyboard.
   useEffect(() => {
@@ -397,11 +201,7 @@ export function App({ api, save }: AppProps) {
     }
   }, [settingsOpen]);
 
-  const onFormDirty = useCallback((dirty: boolean) => {
-    formDirty.current = dirty;
-  }, []);
-
-  const series = current?.state.tunnel ? seriesBook.current.get(current.name) : null;
+  const series = current?.state.tunnel ? seriesBook.get(current.name) : null;
 
   return (
     <>
@@ -414,10 +214,12 @@ export function App({ api, save }: AppProps) {
           settingsButton={settingsButton}
         />
         <ErrorBanner message={error} onDismiss={() => setError(null)} />
+        <InfoBanner message={info} onDismiss={() => setInfo(null)} />
         <div class="body">
           <Sidebar
             rows={rows}
             unstored={unstored}
+            others={snapshot?.others ?? []}
             loading={profiles === null}
             selected={selected}
             busy={busy}

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Draft } from "./bindings/Draft";
 import type { Kind } from "./bindings/Kind";
 import {
   buildDraft,
@@ -201,7 +202,7 @@ describe("the draft", () => {
 });
 
 describe("a stored profile's draft", () => {
-  const stored = {
+  const stored: Draft = {
     kind: "wireguard",
     address: ["10.8.0.1/24", "fd00:8::1/64"],
     listen_port: 51820,
@@ -235,7 +236,7 @@ describe("a stored profile's draft", () => {
 
   it("comes back unchanged from its form", () => {
     expect(buildDraft(formFromDraft("office", stored, null))).toEqual({ draft: stored, errors: [] });
-    const flat = {
+    const flat: Draft = {
       kind: "vxlan",
       vni: 42,
       local: "172.31.0.1",

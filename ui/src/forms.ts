@@ -1,11 +1,17 @@
 // The profile form's model: the fields of each kind (the README's TOML keys), the form's state as typed, the
-// draft the Rust side checks and saves (the profile's TOML table as JSON), and where its errors show.
+// draft the Rust side checks and saves (the profile file's schema as JSON), and where its errors show.
 
+import type { Draft } from "./bindings/Draft";
+import type { FormDraft } from "./bindings/FormDraft";
 import type { FormError } from "./bindings/FormError";
 import type { Kind } from "./bindings/Kind";
 
-/** A profile's TOML table as a plain JSON object: `kind`, `address`, `listen_port`, `peer`... */
-export type Draft = Record<string, unknown>;
+/** One kind's draft, as the Rust side's schema (culvert-core's `Draft`) has it. */
+type DraftOf<K extends Kind> = Extract<Draft, { kind: K }>;
+type PeerOf<K extends Kind> = NonNullable<DraftOf<K>["peer"]>[number];
+/** The keys a field of kind `K` may set: its draft's, less those the form handles apart. */
+type FieldKey<K extends Kind> = Exclude<keyof DraftOf<K>, "kind" | "peer" | "private_key"> & string;
+type PeerKey<K extends Kind> = keyof PeerOf<K> & string;
 
 /**
  * How a field's text becomes its value in the draft: `text` as is (trimmed), `list` comma-separated,
@@ -13,9 +19,9 @@ export type Draft = Record<string, unknown>;
  */
 export type FieldType = "text" | "list" | "int" | "table" | "fwmark";
 
-export type FieldDef = {
-  /** The TOML key, also the input's `name`. */
-  key: string;
+export type FieldDef<Key extends string = string> = {
+  /** The TOML key, also the input's `name`: checked against the Rust schema. */
+  key: Key;
   label: string;
   type: FieldType;
   /** An example, or what leaving the field empty means. */
@@ -38,40 +44,40 @@ export const KIND_LABELS: Record<Kind, string> = {
   hostgw: "hostgw: routes via peers' hosts",
 };
 
-const INTERFACE: FieldDef = {
+const INTERFACE: FieldDef<"interface"> = {
   key: "interface",
   label: "Interface",
   type: "text",
   hint: "Optional: the profile's name by default (at most 15 characters).",
 };
-const ADDRESS = (example: string, optional = false): FieldDef => ({
+const ADDRESS = (example: string, optional = false): FieldDef<"address"> => ({
   key: "address",
   label: "Address",
   type: "list",
   placeholder: example,
   hint: optional ? "Optional; comma-separated." : "Addresses on the tunnel device, comma-separated.",
 });
-const LISTEN_PORT = (placeholder: string): FieldDef => ({ key: "listen_port", label: "Listen port", type: "int", placeholder });
-const MTU = (placeholder: string): FieldDef => ({ key: "mtu", label: "MTU", type: "int", placeholder });
-const FORWARD: FieldDef = {
+const LISTEN_PORT = (placeholder: string): FieldDef<"listen_port"> => ({ key: "listen_port", label: "Listen port", type: "int", placeholder });
+const MTU = (placeholder: string): FieldDef<"mtu"> => ({ key: "mtu", label: "MTU", type: "int", placeholder });
+const FORWARD: FieldDef<"forward"> = {
   key: "forward",
   label: "Forward",
   type: "list",
   placeholder: "cvpods",
   hint: "Interfaces this host's pods sit behind: forwarding is on while the tunnel is up.",
 };
-const ALLOWED_IPS: FieldDef = {
+const ALLOWED_IPS: FieldDef<"allowed_ips"> = {
   key: "allowed_ips",
   label: "Allowed IPs",
   type: "list",
   placeholder: "10.9.0.0/24",
   hint: "Routed through the tunnel to this peer; comma-separated.",
 };
-const UDP_ENDPOINT: FieldDef = { key: "endpoint", label: "Endpoint", type: "text", placeholder: "172.31.0.2:8285" };
-const SUBNETS: FieldDef = { key: "subnets", label: "Subnets", type: "list", placeholder: "10.244.2.0/24", hint: "Comma-separated." };
+const UDP_ENDPOINT: FieldDef<"endpoint"> = { key: "endpoint", label: "Endpoint", type: "text", placeholder: "172.31.0.2:8285" };
+const SUBNETS: FieldDef<"subnets"> = { key: "subnets", label: "Subnets", type: "list", placeholder: "10.244.2.0/24", hint: "Comma-separated." };
 
 /** Each kind's fields, in the order the form shows them; `interface` goes with the name. */
-export const FIELDS: Record<Kind, readonly FieldDef[]> = {
+export const FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
   wireguard: [
     INTERFACE,
     ADDRESS("10.8.0.1/24"),
@@ -102,10 +108,10 @@ export const FIELDS: Record<Kind, readonly FieldDef[]> = {
     FORWARD,
   ],
   hostgw: [FORWARD],
-};
+} satisfies { readonly [K in Kind]: readonly FieldDef<FieldKey<K>>[] };
 
 /** The keys of each kind's `[[peer]]` tables. */
-export const PEER_FIELDS: Record<Kind, readonly FieldDef[]> = {
+export const PEER_FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
   wireguard: [
     { key: "public_key", label: "Public key", type: "text", placeholder: "the peer's public key", wide: true },
     { key: "allowed_ips", label: "Allowed IPs", type: "list", placeholder: "10.8.0.2/32, 192.168.50.0/24", hint: "Routed through the tunnel to this peer; 0.0.0.0/0 for a full tunnel." },
@@ -125,7 +131,7 @@ export const PEER_FIELDS: Record<Kind, readonly FieldDef[]> = {
     { key: "via", label: "Via", type: "text", placeholder: "172.31.0.2", hint: "The peer's host address, on this host's segment." },
     SUBNETS,
   ],
-};
+} satisfies { readonly [K in Kind]: readonly FieldDef<PeerKey<K>>[] };
 
 /** What a new form of each kind starts with, besides one empty peer. */
 export const DEFAULTS: Record<Kind, Readonly<Record<string, string>>> = {
@@ -198,25 +204,17 @@ function textValues(table: Record<string, unknown>, skip: readonly string[]): Re
   return values;
 }
 
-function isKind(k: unknown): k is Kind {
-  return typeof k === "string" && (KINDS as readonly string[]).includes(k);
-}
-
 /**
  * The form of a stored profile's draft (from load_profile): lists joined with ", ", numbers as text. The draft
  * has no secrets, so `privateKey` is null (the stored one is kept); `publicKey` is the stored profile's.
  */
 export function formFromDraft(name: string, draft: Draft, publicKey: string | null): FormState {
-  const kind = isKind(draft.kind) ? draft.kind : "wireguard";
-  const rawPeers = Array.isArray(draft.peer) ? draft.peer : [];
-  const peers = rawPeers
-    .filter((p): p is Record<string, unknown> => !!p && typeof p === "object" && !Array.isArray(p))
-    .map((p) => newPeer(textValues(p, [])));
+  const peers: readonly Record<string, unknown>[] = draft.peer ?? [];
   return {
-    kind,
+    kind: draft.kind,
     name,
     values: textValues(draft, ["kind", "peer", "private_key"]),
-    peers,
+    peers: peers.map((p) => newPeer(textValues(p, []))),
     privateKey: null,
     publicKey,
   };
@@ -269,9 +267,9 @@ export function parseField(field: FieldDef, text: string, path: string): Parsed 
  * `private_key` when a pair was generated; `peer` as an array of tables (left out when there is none). Text
  * that cannot be a number is not guessed at: it is an error of its field, and the draft leaves it out.
  */
-export function buildDraft(state: FormState): { draft: Draft; errors: FormError[] } {
+export function buildDraft(state: FormState): { draft: FormDraft; errors: FormError[] } {
   const errors: FormError[] = [];
-  const draft: Draft = { kind: state.kind };
+  const draft: FormDraft = { kind: state.kind };
   if (state.kind === "wireguard" && state.privateKey) draft.private_key = state.privateKey;
   for (const field of FIELDS[state.kind]) {
     const parsed = parseField(field, state.values[field.key] ?? "", field.key);
@@ -279,7 +277,7 @@ export function buildDraft(state: FormState): { draft: Draft; errors: FormError[
     else if (parsed.value !== undefined) draft[field.key] = parsed.value;
   }
   const peers = state.peers.map((p, i) => {
-    const table: Draft = {};
+    const table: FormDraft = {};
     for (const field of PEER_FIELDS[state.kind]) {
       const parsed = parseField(field, p.values[field.key] ?? "", `peer[${i}].${field.key}`);
       if (parsed.error) errors.push(parsed.error);

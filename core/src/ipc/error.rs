@@ -12,12 +12,30 @@ pub enum IpcError {
          run `sudo usermod -aG {group} $USER`, then log in again"
     )]
     NotAuthorized { uid: u32, group: String },
-    #[error("tunnel `{name}` is already up; bring it down first with `culvert down {name}`")]
+    #[error(
+        "tunnel `{name}` is already up; `culvert apply` changes it to the profile in place, `culvert down {name}` \
+         brings it down"
+    )]
     AlreadyUp { name: String },
+    #[error(
+        "uid {owner_uid} has a tunnel named `{name}` up; give your profile another name to bring it up beside that one"
+    )]
+    NameTaken { name: String, owner_uid: u32 },
     #[error("no tunnel `{name}` is up; `culvert status` lists the tunnels that are")]
     NotFound { name: String },
-    #[error("tunnel `{name}` was brought up by uid {owner_uid}; only that user or root may bring it down")]
-    NotOwner { name: String, owner_uid: u32 },
+    #[error("tunnel `{name}` was brought up by uid {owner_uid}; only that user or root may {action}")]
+    NotOwner { name: String, owner_uid: u32, action: String },
+    #[error("tunnel `{name}` is still coming up; try again when `culvert up` has answered")]
+    Busy { name: String },
+    #[error(
+        "culvertd serves at most {limit} connections {scope} and has that many; close other culvert programs \
+         (or windows of the app) and try again"
+    )]
+    TooManyConnections { limit: usize, scope: String },
+    #[error("{what} did not finish within {after_s} s while {doing}, so it was undone; {fix}")]
+    TimedOut { what: String, after_s: u64, doing: String, fix: String },
+    #[error("{what} is {size} bytes, more than the {limit} one message may carry")]
+    TooLarge { what: String, size: usize, limit: usize },
     #[error(
         "the helper speaks protocol version {helper} and this client {client}; install matching versions of culvert and culvertd"
     )]

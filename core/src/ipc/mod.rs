@@ -3,7 +3,11 @@
 //! Frames are a u32 big-endian length and one JSON message ([`codec`]). The first exchange is `Hello` both ways:
 //! a client whose `protocol_version` differs from the helper's is told both versions and disconnected. After
 //! that the client sends [`Request`]s with an id; the helper answers each with a [`ServerMessage::Response`]
-//! echoing the id and, in between, pushes [`Event`]s for the client's subscriptions.
+//! echoing the id and, in between, pushes [`Event`]s for the client's subscriptions. A reply too large for one
+//! frame comes in parts: a status is one [`ServerMessage::Partial`] per tunnel, then its `Response`.
+//!
+//! The helper bounds the work of every request by the `request_timeout_ms` it announces in its hello; clients
+//! wait a little longer than that for each response (streams of events are not bounded).
 
 pub mod codec;
 mod error;
@@ -13,10 +17,12 @@ use serde::{Deserialize, Serialize};
 pub use error::IpcError;
 
 use crate::profile::Profile;
-use crate::stats::TunnelStatus;
+use crate::stats::{TunnelStatus, TunnelView};
 
 /// Bumped on every incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+/// Subscriptions one connection may hold at once.
+pub const MAX_SUBSCRIPTIONS: usize = 16;
 /// Subscriptions push stats at most this often...
 pub const MIN_INTERVAL_MS: u32 = 100;
 /// ...and at least this often.
@@ -34,6 +40,11 @@ pub enum ClientMessage {
 pub enum Request {
     /// Brings a tunnel up from a complete profile (secrets included): the helper reads no files of the caller.
     Up {
+        profile: Box<Profile>,
+    },
+    /// Takes a tunnel that is up to exactly this profile without taking it down (peers that stay keep their
+    /// sessions), or brings it up if it is down.
+    Apply {
         profile: Box<Profile>,
     },
     Down {
@@ -64,6 +75,8 @@ pub enum ServerMessage {
     Hello {
         protocol_version: u32,
         helper_version: String,
+        /// The longest the helper works on one request before it gives up and answers with why.
+        request_timeout_ms: u64,
     },
     /// Sent instead of `Hello` when the caller may not use the helper; the connection closes after it.
     Refused {
@@ -73,6 +86,11 @@ pub enum ServerMessage {
         id: u64,
         result: Result<Response, IpcError>,
     },
+    /// One tunnel of the status that the `Response` with the same id completes.
+    Partial {
+        id: u64,
+        tunnel: Box<TunnelView>,
+    },
     Event {
         event: Event,
     },
@@ -81,11 +99,27 @@ pub enum ServerMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
-    Up { status: TunnelStatus },
-    Down { names: Vec<String> },
-    Status { tunnels: Vec<TunnelStatus> },
-    Subscribed { name: String },
-    Unsubscribed { name: String },
+    Up {
+        status: TunnelStatus,
+    },
+    /// What `Apply` did, in words ("peer ... added", "2 routes removed"), and the tunnel's status after it.
+    Applied {
+        status: TunnelStatus,
+        changes: Vec<String>,
+    },
+    Down {
+        names: Vec<String>,
+    },
+    /// Every tunnel, or the one asked for; the helper sends them as [`ServerMessage::Partial`]s before this.
+    Status {
+        tunnels: Vec<TunnelView>,
+    },
+    Subscribed {
+        name: String,
+    },
+    Unsubscribed {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,13 @@
-//! Tunnel profiles: the model, its TOML file format and its validation.
+//! Tunnel profiles: the typed model, the file schema ([`Draft`]) in TOML and wg-quick form, and validation.
 //!
 //! A profile is named by its file's stem (`lab.toml` is tunnel `lab`), as wg-quick names its tunnels. The same
 //! [`Profile::validate`] runs in every client before sending and in the helper on every `Up` it receives, because
 //! the helper must not trust its callers.
 
+mod draft;
 mod error;
+mod fields;
+mod file;
 mod toml_file;
 mod validate;
 pub mod wg_quick;
@@ -14,8 +17,13 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use draft::{
+    Draft, HostgwDraft, HostgwPeerDraft, NumberOrText, TapDraft, UdpDraft, UdpPeerDraft, VxlanDraft, VxlanPeerDraft,
+    WireguardDraft, WireguardPeerDraft,
+};
 pub use error::{FileProblem, LoadError, ProfileError};
-pub use toml_file::{load_file, name_from_path, parse_toml, write_toml};
+pub use file::{load_file, name_from_path, parse_file};
+pub use toml_file::{parse_toml, write_toml};
 pub use validate::name as validate_name;
 
 use crate::keys::{PublicKey, SecretKey};
@@ -24,9 +32,15 @@ use crate::mac::MacAddr;
 /// MTU of a tunnel device when the profile sets none: 1500 minus the worst-case WireGuard overhead over IPv6,
 /// so that profiles stay valid when switched between kinds.
 pub const DEFAULT_MTU: u16 = 1420;
-/// Limits that keep one request from asking the helper for unbounded memory.
+/// Limits that keep one request from asking the helper for unbounded memory and work.
 pub const MAX_PEERS: usize = 1024;
+/// Allowed IPs (or subnets) of all peers together, and of one peer.
 pub const MAX_PREFIXES: usize = 4096;
+pub const MAX_PREFIXES_PER_PEER: usize = 1024;
+/// Addresses on the tunnel's link.
+pub const MAX_ADDRESSES: usize = 256;
+/// DNS servers, and search domains, of a tunnel.
+pub const MAX_DNS: usize = 16;
 pub const MAX_NAME_LEN: usize = 64;
 
 /// A named tunnel of one kind.
@@ -276,6 +290,10 @@ impl std::str::FromStr for Endpoint {
             return Ok(Self::Addr(addr));
         }
         let (host, port) = s.rsplit_once(':').ok_or("has no port")?;
+        // Digits only: `u16::from_str` would take "+51820", which then reads back as another endpoint.
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("has no valid port");
+        }
         let port: u16 = port.parse().map_err(|_| "has no valid port")?;
         let valid_label = |l: &str| {
             !l.is_empty()
@@ -283,7 +301,10 @@ impl std::str::FromStr for Endpoint {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !l.starts_with('-')
         };
-        if host.len() > 253 || !host.trim_end_matches('.').split('.').all(valid_label) {
+        let labels = host.trim_end_matches('.');
+        // A name's last label is never all digits (RFC 3696): "192.0.2.300" is a mistyped address, not a name.
+        let numeric_tld = labels.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+        if host.len() > 253 || !labels.split('.').all(valid_label) || numeric_tld {
             return Err("is neither an IP address nor a host name");
         }
         Ok(Self::Host { host: host.to_owned(), port })

@@ -1,13 +1,13 @@
 //! The rules every profile must meet, shared by clients and the helper.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::{
-    HostgwTunnel, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpTunnel,
-    VxlanTunnel, WireguardTunnel,
+    Endpoint, HostgwTunnel, MAX_ADDRESSES, MAX_DNS, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, MAX_PREFIXES_PER_PEER,
+    Profile, ProfileError, Table, TapTunnel, Tunnel, UdpTunnel, VxlanTunnel, WireguardTunnel,
 };
 use crate::ifname;
 
@@ -78,9 +78,23 @@ fn addresses(addresses: &[IpNet]) -> Result<(), ProfileError> {
             "give the tunnel device at least one address, such as address = [\"10.9.0.1/24\"]",
         ));
     }
+    if addresses.len() > MAX_ADDRESSES {
+        return Err(ProfileError::new(
+            "address",
+            format!("{} addresses is more than the {MAX_ADDRESSES} allowed", addresses.len()),
+            "give the tunnel fewer addresses, with wider prefixes",
+        ));
+    }
     let mut seen = HashSet::new();
     for (i, a) in addresses.iter().enumerate() {
         let field = format!("address[{i}]");
+        if a.prefix_len() == 0 {
+            return Err(ProfileError::new(
+                field,
+                format!("{a} would make every address reachable through the tunnel's link"),
+                "give the address its network's prefix length, such as 10.9.0.1/24",
+            ));
+        }
         if !usable_host(a.addr()) {
             return Err(ProfileError::new(
                 field,
@@ -97,6 +111,48 @@ fn addresses(addresses: &[IpNet]) -> Result<(), ProfileError> {
 
 fn usable_host(ip: IpAddr) -> bool {
     !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+}
+
+/// An endpoint a tunnel can send to: a unicast address and a port, and not the tunnel's own socket on loopback
+/// (the helper checks the host's other addresses). Loopback with another port stays allowed: a local UDP proxy
+/// is a real setup.
+fn endpoint(field: String, ep: SocketAddr, listen_port: Option<u16>, example: &str) -> Result<(), ProfileError> {
+    let ip = ep.ip().to_canonical();
+    if ep.port() == 0 || ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        return Err(ProfileError::new(
+            field,
+            format!("{ep} cannot be sent to: it is not one host's address and port"),
+            format!("set the peer's unicast address and UDP port, such as \"{example}\""),
+        ));
+    }
+    if ip.is_loopback() && Some(ep.port()) == listen_port {
+        return Err(ProfileError::new(
+            field,
+            format!("{ep} is this tunnel's own socket: it would send to itself"),
+            "set the peer's address, or a local proxy's port",
+        ));
+    }
+    Ok(())
+}
+
+/// No address of the tunnel may be a peer's endpoint, nor hold one in its prefix: the connected route of that
+/// prefix would send the tunnel's own datagrams into the tunnel.
+fn addresses_leave_out(
+    addresses: &[IpNet],
+    endpoints: impl Iterator<Item = (String, IpAddr)>,
+) -> Result<(), ProfileError> {
+    for (field, ep) in endpoints {
+        let ep = ep.to_canonical();
+        if let Some((i, a)) = addresses.iter().enumerate().find(|(_, a)| a.contains(&ep)) {
+            let what = if a.addr() == ep { "is" } else { "holds" };
+            return Err(ProfileError::new(
+                format!("address[{i}]"),
+                format!("{a} {what} the {field} {ep}, which would route the tunnel into itself"),
+                "give the tunnel an address on a network of its own, apart from the peers' underlay addresses",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn listen_port(port: u16) -> Result<(), ProfileError> {
@@ -116,18 +172,12 @@ fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
     listen_port(u.listen_port)?;
     mtu(u.mtu, &u.address)?;
     peer_count(u.peers.len())?;
-    allowed_ips(u.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    allowed_ips("allowed_ips", u.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
     let mut endpoints = HashSet::new();
     for (i, peer) in u.peers.iter().enumerate() {
         let ep = peer.endpoint;
         let field = format!("peer[{i}].endpoint");
-        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() {
-            return Err(ProfileError::new(
-                field,
-                format!("{ep} cannot be sent to"),
-                "set the peer's unicast address and UDP port, such as \"172.31.0.2:8285\"",
-            ));
-        }
+        endpoint(field.clone(), ep, Some(u.listen_port), "172.31.0.2:8285")?;
         if !endpoints.insert(ep) {
             return Err(ProfileError::new(
                 field,
@@ -154,7 +204,10 @@ fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
             }
         }
     }
-    Ok(())
+    addresses_leave_out(
+        &u.address,
+        u.peers.iter().enumerate().map(|(i, p)| (format!("endpoint of peer[{i}]"), p.endpoint.ip())),
+    )
 }
 
 fn peer_count(n: usize) -> Result<(), ProfileError> {
@@ -175,12 +228,20 @@ fn peer_count(n: usize) -> Result<(), ProfileError> {
     Ok(())
 }
 
-/// Each prefix given to one peer only, written as a network, and no more of them than the helper takes.
-fn allowed_ips<'a>(peers: impl Iterator<Item = &'a [IpNet]>) -> Result<(), ProfileError> {
+/// Each prefix (of the peers' `key`: allowed_ips or subnets) given to one peer only, written as a network, and
+/// no more of them than the helper takes.
+fn allowed_ips<'a>(key: &str, peers: impl Iterator<Item = &'a [IpNet]>) -> Result<(), ProfileError> {
     let mut seen = HashSet::new();
     for (i, nets) in peers.enumerate() {
+        if nets.len() > MAX_PREFIXES_PER_PEER {
+            return Err(ProfileError::new(
+                format!("peer[{i}].{key}"),
+                format!("{} prefixes is more than the {MAX_PREFIXES_PER_PEER} one peer may have", nets.len()),
+                "merge adjacent prefixes",
+            ));
+        }
         for (j, net) in nets.iter().enumerate() {
-            let field = format!("peer[{i}].allowed_ips[{j}]");
+            let field = format!("peer[{i}].{key}[{j}]");
             if net.trunc() != *net {
                 return Err(ProfileError::new(
                     field,
@@ -200,7 +261,7 @@ fn allowed_ips<'a>(peers: impl Iterator<Item = &'a [IpNet]>) -> Result<(), Profi
     if seen.len() > MAX_PREFIXES {
         return Err(ProfileError::new(
             "peer",
-            format!("{} allowed_ips entries is more than the {MAX_PREFIXES} allowed", seen.len()),
+            format!("{} {key} entries is more than the {MAX_PREFIXES} allowed", seen.len()),
             "merge adjacent prefixes",
         ));
     }
@@ -212,7 +273,21 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
     addresses(&w.address)?;
     mtu(w.mtu, &w.address)?;
     peer_count(w.peers.len())?;
-    allowed_ips(w.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    allowed_ips("allowed_ips", w.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    if let Table::Id(id @ (0 | 255)) = w.table {
+        return Err(ProfileError::new(
+            "table",
+            format!("{id} is not a routing table routes can be added to"),
+            "set it to auto, off, or a table number such as 51820",
+        ));
+    }
+    if w.dns.len() > MAX_DNS || w.dns_search.len() > MAX_DNS {
+        return Err(ProfileError::new(
+            "dns",
+            format!("more than {MAX_DNS} DNS servers or search domains"),
+            "list fewer; resolvers use only the first few",
+        ));
+    }
     let own = w.private_key.public_key();
     let mut keys = HashSet::new();
     for (i, peer) in w.peers.iter().enumerate() {
@@ -230,15 +305,18 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
                 "merge the two peers into one",
             ));
         }
-        let Some(super::Endpoint::Addr(ep)) = &peer.endpoint else { continue };
-        let field = format!("peer[{i}].endpoint");
-        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() {
+        if !w.private_key.agrees_with(&peer.public_key) {
             return Err(ProfileError::new(
-                field,
-                format!("{ep} cannot be sent to"),
-                "set the peer's unicast address and UDP port, such as \"203.0.113.5:51820\"",
+                format!("peer[{i}].public_key"),
+                format!(
+                    "{} is a point of small order: the keys of a session with it would be known to all",
+                    peer.public_key
+                ),
+                "set the peer's real public key (the output of `culvert pubkey` or `wg pubkey` on its side)",
             ));
         }
+        let Some(Endpoint::Addr(ep)) = &peer.endpoint else { continue };
+        endpoint(format!("peer[{i}].endpoint"), *ep, w.listen_port, "203.0.113.5:51820")?;
         // A full tunnel (a /0) keeps the endpoint reachable with policy routing; any narrower prefix that holds the
         // endpoint would send the tunnel's own packets into itself.
         if w.table != Table::Off {
@@ -256,6 +334,11 @@ fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
             }
         }
     }
+    let literal = w.peers.iter().enumerate().filter_map(|(i, p)| match &p.endpoint {
+        Some(Endpoint::Addr(ep)) => Some((format!("endpoint of peer[{i}]"), ep.ip())),
+        _ => None,
+    });
+    addresses_leave_out(&w.address, literal)?;
     for (i, domain) in w.dns_search.iter().enumerate() {
         let ok = !domain.is_empty()
             && domain.len() <= 253
@@ -289,15 +372,16 @@ fn tap(p: &Profile, t: &TapTunnel) -> Result<(), ProfileError> {
         ));
     }
     peer_count(t.peers.len())?;
-    allowed_ips(t.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
+    allowed_ips("allowed_ips", t.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
     let mut endpoints = HashSet::new();
     for (i, peer) in t.peers.iter().enumerate() {
         let ep = peer.endpoint;
-        if ep.port() == 0 || ep.ip().is_unspecified() || ep.ip().is_multicast() || !endpoints.insert(ep) {
+        endpoint(format!("peer[{i}].endpoint"), ep, Some(t.listen_port), "172.31.0.2:8285")?;
+        if !endpoints.insert(ep) {
             return Err(ProfileError::new(
                 format!("peer[{i}].endpoint"),
-                format!("{ep} is not a distinct peer address"),
-                "set each peer's unicast address and UDP port, such as \"172.31.0.2:8285\"",
+                format!("{ep} is the endpoint of an earlier peer too"),
+                "set each peer's own address and UDP port, such as \"172.31.0.2:8285\"",
             ));
         }
         if let Some(net) = peer.allowed_ips.iter().find(|n| t.peers.iter().any(|p| n.contains(&p.endpoint.ip()))) {
@@ -308,17 +392,21 @@ fn tap(p: &Profile, t: &TapTunnel) -> Result<(), ProfileError> {
             ));
         }
     }
-    Ok(())
+    addresses_leave_out(
+        &t.address,
+        t.peers.iter().enumerate().map(|(i, p)| (format!("endpoint of peer[{i}]"), p.endpoint.ip())),
+    )
 }
 
 fn hostgw(h: &HostgwTunnel) -> Result<(), ProfileError> {
+    forward(&h.forward)?;
     for (i, name) in h.forward.iter().enumerate() {
         ifname::check(name).map_err(|problem| {
             ProfileError::new(format!("forward[{i}]"), format!("`{name}` {problem}"), "name an existing interface")
         })?;
     }
     peer_count(h.peers.len())?;
-    allowed_ips(h.peers.iter().map(|p| p.subnets.as_slice()))?;
+    allowed_ips("subnets", h.peers.iter().map(|p| p.subnets.as_slice()))?;
     let mut seen = HashSet::new();
     for (i, peer) in h.peers.iter().enumerate() {
         if !usable_host(peer.via) || !seen.insert(peer.via) {
@@ -335,13 +423,30 @@ fn hostgw(h: &HostgwTunnel) -> Result<(), ProfileError> {
                 "list the networks behind the peer host, such as subnets = [\"10.244.2.0/24\"]",
             ));
         }
-        if let Some(net) = peer.subnets.iter().find(|n| n.contains(&peer.via)) {
-            return Err(ProfileError::new(
-                format!("peer[{i}].subnets"),
-                format!("{net} contains the peer's own address {}", peer.via),
-                "list only the networks behind the peer",
-            ));
+        // A next hop inside a subnet routed via a next hop can never be reached.
+        for (k, other) in h.peers.iter().enumerate() {
+            if let Some(net) = peer.subnets.iter().find(|n| n.contains(&other.via)) {
+                let whose = if k == i { "the peer's own address".to_owned() } else { format!("peer[{k}].via") };
+                return Err(ProfileError::new(
+                    format!("peer[{i}].subnets"),
+                    format!("{net} contains {whose} {}", other.via),
+                    "list only the networks behind the peer",
+                ));
+            }
         }
+    }
+    Ok(())
+}
+
+/// Interfaces to forward between, at most as many as a host has bridges for pods.
+fn forward(names: &[String]) -> Result<(), ProfileError> {
+    const MAX_FORWARD: usize = 64;
+    if names.len() > MAX_FORWARD {
+        return Err(ProfileError::new(
+            "forward",
+            format!("{} interfaces is more than the {MAX_FORWARD} allowed", names.len()),
+            "list the interfaces the host's pods sit behind",
+        ));
     }
     Ok(())
 }
@@ -372,7 +477,15 @@ fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
                 "set `underlay` to the device that holds `local`",
             )
         })?;
+        if dev == "lo" {
+            return Err(ProfileError::new(
+                "underlay",
+                "`lo` is the loopback device: VXLAN packets sent there never leave the host",
+                "set `underlay` to the device that reaches the peers, or leave it out to find it from `local`",
+            ));
+        }
     }
+    forward(&v.forward)?;
     for (field, name) in v
         .bridge
         .iter()
@@ -390,7 +503,8 @@ fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
     }
     mtu(v.mtu, &v.address)?;
     peer_count(v.peers.len())?;
-    allowed_ips(v.peers.iter().map(|p| p.subnets.as_slice()))?;
+    allowed_ips("subnets", v.peers.iter().map(|p| p.subnets.as_slice()))?;
+    addresses_leave_out(&v.address, v.peers.iter().enumerate().map(|(i, p)| (format!("vtep of peer[{i}]"), p.vtep)))?;
     let own_mac = v.own_mac();
     let mut vteps = HashSet::new();
     for (i, peer) in v.peers.iter().enumerate() {
@@ -443,7 +557,9 @@ fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Profile, Tunnel, UdpPeer, UdpTunnel};
+    use super::super::{Profile, ProfileError, Tunnel, UdpPeer, UdpTunnel};
+    use ipnet::IpNet;
+    use std::net::IpAddr;
 
     fn lab() -> Profile {
         Profile {
@@ -534,5 +650,103 @@ mod tests {
             UdpPeer { endpoint: "172.31.0.3:8285".parse().unwrap(), allowed_ips: vec!["10.9.0.0/24".parse().unwrap()] };
         udp(&mut p).peers.push(second);
         assert_eq!(field_of(&p), "peer[1].allowed_ips[0]");
+    }
+
+    fn parse(kind_text: &str) -> Result<Profile, crate::profile::FileProblem> {
+        crate::profile::parse_toml("t", kind_text)
+    }
+
+    fn refused(text: &str) -> ProfileError {
+        match parse(text) {
+            Err(crate::profile::FileProblem::Field(e)) => e,
+            other => panic!("{text}\nshould be refused by the validator: {other:?}"),
+        }
+    }
+
+    const UDP: &str = "kind = \"udp\"\naddress = [\"10.9.0.1/24\"]\nlisten_port = 8285\n[[peer]]\n\
+                       endpoint = \"172.31.0.2:8285\"\nallowed_ips = [\"10.9.0.0/24\"]\n";
+
+    /// Profiles the helper once took and must not (the hardening issue), each refused by the one validator that
+    /// files and requests share, naming the field.
+    #[test]
+    fn addresses_and_endpoints_that_loop_or_cannot_be_sent_to_are_refused() {
+        let cases = [
+            ("10.9.0.1/24", "0.0.0.0/0", "address[0]"),
+            ("\"172.31.0.2:8285\"", "\"255.255.255.255:8285\"", "peer[0].endpoint"),
+            ("\"172.31.0.2:8285\"", "\"224.0.0.1:8285\"", "peer[0].endpoint"),
+            ("\"172.31.0.2:8285\"", "\"127.0.0.1:8285\"", "peer[0].endpoint"),
+            ("10.9.0.1/24", "172.31.0.2/32", "address[0]"),
+            ("10.9.0.1/24", "172.31.0.1/24", "address[0]"),
+        ];
+        for (from, to, field) in cases {
+            let e = refused(&UDP.replace(from, to));
+            assert_eq!(e.field, field, "{to}: {e}");
+        }
+        // A local proxy on another port of loopback is a real setup.
+        parse(&UDP.replace("172.31.0.2:8285", "127.0.0.1:9000")).unwrap();
+        let e = refused(&UDP.replace("10.9.0.1/24", "172.31.0.1/24"));
+        assert!(e.problem.contains("holds") && e.problem.contains("172.31.0.2"), "{e}");
+    }
+
+    #[test]
+    fn wireguard_tables_and_small_order_keys_are_refused() {
+        let wg = |extra: &str, key: &str| {
+            format!(
+                "kind = \"wireguard\"\nprivate_key = \"yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\"\n\
+                 address = [\"10.8.0.1/24\"]\n{extra}\n[[peer]]\npublic_key = \"{key}\"\nallowed_ips = [\"10.8.0.2/32\"]\n"
+            )
+        };
+        let good = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+        parse(&wg("table = 1234", good)).unwrap();
+        for table in ["table = 0", "table = 255"] {
+            assert_eq!(refused(&wg(table, good)).field, "table", "{table}");
+        }
+        // The same rule holds for a profile that never was a file (an IPC request).
+        let mut p = parse(&wg("", good)).unwrap();
+        let Tunnel::Wireguard(w) = &mut p.tunnel else { panic!() };
+        w.table = crate::profile::Table::Id(255);
+        assert_eq!(p.validate().unwrap_err().field, "table");
+        // The all-zero key and another point of small order (order 8, from the curve's torsion subgroup).
+        for small in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA="] {
+            let e = refused(&wg("", small));
+            assert_eq!(e.field, "peer[0].public_key", "{small}");
+            assert!(e.problem.contains("small order"), "{e}");
+        }
+    }
+
+    #[test]
+    fn overlay_rules_name_subnets_and_refuse_loopback_and_unreachable_hops() {
+        let hostgw = "kind = \"hostgw\"\n[[peer]]\nvia = \"172.31.0.2\"\nsubnets = [\"10.244.2.1/24\"]\n";
+        let e = refused(hostgw);
+        assert_eq!(e.field, "peer[0].subnets[0]");
+        let two = "kind = \"hostgw\"\n[[peer]]\nvia = \"172.31.0.2\"\nsubnets = [\"10.244.2.0/24\"]\n\
+                   [[peer]]\nvia = \"10.244.2.7\"\nsubnets = [\"10.244.3.0/24\"]\n";
+        let e = refused(two);
+        assert!(e.field == "peer[0].subnets" && e.problem.contains("peer[1].via"), "{e}");
+        let vxlan =
+            "kind = \"vxlan\"\nvni = 42\nlocal = \"172.31.0.1\"\nunderlay = \"lo\"\n[[peer]]\nvtep = \"172.31.0.2\"\n";
+        assert_eq!(refused(vxlan).field, "underlay");
+        let vx_bits = vxlan.replace("underlay = \"lo\"\n", "").replace(
+            "vtep = \"172.31.0.2\"\n",
+            "vtep = \"172.31.0.2\"\ngateway = \"10.244.2.0\"\nsubnets = [\"10.244.2.1/24\"]\n",
+        );
+        let e = refused(&vx_bits);
+        assert_eq!(e.field, "peer[0].subnets[0]", "{e}");
+    }
+
+    #[test]
+    fn sizes_are_bounded_with_the_limit_in_the_error() {
+        let mut p = lab();
+        udp(&mut p).address = (0..300u32)
+            .map(|i| IpNet::new(IpAddr::from(std::net::Ipv4Addr::from_bits((10u32 << 24) + i + 1)), 32).unwrap())
+            .collect();
+        let e = p.validate().unwrap_err();
+        assert!(e.field == "address" && e.problem.contains("256"), "{e}");
+        let mut p = lab();
+        udp(&mut p).peers[0].allowed_ips = (0..1100u32)
+            .map(|i| IpNet::new(IpAddr::from(std::net::Ipv4Addr::from_bits((11u32 << 24) + (i << 8))), 24).unwrap())
+            .collect();
+        let e = p.validate().unwrap_err();
+        assert!(e.field == "peer[0].allowed_ips" && e.problem.contains("1024"), "{e}");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::toml_file::{fwmark, interface_address, prefix, public_key, secret_key, split_dns, table, wg_endpoint};
+use super::fields::{fwmark, interface_address, prefix, public_key, secret_key, split_dns, table, wg_endpoint};
 use super::{FileProblem, Profile, ProfileError, Table, Tunnel, WireguardPeer, WireguardTunnel};
 
 /// Parses and validates a wg-quick file; also returns notes for the user about what was accepted but ignored.
@@ -93,8 +93,95 @@ pub fn parse(name: &str, text: &str) -> Result<(Profile, Vec<String>), FileProbl
     }
     let tunnel = iface.into_tunnel(peers)?;
     let profile = Profile { name: name.to_owned(), tunnel: Tunnel::Wireguard(tunnel) };
-    profile.validate()?;
+    profile.validate().map_err(for_conf)?;
     Ok((profile, notes))
+}
+
+/// The wg-quick key of a profile field's key (`allowed_ips` is `AllowedIPs`).
+fn conf_key(toml_key: &str) -> Option<&'static str> {
+    Some(match toml_key {
+        "address" => "Address",
+        "allowed_ips" => "AllowedIPs",
+        "endpoint" => "Endpoint",
+        "public_key" => "PublicKey",
+        "preshared_key" => "PresharedKey",
+        "persistent_keepalive" => "PersistentKeepalive",
+        "private_key" => "PrivateKey",
+        "listen_port" => "ListenPort",
+        "mtu" => "MTU",
+        "dns" | "dns_search" => "DNS",
+        "table" => "Table",
+        "fwmark" => "FwMark",
+        _ => return None,
+    })
+}
+
+/// A profile error in the words of a wg-quick file: where it is (`[Peer] 2 AllowedIPs`), its keys in the fix
+/// instead of the TOML ones, and for what the file name decides (the tunnel's and the interface's name), to
+/// rename the file. The validator and the helper speak of profile fields; this is how a `.conf` user hears them.
+pub fn for_conf(e: ProfileError) -> ProfileError {
+    let key_of = |path: &str| path.split('[').next().unwrap_or(path).to_owned();
+    let field = match e.field.strip_prefix("peer[").and_then(|rest| rest.split_once("].")) {
+        Some((i, rest)) => {
+            let n = i.parse::<usize>().map_or_else(|_| i.to_owned(), |i| (i + 1).to_string());
+            format!("[Peer] {n} {}", conf_key(&key_of(rest)).unwrap_or(rest))
+        }
+        None => match key_of(&e.field).as_str() {
+            "name" | "interface" => "file name".to_owned(),
+            "peer" => "[Peer]".to_owned(),
+            key => conf_key(key).map_or_else(|| e.field.clone(), str::to_owned),
+        },
+    };
+    let fix = match e.field.as_str() {
+        "name" | "interface" => {
+            "rename the file: its name without .conf names the tunnel and its interface, 1 to 15 letters, digits, \
+             '_', '.' or '-', such as wg0.conf"
+                .to_owned()
+        }
+        "address" => "add Address = 10.8.0.1/24 under [Interface]".to_owned(),
+        "peer" => "add a [Peer] section for each peer, with its PublicKey and AllowedIPs".to_owned(),
+        _ => {
+            let mut fix = e.fix.clone();
+            for key in [
+                "allowed_ips",
+                "listen_port",
+                "public_key",
+                "preshared_key",
+                "persistent_keepalive",
+                "mtu",
+                "table",
+                "fwmark",
+                "dns",
+                "private_key",
+            ] {
+                if let Some(conf) = conf_key(key) {
+                    fix = replace_word(&fix, key, conf);
+                }
+            }
+            fix
+        }
+    };
+    ProfileError { field, problem: e.problem, fix }
+}
+
+/// `text` with each whole-word `word` (not part of a longer identifier) replaced by `with`.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(ident) || after.is_some_and(ident) {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn hook_name(key: &str) -> &'static str {
@@ -378,5 +465,45 @@ PersistentKeepalive = 25
     fn a_file_without_interface_or_key_says_what_is_missing() {
         assert!(parse("x", "[Peer]\nPublicKey = x").unwrap_err().to_string().contains("[Interface]"));
         assert!(parse("x", "[Interface]\nAddress = 10.0.0.1/24").unwrap_err().to_string().contains("PrivateKey"));
+    }
+
+    /// A .conf file's errors advise its own keys, or renaming the file, never TOML it cannot hold.
+    #[test]
+    fn errors_speak_wg_quick() {
+        let long = parse("a-very-long-tunnel-name", WG0).unwrap_err().to_string();
+        assert!(long.contains("file name") && long.contains("rename the file"), "{long}");
+        assert!(!long.contains("set `interface`"), "{long}");
+        let no_address = "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n[Peer]\n\
+                          PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 10.1.0.0/24\n";
+        let e = parse("wg0", no_address).unwrap_err().to_string();
+        assert!(e.contains("Address = ") && !e.contains("address = ["), "{e}");
+        let looping = WG0.replace("AllowedIPs = 10.192.122.4/32", "AllowedIPs = 10.192.122.4/32, 192.95.0.0/16");
+        let e = parse("wg0", &looping).unwrap_err().to_string();
+        assert!(e.contains("[Peer] 2 AllowedIPs") && e.contains("narrow AllowedIPs"), "{e}");
+        let e = for_conf(ProfileError::new(
+            "listen_port",
+            "UDP port 51820 is already in use",
+            "choose another listen_port",
+        ));
+        assert_eq!(e.to_string(), "ListenPort: UDP port 51820 is already in use; choose another ListenPort");
+        assert_eq!(
+            replace_word("my_listen_port and listen_port", "listen_port", "ListenPort"),
+            "my_listen_port and ListenPort"
+        );
+    }
+
+    /// Found by the fuzzer: `Endpoint = 192.95.5.67:+423` was taken as the host name "192.95.5.67" with port 423,
+    /// and written back as an address, so the file did not read back as the profile it gave.
+    #[test]
+    fn endpoints_read_as_they_are_written() {
+        for bad in ["192.95.5.67:+423", "192.0.2.300:51820", "vpn.example.com:", "vpn.example.com:-1", "host:0x10"] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+        for good in
+            ["vpn.example.com:51820", "vpn.example.com.:1", "192.0.2.1:51820", "[2001:db8::1]:51820", "a-1.b2:9"]
+        {
+            let e: Endpoint = good.parse().unwrap();
+            assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e, "{good}");
+        }
     }
 }

@@ -1,17 +1,29 @@
 //! The registry of tunnels and the operations requests ask for.
+//!
+//! The registry is only ever locked for a moment, never across slow work: an `up` reserves its name (and what
+//! its tunnel will hold, see [`claims`](super::claims)), builds the tunnel unlocked, then publishes it, so that
+//! a bring-up waiting on a resolver or on netlink keeps no other request waiting. A `down` marks its tunnel as
+//! stopping while it takes it apart. Every `up` is bounded by the helper's request timeout; one that runs over
+//! is undone from its record on disk, which always covers what it may have made.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use culvert_core::ipc::IpcError;
-use culvert_core::profile::{Profile, Tunnel as TunnelConfig};
+use culvert_core::profile::Profile;
 use culvert_core::stats::TunnelStatus;
-use tokio::sync::Mutex;
 
 use super::Access;
+use super::admission::Admission;
+use super::claims::{self, Claim};
 use crate::system::{Netlink, Records};
-use crate::tunnel::userspace::system;
-use crate::tunnel::{Tunnel, TunnelInfo, changes, hostgw, tap, udp, vxlan, wireguard};
+use crate::tunnel::resolve::{self, Progress};
+use crate::tunnel::uapi::{SetRequest, SetRequests};
+use crate::tunnel::{self, Tunnel, TunnelInfo, changes};
+
+/// How long culvertd works on one request before it gives up, undoes it and says why (`--request-timeout`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who sent a request, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +33,29 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn may_manage(&self, tunnel: &Tunnel) -> bool {
-        self.uid == 0 || self.uid == tunnel.info.owner_uid
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+
+    /// Whether the caller may change and watch what `owner_uid` brought up: it is theirs, or they are root.
+    pub fn owns(&self, owner_uid: u32) -> bool {
+        self.uid == 0 || self.uid == owner_uid
+    }
+}
+
+#[derive(Debug)]
+enum Entry {
+    /// Reserved by an `up` that is still building it.
+    Starting(Claim),
+    /// Up; `changing` while an `apply` works on it.
+    Up { tunnel: Tunnel, claim: Claim, changing: bool },
+    /// Being taken apart by a `down`.
+    Stopping(Claim),
+}
+
+impl Entry {
+    fn claim(&self) -> &Claim {
+        match self {
+            Entry::Starting(c) | Entry::Stopping(c) | Entry::Up { claim: c, .. } => c,
+        }
     }
 }
 
@@ -30,13 +63,40 @@ impl Caller {
 pub struct Helper {
     netlink: Netlink,
     records: Records,
-    tunnels: Mutex<BTreeMap<String, Tunnel>>,
+    registry: Mutex<BTreeMap<String, Entry>>,
+    /// Where WireGuard tunnels' userspace APIs send `set` requests, and where [`Helper::serve_uapi_sets`] takes
+    /// them from.
+    sets: SetRequests,
+    pending_sets: Mutex<Option<tokio::sync::mpsc::Receiver<SetRequest>>>,
     pub access: Access,
+    pub admission: Arc<Admission>,
+    pub request_timeout: Duration,
 }
 
 impl Helper {
-    pub fn new(netlink: Netlink, records: Records, access: Access) -> Self {
-        Self { netlink, records, tunnels: Mutex::default(), access }
+    pub fn new(
+        netlink: Netlink,
+        records: Records,
+        access: Access,
+        admission: Arc<Admission>,
+        request_timeout: Duration,
+    ) -> Self {
+        // A few at a time: `wg` waits for each answer.
+        let (sets, pending) = tokio::sync::mpsc::channel(16);
+        Self {
+            netlink,
+            records,
+            registry: Mutex::default(),
+            sets,
+            pending_sets: Mutex::new(Some(pending)),
+            access,
+            admission,
+            request_timeout,
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Undoes what a previous helper on this state directory recorded and did not undo (it crashed).
@@ -51,87 +111,235 @@ impl Helper {
 
     pub async fn up(&self, caller: Caller, profile: Profile) -> Result<TunnelStatus, IpcError> {
         profile.validate()?;
-        let mut tunnels = self.tunnels.lock().await;
-        if tunnels.contains_key(&profile.name) {
-            return Err(IpcError::AlreadyUp { name: profile.name });
-        }
-        // host-gw makes no link, so it has no name to collide.
-        if profile.has_link() {
-            self.check_interface_free(&tunnels, profile.interface()).await?;
-        }
         let name = profile.name.clone();
-        let tunnel = match &profile.tunnel {
-            TunnelConfig::Udp(c) => {
-                let c = c.clone();
-                udp::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
-            }
-            TunnelConfig::Wireguard(c) => {
-                let c = c.clone();
-                wireguard::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
-            }
-            TunnelConfig::Vxlan(c) => {
-                let c = c.clone();
-                vxlan::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
-            }
-            TunnelConfig::Tap(c) => {
-                let c = c.clone();
-                tap::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
-            }
-            TunnelConfig::Hostgw(c) => {
-                let c = c.clone();
-                hostgw::up(&self.netlink, &self.records, profile, &c, caller.uid).await?
+        self.reserve(caller, &name, Claim::of(&profile, caller.uid, &[]))?;
+        let progress = Progress::default();
+        let built = match tokio::time::timeout(self.request_timeout, self.build(caller, profile, &progress)).await {
+            Ok(built) => built,
+            Err(_) => {
+                // The bring-up was dropped where it stood; its record covers everything it may have made.
+                self.undo_recorded(&name).await;
+                Err(IpcError::TimedOut {
+                    what: format!("bringing up `{name}`"),
+                    after_s: self.request_timeout.as_secs(),
+                    doing: progress.get(),
+                    fix: "check that the host names resolve and the helper's log, then try again".into(),
+                })
             }
         };
-        let status = tunnel.info.status();
-        tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
-        tunnels.insert(name, tunnel);
-        Ok(status)
+        let mut registry = self.registry();
+        match built {
+            Ok((tunnel, claim)) => {
+                let status = tunnel.info.status();
+                tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
+                registry.insert(name, Entry::Up { tunnel, claim, changing: false });
+                Ok(status)
+            }
+            Err(e) => {
+                registry.remove(&name);
+                Err(e)
+            }
+        }
     }
 
-    /// A tunnel's link name must be no other tunnel's and no existing link's (Culvert never takes one over).
-    async fn check_interface_free(&self, tunnels: &BTreeMap<String, Tunnel>, interface: &str) -> Result<(), IpcError> {
-        if let Some(other) =
-            tunnels.values().find(|t| t.info.profile.has_link() && t.info.profile.interface() == interface)
-        {
-            return Err(IpcError::InvalidProfile {
-                field: "interface".into(),
-                reason: format!("`{interface}` is the interface of tunnel `{}`, which is up", other.info.name()),
-                fix: "set `interface` to another name".into(),
+    /// Takes the name and what the tunnel will hold, if nothing up or coming up has them.
+    fn reserve(&self, caller: Caller, name: &str, claim: Claim) -> Result<(), IpcError> {
+        let mut registry = self.registry();
+        if let Some(entry) = registry.get(name) {
+            return Err(match entry {
+                Entry::Up { claim, .. } if !caller.owns(claim.owner_uid) => {
+                    IpcError::NameTaken { name: name.into(), owner_uid: claim.owner_uid }
+                }
+                Entry::Up { .. } => IpcError::AlreadyUp { name: name.into() },
+                Entry::Starting(_) | Entry::Stopping(_) => IpcError::Busy { name: name.into() },
             });
         }
-        if self.netlink.link(interface).await.map_err(system)?.is_some() {
-            return Err(IpcError::InvalidProfile {
-                field: "interface".into(),
-                reason: format!("a link named `{interface}` already exists and Culvert did not create it"),
-                fix: "set `interface` to a name no link uses".into(),
-            });
-        }
+        claims::check(&claim, caller.uid == 0, registry.iter().map(|(n, e)| (n.as_str(), e.claim())))?;
+        registry.insert(name.into(), Entry::Starting(claim));
         Ok(())
     }
 
+    /// Everything slow of an `up`, done without the registry: host checks, name resolution, the system changes
+    /// and the engine.
+    async fn build(&self, caller: Caller, profile: Profile, progress: &Progress) -> Result<(Tunnel, Claim), IpcError> {
+        progress.set("checking the host's links and addresses");
+        let resolved = resolve::endpoints(&profile, progress).await?;
+        tunnel::host_check::check(&self.netlink, &profile, &resolved, false).await?;
+        // The endpoints host names gave are part of what the tunnel holds.
+        let claim = Claim::of(&profile, caller.uid, &resolved);
+        {
+            let mut registry = self.registry();
+            let others = registry.iter().filter(|(n, _)| **n != profile.name).map(|(n, e)| (n.as_str(), e.claim()));
+            claims::check(&claim, caller.uid == 0, others)?;
+            registry.insert(profile.name.clone(), Entry::Starting(claim.clone()));
+        }
+        progress.set("configuring the device, its addresses and routes");
+        let tunnel = tunnel::up(&self.netlink, &self.records, profile, &resolved, caller.uid, &self.sets).await?;
+        Ok((tunnel, claim))
+    }
+
+    /// Takes the tunnel `profile` names to exactly that profile, without taking it down: see
+    /// [`tunnel::apply`]. A tunnel that is down is brought up. Returns its status and what was done.
+    pub async fn apply(&self, caller: Caller, profile: Profile) -> Result<(TunnelStatus, Vec<String>), IpcError> {
+        profile.validate()?;
+        let name = profile.name.clone();
+        let parts = {
+            let mut registry = self.registry();
+            match registry.get_mut(&name) {
+                None => None,
+                Some(Entry::Up { claim, .. }) if !caller.owns(claim.owner_uid) => {
+                    let owner_uid = claim.owner_uid;
+                    return Err(IpcError::NotOwner { name, owner_uid, action: "change it".into() });
+                }
+                Some(Entry::Up { tunnel, changing, .. }) if !*changing => {
+                    *changing = true;
+                    Some(tunnel.parts())
+                }
+                Some(_) => return Err(IpcError::Busy { name }),
+            }
+        };
+        let Some(parts) = parts else {
+            let status = self.up(caller, profile).await?;
+            return Ok((status, vec!["brought up: it was down".into()]));
+        };
+        let changed = self.change(caller, &parts, profile).await;
+        let mut registry = self.registry();
+        let Some(Entry::Up { tunnel, claim, changing }) = registry.get_mut(&name) else {
+            return Err(IpcError::NotFound { name });
+        };
+        *changing = false;
+        let (applied, new_claim) = changed?;
+        tunnel.record = applied.record;
+        *claim = new_claim;
+        if let (Some((socket, mtu)), Some(datapath)) = (applied.restart, tunnel.datapath.as_mut()) {
+            datapath.restart(socket, mtu);
+        }
+        let notes = applied.notes;
+        tracing::info!("tunnel {name} changed for uid {}: {}", caller.uid, notes.join("; "));
+        Ok((tunnel.info.status(), notes))
+    }
+
+    async fn change(
+        &self,
+        caller: Caller,
+        parts: &tunnel::apply::Parts,
+        profile: Profile,
+    ) -> Result<(tunnel::apply::Applied, Claim), IpcError> {
+        let progress = Progress::default();
+        // Only the resolver may wait: the change itself is bounded by netlink, and must not stop half-way.
+        let resolved = match tokio::time::timeout(self.request_timeout, resolve::endpoints(&profile, &progress)).await {
+            Ok(resolved) => resolved?,
+            Err(_) => {
+                return Err(IpcError::TimedOut {
+                    what: format!("changing `{}`", profile.name),
+                    after_s: self.request_timeout.as_secs(),
+                    doing: progress.get(),
+                    fix: "check that the host names resolve; the tunnel is as it was".into(),
+                });
+            }
+        };
+        let claim = Claim::of(&profile, parts.info.owner_uid, &resolved);
+        {
+            let registry = self.registry();
+            let others = registry.iter().filter(|(n, _)| **n != profile.name).map(|(n, e)| (n.as_str(), e.claim()));
+            claims::check(&claim, caller.uid == 0, others)?;
+        }
+        tunnel::host_check::check(&self.netlink, &profile, &resolved, true).await?;
+        let applied = tunnel::apply::apply(&self.netlink, &self.records, parts, &profile, &resolved).await?;
+        Ok((applied, claim))
+    }
+
+    /// Applies the `set` requests of WireGuard tunnels' userspace APIs (`wg set`, `wg syncconf`, ...) until the
+    /// helper ends: each becomes the tunnel's profile changed as it says, applied as by root (only root may use
+    /// those sockets); the tunnel stays its owner's.
+    pub async fn serve_uapi_sets(self: Arc<Self>) {
+        let Some(mut pending) = self.pending_sets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        else {
+            return;
+        };
+        while let Some(request) = pending.recv().await {
+            let errno = self.uapi_set(&request.tunnel, &request.set).await;
+            let _ = request.reply.send(errno);
+        }
+    }
+
+    async fn uapi_set(&self, name: &str, set: &tunnel::uapi::request::SetDevice) -> i32 {
+        let Ok((info, _)) = self.visible(Caller::ROOT, Some(name)).map(|mut v| v.remove(0)) else {
+            return libc::ENODEV;
+        };
+        let mut profile = (*info.profile()).clone();
+        let bound = info.listen_port().unwrap_or(0);
+        let culvert_core::profile::Tunnel::Wireguard(config) = &profile.tunnel else { return libc::EINVAL };
+        profile.tunnel = culvert_core::profile::Tunnel::Wireguard(tunnel::uapi::set::apply_set(config, bound, set));
+        match self.apply(Caller::ROOT, profile).await {
+            Ok((_, changes)) => {
+                tracing::info!(
+                    "tunnel {name}: wg set: {}",
+                    if changes.is_empty() { "nothing changed".into() } else { changes.join("; ") }
+                );
+                0
+            }
+            Err(e) => {
+                tracing::info!("tunnel {name}: wg set refused: {e}");
+                match e {
+                    IpcError::InvalidProfile { .. } | IpcError::TooLarge { .. } => libc::EINVAL,
+                    IpcError::Busy { .. } => libc::EBUSY,
+                    _ => libc::EIO,
+                }
+            }
+        }
+    }
+
+    async fn undo_recorded(&self, name: &str) {
+        match self.records.load(name) {
+            Ok(Some(record)) => changes::undo(&self.netlink, &self.records, &record).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("tunnel {name}: cannot read its record to undo it: {e}"),
+        }
+    }
+
     pub async fn down(&self, caller: Caller, name: &str) -> Result<Vec<String>, IpcError> {
-        let mut tunnels = self.tunnels.lock().await;
-        let tunnel = tunnels.get(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
-        if !caller.may_manage(tunnel) {
-            return Err(IpcError::NotOwner { name: name.into(), owner_uid: tunnel.info.owner_uid });
-        }
-        if let Some(tunnel) = tunnels.remove(name) {
-            self.tear_down(tunnel).await;
-        }
+        let tunnel = {
+            let mut registry = self.registry();
+            let entry = registry.remove(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
+            match entry {
+                Entry::Up { tunnel, claim, changing: false } if caller.owns(claim.owner_uid) => {
+                    registry.insert(name.into(), Entry::Stopping(claim));
+                    tunnel
+                }
+                other => {
+                    let error = match &other {
+                        Entry::Up { claim, .. } if !caller.owns(claim.owner_uid) => IpcError::NotOwner {
+                            name: name.into(),
+                            owner_uid: claim.owner_uid,
+                            action: "bring it down".into(),
+                        },
+                        _ => IpcError::Busy { name: name.into() },
+                    };
+                    registry.insert(name.into(), other);
+                    return Err(error);
+                }
+            }
+        };
+        self.tear_down(tunnel).await;
         Ok(vec![name.into()])
     }
 
     /// Brings down every tunnel the caller may manage.
     pub async fn down_all(&self, caller: Caller) -> Vec<String> {
-        let mut tunnels = self.tunnels.lock().await;
-        let names: Vec<String> =
-            tunnels.values().filter(|t| caller.may_manage(t)).map(|t| t.info.name().to_owned()).collect();
-        for name in &names {
-            if let Some(tunnel) = tunnels.remove(name) {
-                self.tear_down(tunnel).await;
+        let names: Vec<String> = self
+            .registry()
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Up { claim, .. } if caller.owns(claim.owner_uid)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut down = Vec::new();
+        for name in names {
+            if self.down(caller, &name).await.is_ok() {
+                down.push(name);
             }
         }
-        names
+        down
     }
 
     async fn tear_down(&self, mut tunnel: Tunnel) {
@@ -139,29 +347,38 @@ impl Helper {
         tunnel.stop().await;
         changes::undo(&self.netlink, &self.records, &tunnel.record).await;
         tracing::info!("{kind} tunnel {} is down", tunnel.info.name());
+        self.registry().remove(tunnel.info.name());
+        // A userspace tunnel's buffers are large: worth giving back.
+        crate::system::memory::released(crate::system::memory::WORTH_IT);
     }
 
-    pub async fn status(&self, name: Option<&str>) -> Result<Vec<TunnelStatus>, IpcError> {
-        let tunnels = self.tunnels.lock().await;
+    /// The tunnels that are up (all, or the one named), each with whether the caller may see it in full.
+    pub fn visible(&self, caller: Caller, name: Option<&str>) -> Result<Vec<(Arc<TunnelInfo>, bool)>, IpcError> {
+        let registry = self.registry();
+        let up = |e: &Entry| match e {
+            Entry::Up { tunnel, .. } => Some((tunnel.info.clone(), caller.owns(tunnel.info.owner_uid))),
+            _ => None,
+        };
         match name {
-            Some(name) => {
-                tunnels.get(name).map(|t| vec![t.info.status()]).ok_or_else(|| IpcError::NotFound { name: name.into() })
-            }
-            None => Ok(tunnels.values().map(|t| t.info.status()).collect()),
+            Some(name) => match registry.get(name).and_then(up) {
+                Some(found) => Ok(vec![found]),
+                None => Err(IpcError::NotFound { name: name.into() }),
+            },
+            None => Ok(registry.values().filter_map(up).collect()),
         }
     }
 
-    pub async fn info(&self, name: &str) -> Result<Arc<TunnelInfo>, IpcError> {
-        self.tunnels
-            .lock()
-            .await
-            .get(name)
-            .map(|t| t.info.clone())
-            .ok_or_else(|| IpcError::NotFound { name: name.into() })
+    /// A tunnel the caller may watch: their own, or any for root.
+    pub fn watchable(&self, caller: Caller, name: &str) -> Result<Arc<TunnelInfo>, IpcError> {
+        let (info, owned) = self.visible(caller, Some(name))?.remove(0);
+        if !owned {
+            return Err(IpcError::NotOwner { name: name.into(), owner_uid: info.owner_uid, action: "watch it".into() });
+        }
+        Ok(info)
     }
 
     /// Brings every tunnel down, as on SIGTERM.
     pub async fn shut_down(&self) {
-        self.down_all(Caller { uid: 0, gid: 0 }).await;
+        self.down_all(Caller::ROOT).await;
     }
 }

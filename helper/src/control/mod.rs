@@ -2,7 +2,10 @@
 //! protocol spoken on each connection.
 
 pub mod access;
+pub mod admission;
+pub mod claims;
 pub mod connection;
+mod errors;
 pub mod events;
 pub mod helper;
 pub mod listener;

@@ -99,11 +99,12 @@ impl Traffic {
     }
 }
 
-/// Counters of one tunnel: its traffic and its drops by reason.
+/// Counters of one tunnel: its traffic, its drops by reason, and the cookie replies it sent.
 #[derive(Debug, Default)]
 pub struct TunnelCounters {
     pub traffic: Traffic,
     drops: [AtomicU64; DropReason::ALL.len()],
+    cookie_replies: AtomicU64,
 }
 
 impl TunnelCounters {
@@ -111,6 +112,11 @@ impl TunnelCounters {
         if n > 0 {
             self.drops[reason as usize].fetch_add(n, Relaxed);
         }
+    }
+
+    /// A WireGuard cookie reply went to a handshake initiator (one refused as `rate_limited`).
+    pub fn cookie_reply_sent(&self) {
+        self.cookie_replies.fetch_add(1, Relaxed);
     }
 
     pub fn dropped(&self, reason: DropReason) -> u64 {
@@ -121,7 +127,15 @@ impl TunnelCounters {
         let (rx_bytes, tx_bytes, rx_packets, tx_packets) = self.traffic.read();
         let drops: BTreeMap<String, u64> =
             DropReason::ALL.iter().map(|r| (r.name().to_owned(), self.dropped(*r))).collect();
-        Counters { rx_bytes, tx_bytes, rx_packets, tx_packets, dropped: drops.values().sum(), drops }
+        Counters {
+            rx_bytes,
+            tx_bytes,
+            rx_packets,
+            tx_packets,
+            dropped: drops.values().sum(),
+            drops,
+            cookie_replies: self.cookie_replies.load(Relaxed),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The IO shell of the userspace kinds: one loop per direction plus a timer loop, each batch-first with buffers
-//! allocated once. What happens to each packet is the [`Protocol`]'s business.
+//! allocated once. What happens to each packet is the [`Protocol`]'s business: each loop loads the current
+//! protocol core once per batch ([`Live`]), so peers change without the loops stopping.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use super::counters::{DropReason, TunnelCounters};
 use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
+use super::live::Live;
 use super::protocol::{Open, Protocol, Seal};
 use super::sampler::Sampler;
 use culvert_core::packets::Direction;
@@ -47,7 +49,7 @@ impl Tally {
 
 /// Reads packets from the tunnel device, seals each, and sends the datagrams in GSO runs where they allow it.
 pub async fn outbound<P: Protocol>(
-    proto: Arc<P>,
+    live: Arc<Live<P>>,
     counters: Arc<TunnelCounters>,
     sampler: Arc<Sampler>,
     mut tun: impl TunReader,
@@ -60,6 +62,7 @@ pub async fn outbound<P: Protocol>(
     let mut drops = Tally::default();
     loop {
         let n = tun.recv(&mut bufs, &mut sizes).await?;
+        let proto = live.load();
         for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
             sampler.offer(Direction::Out, &buf[..size]);
             match proto.seal(&buf[..size], run.spare()) {
@@ -205,7 +208,7 @@ impl Run {
 /// Receives datagrams, opens each, and writes the packets to the tunnel device in batches; protocol replies
 /// (handshake responses, queued packets) go out through `replies`.
 pub async fn inbound<P: Protocol>(
-    proto: Arc<P>,
+    live: Arc<Live<P>>,
     counters: Arc<TunnelCounters>,
     sampler: Arc<Sampler>,
     mut udp: impl UdpReader,
@@ -215,11 +218,12 @@ pub async fn inbound<P: Protocol>(
 ) -> io::Result<()> {
     let mut slots = vec![vec![0u8; UDP_SLOT_BYTES]; UDP_SLOTS];
     let mut meta = [RecvMeta::default(); UDP_SLOTS];
-    let mut batch = TunBatch::new(proto.peer_count(), packet_capacity(mtu));
+    let mut batch = TunBatch::new(packet_capacity(mtu));
     let mut flush_buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
     let mut drops = Tally::default();
     loop {
         let n = udp.recv(&mut slots, &mut meta).await?;
+        let proto = live.load();
         for (slot, m) in slots.iter().zip(&meta).take(n) {
             let data = &slot[..m.len.min(slot.len())];
             for datagram in data.chunks(m.stride.max(1)) {
@@ -238,6 +242,13 @@ pub async fn inbound<P: Protocol>(
                         }
                         if let Some(peer) = peer {
                             send_flushed(&*proto, &counters, peer, &mut flush_buf, &mut replies).await;
+                        }
+                    }
+                    Open::Refuse { to, len, reason } => {
+                        drops.add(reason);
+                        match replies.send(to, &out[..len], len).await {
+                            Ok(()) => counters.cookie_reply_sent(),
+                            Err(e) => tracing::debug!("reply to {to} failed: {e}"),
                         }
                     }
                     Open::Nothing => {}
@@ -271,13 +282,14 @@ async fn send_flushed(
 }
 
 /// Runs the protocol's timers every [`TICK`] and sends what they produce.
-pub async fn timers<P: Protocol>(proto: Arc<P>, counters: Arc<TunnelCounters>, mut udp: impl UdpWriter, mtu: u16) {
+pub async fn timers<P: Protocol>(live: Arc<Live<P>>, counters: Arc<TunnelCounters>, mut udp: impl UdpWriter, mtu: u16) {
     let mut buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ticks_per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u64;
     for n in 0u64.. {
         tick.tick().await;
+        let proto = live.load();
         if n % ticks_per_second == 0 {
             proto.every_second();
         }
@@ -300,13 +312,14 @@ pub async fn timers<P: Protocol>(proto: Arc<P>, counters: Arc<TunnelCounters>, m
 struct TunBatch {
     bufs: Vec<Vec<u8>>,
     len: usize,
+    /// Packets and bytes by peer position in the core the batch was opened with; grown when peers are added.
     per_peer: Vec<(u64, u64)>,
 }
 
 impl TunBatch {
-    fn new(peers: usize, capacity: usize) -> Self {
+    fn new(capacity: usize) -> Self {
         let bufs = (0..TUN_BATCH).map(|_| Vec::with_capacity(TUN_HEADROOM + capacity)).collect();
-        Self { bufs, len: 0, per_peer: vec![(0, 0); peers] }
+        Self { bufs, len: 0, per_peer: Vec::new() }
     }
 
     /// Room for the next packet, of at most `max` bytes.
@@ -320,6 +333,9 @@ impl TunBatch {
     fn commit(&mut self, peer: usize, len: usize) {
         self.bufs[self.len].truncate(TUN_HEADROOM + len);
         self.len += 1;
+        if peer >= self.per_peer.len() {
+            self.per_peer.resize(peer + 1, (0, 0));
+        }
         let p = &mut self.per_peer[peer];
         p.0 += 1;
         p.1 += len as u64;
@@ -335,7 +351,7 @@ impl TunBatch {
         }
         let written = tun.send(&mut self.bufs[..self.len]).await;
         let (mut packets, mut bytes) = (0, 0);
-        for (peer, p) in self.per_peer.iter_mut().enumerate() {
+        for (peer, p) in self.per_peer.iter_mut().enumerate().filter(|(_, p)| p.0 > 0) {
             if written.is_ok() {
                 proto.traffic(peer).add_rx(p.0, p.1);
             }
@@ -379,7 +395,7 @@ mod tests {
     /// Runs both directions of an engine over a fake device and a fake socket at `addr` on `wire`, sending up
     /// to `max_segments` datagrams per GSO send.
     fn spawn_engine<P: Protocol + 'static>(
-        proto: &Arc<P>,
+        proto: &Arc<Live<P>>,
         counters: &Arc<TunnelCounters>,
         (tun_rx, tun_tx): (fake::FakeTunReader, fake::FakeTunWriter),
         wire: &fake::Wire,
@@ -387,12 +403,19 @@ mod tests {
         max_segments: usize,
     ) {
         let (udp_rx, udp_tx) = wire.socket(addr, max_segments);
-        tokio::spawn(outbound(proto.clone(), counters.clone(), Arc::new(Sampler::new(false)), tun_rx, udp_tx, 1420));
+        tokio::spawn(outbound(
+            proto.clone(),
+            counters.clone(),
+            Arc::new(Sampler::new(false, || 0)),
+            tun_rx,
+            udp_tx,
+            1420,
+        ));
         let replies = wire.sender(addr, 1);
         tokio::spawn(inbound(
             proto.clone(),
             counters.clone(),
-            Arc::new(Sampler::new(false)),
+            Arc::new(Sampler::new(false, || 0)),
             udp_rx,
             tun_tx,
             replies,
@@ -407,8 +430,8 @@ mod tests {
         let wire = fake::Wire::default();
         let (a_tun, a_host) = fake::tun();
         let (b_tun, b_host) = fake::tun();
-        let a = Arc::new(UdpCore::new(&side("10.9.0.1/24", "192.0.2.2:8285", "10.9.0.2/32")));
-        let b = Arc::new(UdpCore::new(&side("10.9.0.2/24", "192.0.2.1:8285", "10.9.0.1/32")));
+        let a = Arc::new(Live::new(UdpCore::new(&side("10.9.0.1/24", "192.0.2.2:8285", "10.9.0.2/32"))));
+        let b = Arc::new(Live::new(UdpCore::new(&side("10.9.0.2/24", "192.0.2.1:8285", "10.9.0.1/32"))));
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
         spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64);
         spawn_engine(&b, &bc, b_tun, &wire, b_addr, 1);
@@ -438,7 +461,7 @@ mod tests {
         assert_eq!(a_sent.drops["no_route"], 1);
         assert_eq!((b_got.rx_packets, b_got.rx_bytes), (a_sent.tx_packets, a_sent.tx_bytes));
         assert_eq!(b_got.drops["unknown_peer"], 1);
-        assert_eq!(a.peers[0].traffic.read().1, a_sent.tx_bytes);
+        assert_eq!(a.load().peers[0].traffic.read().1, a_sent.tx_bytes);
         assert_eq!(a_sent.rx_packets, 1);
         assert_eq!(wire.sends_from(a_addr), 1, "five equal packets and a shorter one should leave as one GSO send");
     }
@@ -470,8 +493,8 @@ mod tests {
                 persistent_keepalive: None,
             }],
         };
-        let a = Arc::new(WgCore::new(&side(&ka, &kb, "10.8.0.2/32", b_addr), &vec![Some(b_addr)]));
-        let b = Arc::new(WgCore::new(&side(&kb, &ka, "10.8.0.1/32", a_addr), &vec![Some(a_addr)]));
+        let a = Arc::new(Live::new(WgCore::new(&side(&ka, &kb, "10.8.0.2/32", b_addr), &vec![Some(b_addr)])));
+        let b = Arc::new(Live::new(WgCore::new(&side(&kb, &ka, "10.8.0.1/32", a_addr), &vec![Some(a_addr)])));
         let wire = fake::Wire::default();
         let (a_tun, a_host) = fake::tun();
         let (b_tun, b_host) = fake::tun();
@@ -493,6 +516,6 @@ mod tests {
         assert_eq!(ac.snapshot().drops["spoofed_source"], 1);
         assert_eq!((bc.snapshot().rx_packets, bc.snapshot().rx_bytes), (1, first.len() as u64));
         assert_eq!(ac.snapshot().tx_packets, 1, "the queued packet counts once, when it is sent");
-        assert!(a.peers[0].since_handshake().is_some());
+        assert!(a.load().peers[0].since_handshake().is_some());
     }
 }

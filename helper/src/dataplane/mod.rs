@@ -9,6 +9,7 @@ pub mod engine;
 #[cfg(test)]
 mod fake;
 pub mod io;
+pub mod live;
 pub mod packet;
 pub mod protocol;
 pub mod routing;

@@ -1,28 +1,18 @@
-//! Just enough IP header parsing to route a packet: version, addresses, length. Never panics on any input.
+//! Just enough of a packet's header to route it: its addresses, through the checked view that the packet views
+//! use too ([`culvert_core::wire::Ip`]). Never panics on any input.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-const V4_HEADER: usize = 20;
-const V6_HEADER: usize = 40;
+use culvert_core::wire::Ip;
 
 /// The destination address of an IPv4 or IPv6 packet, or `None` if `packet` is not one.
 pub fn destination(packet: &[u8]) -> Option<IpAddr> {
-    match packet.first()? >> 4 {
-        4 if packet.len() >= V4_HEADER => Some(IpAddr::V4(Ipv4Addr::from(octets::<4>(&packet[16..20])))),
-        6 if packet.len() >= V6_HEADER => Some(IpAddr::V6(Ipv6Addr::from(octets::<16>(&packet[24..40])))),
-        _ => None,
-    }
+    Ip::new_checked(packet).map(|ip| ip.destination())
 }
 
-/// Whether `packet` starts like an IP packet whose header fits, so that it is worth giving to the kernel.
-pub fn looks_like_ip(packet: &[u8]) -> bool {
-    destination(packet).is_some()
-}
-
-fn octets<const N: usize>(s: &[u8]) -> [u8; N] {
-    let mut out = [0; N];
-    out.copy_from_slice(&s[..N]);
-    out
+/// The source address of an IPv4 or IPv6 packet, or `None` if `packet` is not one.
+pub fn source(packet: &[u8]) -> Option<IpAddr> {
+    Ip::new_checked(packet).map(|ip| ip.source())
 }
 
 #[cfg(test)]
@@ -73,9 +63,15 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_source_too() {
+        let p = build::ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), b"x");
+        assert_eq!(source(&p), Some("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
     fn hostile_input_is_not_ip() {
         for junk in [&[][..], &[0x45; 19], &[0x60; 39], &[0x00; 64], &[0xff; 100]] {
-            assert!(!looks_like_ip(junk), "{junk:?}");
+            assert_eq!(source(junk), None);
             assert_eq!(destination(junk), None);
         }
     }

@@ -40,6 +40,13 @@ pub enum Open {
         to: SocketAddr,
         len: usize,
     },
+    /// Refuse the datagram for `reason` (counted as a drop), answering `to` with `out[..len]`: a WireGuard
+    /// cookie reply to a handshake that came while the device was under load.
+    Refuse {
+        to: SocketAddr,
+        len: usize,
+        reason: DropReason,
+    },
     Nothing,
     Drop(DropReason),
 }

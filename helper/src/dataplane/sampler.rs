@@ -32,6 +32,8 @@ pub struct Sampler {
     seen: [AtomicU64; 2],
     /// The frames of TAP tunnels start with an Ethernet header.
     ethernet: bool,
+    /// The helper's clock in milliseconds, handed in: the data plane reads no clock of its own.
+    clock: fn() -> u64,
     ring: Mutex<Ring>,
     /// The rates subscribers asked for; the smallest applies.
     rates: Mutex<Vec<u32>>,
@@ -49,11 +51,12 @@ impl std::fmt::Debug for Ring {
 }
 
 impl Sampler {
-    pub fn new(ethernet: bool) -> Self {
+    pub fn new(ethernet: bool, clock: fn() -> u64) -> Self {
         Self {
             one_in: AtomicU32::new(0),
             seen: Default::default(),
             ethernet,
+            clock,
             ring: Mutex::new(Ring { entries: VecDeque::with_capacity(RING), next_seq: 0 }),
             rates: Mutex::default(),
         }
@@ -74,7 +77,7 @@ impl Sampler {
         let head_len = packet.len().min(HEAD);
         let mut raw = Raw {
             seq: ring.next_seq,
-            at_ms: crate::clock::now_ms(),
+            at_ms: (self.clock)(),
             direction,
             len: u32::try_from(packet.len()).unwrap_or(u32::MAX),
             head_len: head_len as u8,
@@ -96,16 +99,17 @@ impl Sampler {
         SamplingGuard { sampler: self.clone(), one_in: one_in.max(1) }
     }
 
-    /// The samples after sequence number `after`, parsed; the next position; and how many were lost to the ring's
-    /// bound since `after`.
-    pub fn read_since(&self, after: u64) -> (Vec<PacketSample>, u64, u64) {
+    /// The samples after sequence number `after`, parsed, at most the newest `max` of them; the next position;
+    /// and how many were missed since `after` (lost to the ring's bound, or beyond `max`).
+    pub fn read_since(&self, after: u64, max: usize) -> (Vec<PacketSample>, u64, u64) {
         let ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let oldest = ring.entries.front().map_or(ring.next_seq, |r| r.seq);
-        let missed = oldest.saturating_sub(after);
+        let from = after.max(oldest).max(ring.next_seq.saturating_sub(max as u64));
+        let missed = from.saturating_sub(after);
         let samples = ring
             .entries
             .iter()
-            .filter(|r| r.seq >= after)
+            .filter(|r| r.seq >= from)
             .map(|r| {
                 let mut s = parse(r.at_ms, r.direction, &r.head[..usize::from(r.head_len)], self.ethernet);
                 s.len = r.len;
@@ -145,24 +149,27 @@ mod tests {
 
     #[test]
     fn samples_one_in_n_only_while_subscribed_and_bounded() {
-        let s = Arc::new(Sampler::new(false));
+        let s = Arc::new(Sampler::new(false, || 7));
         let p = build::ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), &[0; 1000]);
         s.offer(Direction::Out, &p);
-        assert!(s.read_since(0).0.is_empty(), "nobody asked for samples");
+        assert!(s.read_since(0, RING).0.is_empty(), "nobody asked for samples");
         let guard = s.subscribe(4);
         for _ in 0..8 {
             s.offer(Direction::Out, &p);
         }
-        let (samples, next, missed) = s.read_since(0);
+        let (samples, next, missed) = s.read_since(0, RING);
         assert_eq!((samples.len(), next, missed), (2, 2, 0));
         assert_eq!((samples[0].len, samples[0].protocol.as_str()), (1020, "udp"));
         for _ in 0..(4 * (RING + 10)) {
             s.offer(Direction::In, &p);
         }
-        let (samples, _, missed) = s.read_since(next);
+        let (samples, _, missed) = s.read_since(next, RING);
         assert_eq!((samples.len(), missed), (RING, 10));
+        let (newest, end, missed) = s.read_since(next, 100);
+        assert_eq!((newest.len(), missed), (100, (RING - 100 + 10) as u64), "only the newest, the rest missed");
+        assert_eq!(end, next + RING as u64 + 10);
         drop(guard);
         s.offer(Direction::Out, &p);
-        assert_eq!(s.position(), s.read_since(0).1, "no sampling after the last subscriber left");
+        assert_eq!(s.position(), s.read_since(0, RING).1, "no sampling after the last subscriber left");
     }
 }

@@ -4,16 +4,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use culvert_core::profile::TapTunnel;
-use culvert_core::stats::PeerStatus;
+
+use culvert_core::wire::{self, ETHERNET_HEADER, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 use super::counters::{DropReason, Traffic};
+use super::packet;
 use super::protocol::{Open, Protocol, Seal};
-use super::udp_core::{Peer, canonical};
+use super::routing::AllowedIps;
+use super::udp_core::{Peer, canonical, carry_peers};
 
-const ETHERNET_HEADER: usize = 14;
 /// Learnt MACs at most, so that a peer sending from random addresses cannot grow the table without bound.
 const MAX_LEARNT: usize = 4096;
 
@@ -22,6 +24,8 @@ pub struct TapCore {
     pub peers: Vec<Peer>,
     by_endpoint: HashMap<SocketAddr, usize>,
     macs: RwLock<HashMap<[u8; 6], usize>>,
+    /// The peers' allowed_ips: the IP frames of a peer that has any must come from one of them.
+    sources: AllowedIps<usize>,
 }
 
 fn is_unicast(mac: &[u8]) -> bool {
@@ -30,17 +34,48 @@ fn is_unicast(mac: &[u8]) -> bool {
 
 impl TapCore {
     pub fn new(config: &TapTunnel) -> Self {
-        let peers: Vec<Peer> = config
-            .peers
+        Self::with_peers(carry_peers(&config.peers, &[]).0, HashMap::new())
+    }
+
+    /// The core for `config` in place of this one: peers that stay (by endpoint) keep their counters and the
+    /// MACs learnt behind them.
+    pub fn next(&self, config: &TapTunnel) -> (Self, Vec<String>) {
+        let (peers, notes) = carry_peers(&config.peers, &self.peers);
+        let learnt = self.macs.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let macs = learnt
             .iter()
-            .map(|p| Peer {
-                endpoint: canonical(p.endpoint),
-                allowed_ips: p.allowed_ips.clone(),
-                traffic: Arc::default(),
+            .filter_map(|(mac, &at)| {
+                let endpoint = self.peers.get(at)?.endpoint;
+                peers.iter().position(|p| p.endpoint == endpoint).map(|i| (*mac, i))
             })
             .collect();
+        (Self::with_peers(peers, macs), notes)
+    }
+
+    fn with_peers(peers: Vec<Peer>, macs: HashMap<[u8; 6], usize>) -> Self {
         let by_endpoint = peers.iter().enumerate().map(|(i, p)| (p.endpoint, i)).collect();
-        Self { peers, by_endpoint, macs: RwLock::default() }
+        let mut sources = AllowedIps::default();
+        for (i, p) in peers.iter().enumerate() {
+            for net in &p.allowed_ips {
+                sources.insert(*net, i);
+            }
+        }
+        Self { peers, by_endpoint, macs: RwLock::new(macs), sources }
+    }
+
+    /// Whether `peer` may send `frame`: anything, for a bridged peer without allowed_ips; for one with them, an
+    /// IP frame only from its own addresses (other frames, ARP among them, pass).
+    fn source_allowed(&self, peer: usize, frame: &[u8]) -> Result<(), DropReason> {
+        if self.peers[peer].allowed_ips.is_empty() {
+            return Ok(());
+        }
+        match wire::ethernet(frame) {
+            Some((ETHERTYPE_IPV4 | ETHERTYPE_IPV6, ip)) => {
+                let src = packet::source(ip).ok_or(DropReason::Malformed)?;
+                if self.sources.find(src) == Some(peer) { Ok(()) } else { Err(DropReason::SpoofedSource) }
+            }
+            _ => Ok(()),
+        }
     }
 
     fn learnt(&self, mac: &[u8]) -> Option<usize> {
@@ -83,6 +118,9 @@ impl Protocol for TapCore {
         if datagram.len() < ETHERNET_HEADER {
             return Open::Drop(DropReason::Malformed);
         }
+        if let Err(reason) = self.source_allowed(peer, datagram) {
+            return Open::Drop(reason);
+        }
         self.learn(&datagram[6..12], peer);
         out[..datagram.len()].copy_from_slice(datagram);
         Open::Deliver { peer, len: datagram.len() }
@@ -98,12 +136,6 @@ impl Protocol for TapCore {
 
     fn traffic(&self, peer: usize) -> &Traffic {
         &self.peers[peer].traffic
-    }
-}
-
-impl crate::tunnel::StatusSource for TapCore {
-    fn peers(&self) -> Vec<PeerStatus> {
-        self.peers.iter().map(Peer::status).collect()
     }
 }
 
@@ -148,6 +180,34 @@ mod tests {
         ));
         assert!(matches!(c.seal(&frame(b, me), &mut out), Seal::Send { peer: 1, .. }));
         assert!(matches!(c.seal(&frame([0xff; 6], me), &mut out), Seal::Flood { .. }), "broadcast still floods");
+    }
+
+    #[test]
+    fn ip_frames_of_a_peer_with_allowed_ips_must_come_from_them() {
+        let c = TapCore::new(&TapTunnel {
+            interface: None,
+            address: vec![],
+            listen_port: 1,
+            mtu: None,
+            mac: None,
+            peers: vec![
+                UdpPeer { endpoint: "192.0.2.2:1".parse().unwrap(), allowed_ips: vec!["10.9.0.2/32".parse().unwrap()] },
+                UdpPeer { endpoint: "192.0.2.3:1".parse().unwrap(), allowed_ips: vec![] },
+            ],
+        });
+        let ip_frame = |src: &str| {
+            let mut f = vec![2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb, 0x08, 0x00];
+            f.extend(crate::dataplane::packet::build::ip(src.parse().unwrap(), "10.9.0.1".parse().unwrap(), b"x"));
+            f
+        };
+        let (restricted, bridged) = ("192.0.2.2:1".parse().unwrap(), "192.0.2.3:1".parse().unwrap());
+        let mut out = [0u8; 128];
+        assert!(matches!(c.open(restricted, &ip_frame("10.9.0.2"), &mut out), Open::Deliver { peer: 0, .. }));
+        assert_eq!(c.open(restricted, &ip_frame("10.9.0.77"), &mut out), Open::Drop(DropReason::SpoofedSource));
+        let mut arp = frame([0xff; 6], [2, 0, 0, 0, 0, 0xb]);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(matches!(c.open(restricted, &arp, &mut out), Open::Deliver { .. }), "ARP is not IP");
+        assert!(matches!(c.open(bridged, &ip_frame("10.9.0.77"), &mut out), Open::Deliver { peer: 1, .. }));
     }
 
     #[test]

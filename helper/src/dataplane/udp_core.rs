@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use culvert_core::profile::UdpTunnel;
+use culvert_core::profile::{UdpPeer, UdpTunnel};
 
 use super::counters::{DropReason, Traffic};
 use super::packet;
@@ -42,21 +42,52 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// The peers of a configuration, each with the counters an earlier core had for its endpoint (`before`), or
+/// new ones; and what changed, said per peer.
+pub fn carry_peers(peers: &[UdpPeer], before: &[Peer]) -> (Vec<Peer>, Vec<String>) {
+    let mut notes = Vec::new();
+    let out = peers
+        .iter()
+        .map(|p| {
+            let endpoint = canonical(p.endpoint);
+            let old = before.iter().find(|o| o.endpoint == endpoint);
+            match old {
+                None if !before.is_empty() => notes.push(format!("peer {endpoint}: added")),
+                Some(o) if o.allowed_ips != p.allowed_ips => notes.push(format!("peer {endpoint}: new allowed_ips")),
+                _ => {}
+            }
+            Peer {
+                endpoint,
+                allowed_ips: p.allowed_ips.clone(),
+                traffic: old.map(|o| o.traffic.clone()).unwrap_or_default(),
+            }
+        })
+        .collect::<Vec<_>>();
+    for o in before.iter().filter(|o| !out.iter().any(|p| p.endpoint == o.endpoint)) {
+        notes.push(format!("peer {}: removed", o.endpoint));
+    }
+    (out, notes)
+}
+
 impl UdpCore {
     pub fn new(config: &UdpTunnel) -> Self {
+        Self::with_peers(carry_peers(&config.peers, &[]).0)
+    }
+
+    /// The core for `config` in place of this one: peers that stay (by endpoint) keep their counters.
+    pub fn next(&self, config: &UdpTunnel) -> (Self, Vec<String>) {
+        let (peers, notes) = carry_peers(&config.peers, &self.peers);
+        (Self::with_peers(peers), notes)
+    }
+
+    fn with_peers(peers: Vec<Peer>) -> Self {
         let mut routes = AllowedIps::default();
         let mut by_endpoint = HashMap::new();
-        let mut peers = Vec::with_capacity(config.peers.len());
-        for (i, p) in config.peers.iter().enumerate() {
+        for (i, p) in peers.iter().enumerate() {
             for net in &p.allowed_ips {
                 routes.insert(*net, i);
             }
-            by_endpoint.insert(canonical(p.endpoint), i);
-            peers.push(Peer {
-                endpoint: canonical(p.endpoint),
-                allowed_ips: p.allowed_ips.clone(),
-                traffic: Arc::default(),
-            });
+            by_endpoint.insert(p.endpoint, i);
         }
         Self { routes, by_endpoint, peers }
     }
@@ -67,11 +98,14 @@ impl UdpCore {
         self.routes.find(dst).ok_or(DropReason::NoRoute)
     }
 
-    /// The peer a datagram came from, if it is one and the datagram holds an IP packet.
+    /// The peer a datagram came from, if it is one, the datagram holds an IP packet, and the packet's source is
+    /// one of that peer's allowed_ips (as WireGuard's cryptokey routing requires of decrypted packets: without
+    /// it, a peer could pose as any host behind any other peer).
     pub fn accept_inbound(&self, from: SocketAddr, datagram: &[u8]) -> Result<usize, DropReason> {
         let peer = *self.by_endpoint.get(&canonical(from)).ok_or(DropReason::UnknownPeer)?;
-        if !packet::looks_like_ip(datagram) {
-            return Err(DropReason::Malformed);
+        let src = packet::source(datagram).ok_or(DropReason::Malformed)?;
+        if self.routes.find(src) != Some(peer) {
+            return Err(DropReason::SpoofedSource);
         }
         Ok(peer)
     }
@@ -114,12 +148,6 @@ impl Protocol for UdpCore {
     }
 }
 
-impl crate::tunnel::StatusSource for UdpCore {
-    fn peers(&self) -> Vec<culvert_core::stats::PeerStatus> {
-        self.peers.iter().map(Peer::status).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,13 +183,21 @@ mod tests {
         assert_eq!(c.route_outbound(b"\x00junk"), Err(DropReason::Malformed));
     }
 
+    fn from(src: &str) -> Vec<u8> {
+        build::ip(src.parse().unwrap(), "10.9.0.1".parse().unwrap(), b"hi")
+    }
+
     #[test]
-    fn accepts_only_peers() {
+    fn accepts_only_peers_and_only_their_own_sources() {
         let c = core();
-        assert_eq!(c.accept_inbound("192.0.2.3:1".parse().unwrap(), &to("10.9.0.1")), Ok(1));
-        assert_eq!(c.accept_inbound("[::ffff:192.0.2.2]:1".parse().unwrap(), &to("10.9.0.1")), Ok(0));
-        assert_eq!(c.accept_inbound("192.0.2.3:2".parse().unwrap(), &to("10.9.0.1")), Err(DropReason::UnknownPeer));
+        assert_eq!(c.accept_inbound("192.0.2.3:1".parse().unwrap(), &from("10.9.0.200")), Ok(1));
+        assert_eq!(c.accept_inbound("[::ffff:192.0.2.2]:1".parse().unwrap(), &from("10.9.0.2")), Ok(0));
+        assert_eq!(c.accept_inbound("192.0.2.3:2".parse().unwrap(), &from("10.9.0.200")), Err(DropReason::UnknownPeer));
         assert_eq!(c.accept_inbound("192.0.2.2:1".parse().unwrap(), b"garbage"), Err(DropReason::Malformed));
+        // Peer 0 may not speak for peer 1's addresses, nor for addresses no peer has.
+        let peer0: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        assert_eq!(c.accept_inbound(peer0, &from("10.9.0.200")), Err(DropReason::SpoofedSource));
+        assert_eq!(c.accept_inbound(peer0, &from("10.99.0.5")), Err(DropReason::SpoofedSource));
     }
 
     /// Hostile bytes from a peer or from the device are dropped and counted, never a panic.

@@ -63,9 +63,21 @@ impl Socket {
     pub fn local_port(&self) -> io::Result<u16> {
         Ok(self.sock.local_addr()?.port())
     }
+
+    /// Marks what the socket sends from now on (0: no mark), for policy routing.
+    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+        socket2::SockRef::from(&self.sock).set_mark(mark)
+    }
+
+    /// Whether the socket reaches IPv6 peers too.
+    pub fn dual_stack(&self) -> bool {
+        self.dual_stack
+    }
 }
 
+#[derive(Debug)]
 pub struct SocketReader(pub Arc<Socket>);
+#[derive(Debug)]
 pub struct SocketWriter(pub Arc<Socket>);
 
 impl UdpReader for SocketReader {

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use boringtun::noise::errors::WireGuardError;
@@ -14,7 +14,6 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use culvert_core::profile::WireguardTunnel;
-use culvert_core::stats::{PeerStatus, TunnelState};
 use ipnet::IpNet;
 
 use super::counters::{DropReason, Traffic};
@@ -29,23 +28,21 @@ const HANDSHAKE_RATE_LIMIT: u64 = 100;
 const DATA_MESSAGE: u8 = 4;
 /// Bytes a data message adds to its packet.
 pub const DATA_OVERHEAD: usize = 32;
-/// Without a first handshake after this long, the tunnel reports `no handshake` (three REKEY_TIMEOUTs).
-const NO_HANDSHAKE_AFTER: Duration = Duration::from_secs(15);
 
 /// One peer: its session state and what the device knows of it.
 pub struct WgPeer {
     tunn: Mutex<Tunn>,
+    /// The peer's session index in the device (boringtun's, shifted left 8 bits in the messages): stable for as
+    /// long as the peer stays, whatever else changes, and unique among the device's peers.
+    pub index: u32,
     pub public_key: [u8; 32],
     preshared_key: Option<culvert_core::keys::SecretKey>,
-    pub allowed_ips: Vec<IpNet>,
     /// Where to send; learned from the profile, and updated from every authenticated datagram (roaming).
     endpoint: Mutex<Option<SocketAddr>>,
     pub keepalive: Option<u16>,
     pub traffic: Traffic,
     /// The first handshake is started by the first timer tick, not by the first packet.
     initiated: AtomicBool,
-    /// Unix time of the first handshake attempt that got no answer yet (0: none pending).
-    pub waiting_since: AtomicU64,
 }
 
 impl WgPeer {
@@ -75,6 +72,10 @@ impl WgPeer {
         }
     }
 
+    pub fn preshared_key(&self) -> Option<&culvert_core::keys::SecretKey> {
+        self.preshared_key.as_ref()
+    }
+
     /// Seconds since the latest handshake, if there was one.
     pub fn since_handshake(&self) -> Option<Duration> {
         self.tunn().stats().0
@@ -86,10 +87,15 @@ pub struct WgCore {
     listen_port: std::sync::atomic::AtomicU16,
     fwmark: Option<u32>,
     public: PublicKey,
-    limiter: std::sync::Arc<RateLimiter>,
+    limiter: Arc<RateLimiter>,
     routes: AllowedIps<usize>,
     by_key: HashMap<[u8; 32], usize>,
-    pub peers: Vec<WgPeer>,
+    by_index: HashMap<u32, usize>,
+    /// Shared with the cores this one replaces or is replaced by, so that sessions and counters stay.
+    pub peers: Vec<Arc<WgPeer>>,
+    /// Each peer's allowed IPs, by position in `peers`.
+    pub allowed_ips: Vec<Vec<IpNet>>,
+    next_index: u32,
 }
 
 impl std::fmt::Debug for WgPeer {
@@ -113,43 +119,150 @@ impl std::fmt::Debug for WgCore {
 /// A profile's endpoints resolved to addresses (host names are resolved by the caller, at `up`).
 pub type ResolvedEndpoints = Vec<Option<SocketAddr>>;
 
+/// Session indices are 24 bits (boringtun shifts them left 8 bits).
+const INDEX_MASK: u32 = 0x00ff_ffff;
+
 impl WgCore {
     pub fn new(config: &WireguardTunnel, endpoints: &ResolvedEndpoints) -> Self {
         let secret = StaticSecret::from(*config.private_key.as_bytes());
         let public = PublicKey::from(&secret);
-        let limiter = std::sync::Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT));
+        let limiter = Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT));
+        Self::assemble(config, endpoints, &limiter, |_| None, 0)
+    }
+
+    /// The core for `config` in place of this one: peers that stay (the same public key, preshared key and
+    /// keepalive) keep their sessions, endpoints learnt by roaming and counters; the others get new sessions.
+    /// Also says, for each peer, what it had to do.
+    pub fn next(&self, config: &WireguardTunnel, endpoints: &ResolvedEndpoints) -> (Self, Vec<String>) {
+        let mut notes = Vec::new();
+        let secret = StaticSecret::from(*config.private_key.as_bytes());
+        let public = PublicKey::from(&secret);
+        let limiter = if public == self.public {
+            self.limiter.clone()
+        } else {
+            notes.push("a new private key: every peer shakes hands again".to_owned());
+            Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT))
+        };
+        let rekeyed = public != self.public;
+        let keep = |i: usize| {
+            let wanted = &config.peers[i];
+            let old = self.by_key.get(&wanted.public_key.0).map(|&at| &self.peers[at])?;
+            let same = old.preshared_key == wanted.preshared_key
+                && old.keepalive == wanted.persistent_keepalive.filter(|k| *k > 0);
+            if !same {
+                return None;
+            }
+            if rekeyed {
+                old.tunn().set_static_private(secret.clone(), public, Some(limiter.clone()));
+            }
+            Some(old.clone())
+        };
+        let next = Self::assemble(config, endpoints, &limiter, keep, self.next_index);
+        for (i, p) in config.peers.iter().enumerate() {
+            let key = culvert_core::keys::PublicKey(p.public_key.0);
+            match self.by_key.get(&p.public_key.0) {
+                None => notes.push(format!("peer {key}: added")),
+                Some(&at) if !Arc::ptr_eq(&self.peers[at], &next.peers[i]) => {
+                    notes.push(format!("peer {key}: a new session for its new preshared key or keepalive"));
+                }
+                Some(_) => {}
+            }
+        }
+        for p in self.peers.iter().filter(|p| !next.by_key.contains_key(&p.public_key)) {
+            notes.push(format!("peer {}: removed", culvert_core::keys::PublicKey(p.public_key)));
+        }
+        (next, notes)
+    }
+
+    /// Builds a core for `config`, taking peer `i` from `keep(i)` when it gives one and making it new otherwise.
+    fn assemble(
+        config: &WireguardTunnel,
+        endpoints: &ResolvedEndpoints,
+        limiter: &Arc<RateLimiter>,
+        keep: impl Fn(usize) -> Option<Arc<WgPeer>>,
+        mut next_index: u32,
+    ) -> Self {
+        let secret = StaticSecret::from(*config.private_key.as_bytes());
+        let public = PublicKey::from(&secret);
+        let kept: Vec<Option<Arc<WgPeer>>> = (0..config.peers.len()).map(&keep).collect();
+        let taken: std::collections::HashSet<u32> = kept.iter().flatten().map(|p| p.index).collect();
+        let mut fresh_index = || loop {
+            let index = next_index & INDEX_MASK;
+            next_index = next_index.wrapping_add(1);
+            if !taken.contains(&index) {
+                return index;
+            }
+        };
         let mut routes = AllowedIps::default();
         let mut by_key = HashMap::new();
+        let mut by_index = HashMap::new();
         let mut peers = Vec::with_capacity(config.peers.len());
-        for (i, p) in config.peers.iter().enumerate() {
+        for (i, (p, kept)) in config.peers.iter().zip(kept).enumerate() {
             for net in &p.allowed_ips {
                 routes.insert(*net, i);
             }
+            // A kept peer keeps the endpoint it roamed to; the tunnel layer moves it when the profile's changed.
+            let peer = match kept {
+                Some(peer) => peer,
+                None => {
+                    let index = fresh_index();
+                    let tunn = Tunn::new(
+                        secret.clone(),
+                        PublicKey::from(p.public_key.0),
+                        p.preshared_key.as_ref().map(|k| *k.as_bytes()),
+                        p.persistent_keepalive.filter(|k| *k > 0),
+                        index,
+                        Some(limiter.clone()),
+                    );
+                    Arc::new(WgPeer {
+                        tunn: Mutex::new(tunn),
+                        index,
+                        public_key: p.public_key.0,
+                        preshared_key: p.preshared_key.clone(),
+                        endpoint: Mutex::new(endpoints.get(i).copied().flatten().map(canonical)),
+                        keepalive: p.persistent_keepalive.filter(|k| *k > 0),
+                        traffic: Traffic::default(),
+                        initiated: AtomicBool::new(false),
+                    })
+                }
+            };
             by_key.insert(p.public_key.0, i);
-            // The index is shifted left 8 bits by Tunn to make session indices; it must stay below 2^24.
-            let index = u32::try_from(i).unwrap_or(u32::MAX) & 0x00ff_ffff;
-            let tunn = Tunn::new(
-                secret.clone(),
-                PublicKey::from(p.public_key.0),
-                p.preshared_key.as_ref().map(|k| *k.as_bytes()),
-                p.persistent_keepalive.filter(|k| *k > 0),
-                index,
-                Some(limiter.clone()),
-            );
-            peers.push(WgPeer {
-                tunn: Mutex::new(tunn),
-                public_key: p.public_key.0,
-                preshared_key: p.preshared_key.clone(),
-                allowed_ips: p.allowed_ips.clone(),
-                endpoint: Mutex::new(endpoints.get(i).copied().flatten().map(canonical)),
-                keepalive: p.persistent_keepalive.filter(|k| *k > 0),
-                traffic: Traffic::default(),
-                initiated: AtomicBool::new(false),
-                waiting_since: AtomicU64::new(0),
-            });
+            by_index.insert(peer.index, i);
+            peers.push(peer);
         }
+        let allowed_ips = config.peers.iter().map(|p| p.allowed_ips.clone()).collect();
         let listen_port = std::sync::atomic::AtomicU16::new(config.listen_port.unwrap_or(0));
-        Self { secret, listen_port, fwmark: config.fwmark, public, limiter, routes, by_key, peers }
+        Self {
+            secret,
+            listen_port,
+            fwmark: config.fwmark,
+            public,
+            limiter: limiter.clone(),
+            routes,
+            by_key,
+            by_index,
+            peers,
+            allowed_ips,
+            next_index,
+        }
+    }
+
+    /// The peer with public key `key`, if it is one of this core's.
+    pub fn peer(&self, key: &[u8; 32]) -> Option<&Arc<WgPeer>> {
+        self.by_key.get(key).map(|&at| &self.peers[at])
+    }
+
+    /// The device's own private key, for the userspace API's `get` (`wg showconf`).
+    pub fn private_key(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
+
+    pub fn listen_port(&self) -> u16 {
+        self.listen_port.load(Ordering::Relaxed)
+    }
+
+    pub fn fwmark(&self) -> Option<u32> {
+        self.fwmark
     }
 
     /// The peer a message is for: by the initiator's static key for handshake initiations, by our receiver
@@ -164,8 +277,7 @@ impl WgCore {
             Packet::PacketCookieReply(p) => p.receiver_idx,
             Packet::PacketData(p) => p.receiver_idx,
         };
-        let peer = (idx >> 8) as usize;
-        (peer < self.peers.len()).then_some(peer)
+        self.by_index.get(&(idx >> 8)).copied()
     }
 }
 
@@ -197,10 +309,6 @@ fn drop_reason(e: &WireGuardError) -> DropReason {
     }
 }
 
-fn unix_now() -> u64 {
-    crate::tunnel::unix_now()
-}
-
 impl Protocol for WgCore {
     const OVERHEAD: usize = DATA_OVERHEAD + 148;
     const TIMERS: bool = true;
@@ -219,9 +327,6 @@ impl Protocol for WgCore {
             TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) => return Seal::Nothing,
         };
         let len = to_front(out, offset, len);
-        if out[0] != DATA_MESSAGE {
-            p.waiting_since.compare_exchange(0, unix_now(), Ordering::Relaxed, Ordering::Relaxed).ok();
-        }
         Seal::Send { peer, to, len, inner: inner_of(&out[..len]) }
     }
 
@@ -230,10 +335,12 @@ impl Protocol for WgCore {
         let base = out.as_ptr() as usize;
         let packet = match self.limiter.verify_packet(Some(from.ip()), datagram, out) {
             Ok(packet) => packet,
+            // Over the handshake rate: the initiator gets a cookie to come back with, and nothing else.
             Err(TunnResult::WriteToNetwork(cookie)) => {
                 let (offset, len) = placed(base, cookie);
-                return Open::Reply { peer: None, to: from, len: to_front(out, offset, len) };
+                return Open::Refuse { to: from, len: to_front(out, offset, len), reason: DropReason::RateLimited };
             }
+            Err(TunnResult::Err(e)) => return Open::Drop(drop_reason(&e)),
             Err(_) => return Open::Drop(DropReason::Malformed),
         };
         let Some(peer) = self.peer_of(&packet) else { return Open::Drop(DropReason::UnknownPeer) };
@@ -243,7 +350,6 @@ impl Protocol for WgCore {
             TunnResult::WriteToNetwork(reply) => {
                 let (offset, len) = placed(base, reply);
                 p.roam(from);
-                p.waiting_since.store(0, Ordering::Relaxed);
                 Open::Reply { peer: Some(peer), to: from, len: to_front(out, offset, len) }
             }
             TunnResult::WriteToTunnelV4(inner, src) => {
@@ -254,7 +360,6 @@ impl Protocol for WgCore {
             }
             TunnResult::Done => {
                 p.roam(from);
-                p.waiting_since.store(0, Ordering::Relaxed);
                 Open::Nothing
             }
             TunnResult::Err(e) => Open::Drop(drop_reason(&e)),
@@ -286,9 +391,6 @@ impl Protocol for WgCore {
         };
         drop(tunn);
         let len = to_front(out, offset, len);
-        if out[0] != DATA_MESSAGE {
-            p.waiting_since.compare_exchange(0, unix_now(), Ordering::Relaxed, Ordering::Relaxed).ok();
-        }
         Seal::Send { peer, to, len, inner: inner_of(&out[..len]) }
     }
 
@@ -317,7 +419,6 @@ impl WgCore {
     ) -> Open {
         let p = &self.peers[peer];
         p.roam(from);
-        p.waiting_since.store(0, Ordering::Relaxed);
         if self.routes.find(src) != Some(peer) {
             return Open::Drop(DropReason::SpoofedSource);
         }
@@ -332,70 +433,67 @@ impl WgCore {
     }
 }
 
-impl crate::tunnel::uapi::UapiSource for WgCore {
-    fn uapi_get(&self, out: &mut String) {
-        use crate::tunnel::uapi::{hex, time_ago};
-        use std::fmt::Write;
-        let _ = writeln!(out, "private_key={}", hex(&self.secret.to_bytes()));
-        let _ = writeln!(out, "listen_port={}", self.listen_port.load(Ordering::Relaxed));
-        if let Some(mark) = self.fwmark {
-            let _ = writeln!(out, "fwmark={mark}");
-        }
-        for p in &self.peers {
-            let _ = writeln!(out, "public_key={}", hex(&p.public_key));
-            if let Some(psk) = &p.preshared_key {
-                let _ = writeln!(out, "preshared_key={}", hex(psk.as_bytes()));
-            }
-            let _ = writeln!(out, "protocol_version=1");
-            if let Some(ep) = p.endpoint() {
-                let _ = writeln!(out, "endpoint={ep}");
-            }
-            let (sec, nsec) = p.since_handshake().map(time_ago).unwrap_or((0, 0));
-            let _ = writeln!(out, "last_handshake_time_sec={sec}\nlast_handshake_time_nsec={nsec}");
-            let (rx, tx, _, _) = p.traffic.read();
-            let _ = writeln!(out, "rx_bytes={rx}\ntx_bytes={tx}");
-            let _ = writeln!(out, "persistent_keepalive_interval={}", p.keepalive.unwrap_or(0));
-            for net in &p.allowed_ips {
-                let _ = writeln!(out, "allowed_ip={net}");
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use culvert_core::keys::SecretKey;
+    use culvert_core::profile::{Table, WireguardPeer};
 
-impl crate::tunnel::StatusSource for WgCore {
-    fn peers(&self) -> Vec<PeerStatus> {
-        let now = unix_now();
-        self.peers
-            .iter()
-            .map(|p| PeerStatus {
-                public_key: Some(culvert_core::keys::PublicKey(p.public_key).to_string()),
-                last_handshake: Some(p.since_handshake().map(|d| now.saturating_sub(d.as_secs()))),
-                persistent_keepalive: p.keepalive,
-                ..PeerStatus::new(p.endpoint().map(|e| e.to_string()), p.allowed_ips.clone(), p.traffic.read())
-            })
-            .collect()
+    fn device(key: &SecretKey) -> WgCore {
+        let config = WireguardTunnel {
+            interface: None,
+            private_key: key.clone(),
+            address: vec!["10.8.0.1/24".parse().unwrap()],
+            listen_port: None,
+            mtu: None,
+            dns: vec![],
+            dns_search: vec![],
+            table: Table::Auto,
+            fwmark: None,
+            peers: vec![WireguardPeer {
+                public_key: SecretKey::generate_private().public_key(),
+                preshared_key: None,
+                allowed_ips: vec!["10.8.0.2/32".parse().unwrap()],
+                endpoint: None,
+                persistent_keepalive: None,
+            }],
+        };
+        WgCore::new(&config, &vec![None])
     }
 
-    fn state(&self, up_since: u64) -> (TunnelState, Option<String>) {
-        if self.peers.iter().any(|p| p.since_handshake().is_some()) {
-            return (TunnelState::Up, None);
+    /// A handshake initiation to `to` from a new key: its mac1 is valid, so it passes the first check.
+    fn initiation(to: &SecretKey, index: u32) -> Vec<u8> {
+        let secret = StaticSecret::random_from_rng(rand_core::OsRng);
+        let mut tunn = Tunn::new(secret, PublicKey::from(to.public_key().0), None, None, index, None);
+        let mut buf = [0u8; 256];
+        match tunn.format_handshake_initiation(&mut buf, false) {
+            TunnResult::WriteToNetwork(d) => d.to_vec(),
+            _ => panic!("no initiation"),
         }
-        let reachable: Vec<&WgPeer> = self.peers.iter().filter(|p| p.endpoint().is_some()).collect();
-        if reachable.is_empty() {
-            // Nothing to call: the tunnel waits for peers to reach it.
-            return (TunnelState::Up, None);
+    }
+
+    /// Over the rate limit, initiations get cookie replies and are counted as refused (they were counted nowhere).
+    #[test]
+    fn handshakes_over_the_rate_are_refused_with_cookies() {
+        let key = SecretKey::generate_private();
+        let core = device(&key);
+        let from: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+        let mut out = vec![0u8; 2048];
+        let (mut refused, mut unknown) = (0, 0);
+        for i in 0..300 {
+            match core.open(from, &initiation(&key, i), &mut out) {
+                Open::Refuse { to, len, reason: DropReason::RateLimited } => {
+                    assert_eq!((to, len, out[0]), (from, 64, 3), "a cookie reply, to the sender");
+                    refused += 1;
+                }
+                Open::Drop(DropReason::UnknownPeer) => unknown += 1,
+                other => panic!("{other:?}"),
+            }
         }
-        let waited = unix_now().saturating_sub(up_since);
-        if waited < NO_HANDSHAKE_AFTER.as_secs() {
-            return (TunnelState::Connecting, None);
-        }
-        let endpoints: Vec<String> = reachable.iter().filter_map(|p| p.endpoint()).map(|e| e.to_string()).collect();
-        let reason = format!(
-            "no handshake completed in {waited} s with {}: check that each side has the other's public key, and that \
-             UDP reaches {} and comes back",
-            if reachable.len() == 1 { "the peer".to_owned() } else { format!("any of {} peers", reachable.len()) },
-            endpoints.join(", ")
-        );
-        (TunnelState::NoHandshake, Some(reason))
+        assert_eq!(unknown, HANDSHAKE_RATE_LIMIT as usize, "the first ones are handled (and are nobody's)");
+        assert_eq!(refused, 300 - HANDSHAKE_RATE_LIMIT as usize);
+        // A mac1 made for another key is bad crypto, not malformed.
+        let other = SecretKey::generate_private();
+        assert_eq!(core.open(from, &initiation(&other, 302), &mut out), Open::Drop(DropReason::BadCrypto));
     }
 }

@@ -125,7 +125,8 @@ pub async fn apply(change: &DnsChange, tunnel: &str, config: &DnsConfig) -> Resu
             if let Some(dir) = backup.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            if symlink.is_none() {
+            // Applied again (a live change of the servers), the file is ours already: the backup keeps the original.
+            if symlink.is_none() && !current.starts_with(MARKER) {
                 std::fs::write(backup, current).map_err(|e| format!("keeping the original resolver file: {e}"))?;
             }
             write_resolv_conf(&resolv_conf_text(tunnel, config), symlink.is_some())

@@ -2,9 +2,11 @@
 //! of those changes in the state directory that lets a restarted helper undo what a crashed one left.
 
 pub mod dns;
+pub mod memory;
 pub mod netlink;
 pub mod notify;
 pub mod record;
+pub mod socket_file;
 pub mod state_dir;
 pub mod sysctl;
 

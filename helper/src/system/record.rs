@@ -40,8 +40,13 @@ pub enum Object {
     },
     /// A bridge forwarding entry on `dev`: frames for `mac` go to the VTEP `dst` (all-zero `mac`: flooding).
     Fdb { dev: String, mac: culvert_core::mac::MacAddr, dst: std::net::IpAddr },
-    /// A permanent neighbour entry on `dev`.
-    Neighbour { dev: String, ip: std::net::IpAddr },
+    /// A permanent neighbour entry on `dev`: `ip` is at `mac` (absent in records of helpers before it was kept).
+    Neighbour {
+        dev: String,
+        ip: std::net::IpAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<culvert_core::mac::MacAddr>,
+    },
     /// A policy routing rule.
     Rule(Rule),
     /// A sysctl (path under /proc/sys, such as `net/ipv4/conf/all/src_valid_mark`) and the value to restore.
@@ -66,6 +71,40 @@ impl Object {
             (Self::Sysctl { key, .. }, Self::Sysctl { key: other, .. }) => key == other,
             (Self::Rule(a), Self::Rule(b)) => a == b,
             _ => false,
+        }
+    }
+
+    /// Makes the object, for the objects a live change adds ([`crate::tunnel::plan::planned`]): `Ok(false)` when
+    /// an identical one was there already (and so is not ours), an error when the kernel refuses it.
+    pub async fn make(&self, netlink: &Netlink) -> Result<bool, NetlinkError> {
+        let index = |dev: &str| {
+            let dev = dev.to_owned();
+            async move {
+                netlink.link(&dev).await?.map(|l| l.index).ok_or_else(|| NetlinkError {
+                    op: format!("looking up link {dev}"),
+                    message: "it does not exist".into(),
+                    errno: Some(libc::ENODEV),
+                })
+            }
+        };
+        match self {
+            Object::Route { dst, dev, table, via, onlink } => {
+                let route = Route { dst: *dst, index: index(dev).await?, table: *table, via: *via, onlink: *onlink };
+                netlink.add_route(&route).await
+            }
+            Object::Fdb { dev, mac, dst } => netlink.add_fdb(index(dev).await?, mac.0, *dst).await.map(|()| true),
+            Object::Neighbour { dev, ip, mac: Some(mac) } => {
+                netlink.add_neighbour(index(dev).await?, *ip, mac.0).await.map(|()| true)
+            }
+            Object::Rule(rule) => match netlink.add_rule(rule).await {
+                Err(e) if e.errno == Some(libc::EEXIST) => Ok(false),
+                other => other.map(|()| true),
+            },
+            other => Err(NetlinkError {
+                op: "making a recorded object".into(),
+                message: format!("{other:?} is not made by a live change"),
+                errno: None,
+            }),
         }
     }
 
@@ -95,7 +134,7 @@ impl Object {
                 None => Ok(()),
                 Some(link) => netlink.delete_fdb(link.index, mac.0, *dst).await,
             },
-            Object::Neighbour { dev, ip } => match netlink.link(dev).await? {
+            Object::Neighbour { dev, ip, .. } => match netlink.link(dev).await? {
                 None => Ok(()),
                 Some(link) => netlink.delete_neighbour(link.index, *ip).await,
             },
@@ -105,7 +144,7 @@ impl Object {
                 message: e.to_string(),
                 errno: e.raw_os_error(),
             }),
-            Object::Sysctl { key, old } => match super::sysctl::write(key, old) {
+            Object::Sysctl { key, old } => match netlink.write_sysctl(key, old) {
                 // The setting of an interface that is gone went with it.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 other => other,
@@ -115,13 +154,16 @@ impl Object {
                 message: e.to_string(),
                 errno: e.raw_os_error(),
             }),
-            Object::UnixSocket { path } => match crate::control::listener::check_free(path) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    tracing::warn!("leaving {} alone: {e}", path.display());
-                    Ok(())
+            Object::UnixSocket { path } => {
+                use super::socket_file::{Found, clear_stale};
+                match clear_stale(path) {
+                    Ok(Found::Free) => {}
+                    Ok(Found::Live) => tracing::warn!("leaving {}: another process answers on it now", path.display()),
+                    Ok(Found::NotASocket) => tracing::warn!("leaving {}: it is not a socket now", path.display()),
+                    Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
                 }
-            },
+                Ok(())
+            }
         }
     }
 }
@@ -175,6 +217,15 @@ impl Records {
             .flat_map(|r| r.objects)
             .filter(|o| o.same_shared(object))
             .collect())
+    }
+
+    /// The record of tunnel `name`, if there is one.
+    pub fn load(&self, name: &str) -> io::Result<Option<Record>> {
+        match fs::read(self.path(name)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every record on disk. Unreadable files are reported and skipped, not fatal: they must not keep the

@@ -2,14 +2,13 @@
 //! makes them. No link of its own and no encapsulation: the hosts must share a layer-2 segment, so a next hop
 //! that is not on a connected subnet is refused.
 
+use super::TunnelError;
 use std::sync::Arc;
 
-use culvert_core::ipc::IpcError;
 use culvert_core::profile::{HostgwTunnel, Profile};
 use culvert_core::stats::{Counters, PeerStatus};
 
 use super::changes::Changes;
-use super::userspace::{record_error, system};
 use super::{StatusSource, Tunnel, TunnelInfo};
 use crate::system::netlink::{MAIN_TABLE, Route};
 use crate::system::{Netlink, Record, Records};
@@ -20,15 +19,41 @@ pub async fn up(
     profile: Profile,
     config: &HostgwTunnel,
     owner_uid: u32,
-) -> Result<Tunnel, IpcError> {
-    // Where each next hop is: the link whose connected subnet holds it.
-    let addresses = netlink.addresses().await.map_err(system)?;
+) -> Result<Tunnel, TunnelError> {
+    let hops = hops(netlink, config).await?;
+    for (i, name) in config.forward.iter().enumerate() {
+        if netlink.link(name).await?.is_none() {
+            return Err(TunnelError::Profile {
+                field: format!("forward[{i}]"),
+                reason: format!("there is no interface `{name}`"),
+                fix: "create it first, or correct the name".into(),
+            });
+        }
+    }
+    let interface = hops.first().map(|(_, n)| n.clone()).unwrap_or_default();
+    let record = Record { name: profile.name.clone(), owner_uid, interface, objects: vec![] };
+    let mut changes = Changes::begin(netlink, records, record).map_err(TunnelError::Record)?;
+    if let Err(e) = configure(&mut changes, config, &hops).await {
+        changes.roll_back().await;
+        return Err(e);
+    }
+    let record = changes.commit();
+    let mut interfaces: Vec<String> = hops.iter().map(|(_, n)| n.clone()).collect();
+    interfaces.dedup();
+    let source = Arc::new(HostgwStatus { interfaces: interfaces.join(",") });
+    let info = TunnelInfo::new(profile, owner_uid, None, Arc::default(), source);
+    Ok(Tunnel::new(info, record, vec![]))
+}
+
+/// Where each peer's next hop is: the link (index and name) whose connected subnet holds it.
+pub(super) async fn hops(netlink: &Netlink, config: &HostgwTunnel) -> Result<Vec<(u32, String)>, TunnelError> {
+    let addresses = netlink.addresses().await?;
     let mut hops = Vec::with_capacity(config.peers.len());
     for (i, peer) in config.peers.iter().enumerate() {
         let Some(on) =
             addresses.iter().find(|a| a.net.prefix_len() < a.net.max_prefix_len() && a.net.contains(&peer.via))
         else {
-            return Err(IpcError::InvalidProfile {
+            return Err(TunnelError::Profile {
                 field: format!("peer[{i}].via"),
                 reason: format!(
                     "{} is not on a subnet this host is connected to, and host-gw needs the hosts to share a layer-2 segment",
@@ -42,41 +67,28 @@ pub async fn up(
         let name = link_name(netlink, on.index).await?;
         hops.push((on.index, name));
     }
-    for (i, name) in config.forward.iter().enumerate() {
-        if netlink.link(name).await.map_err(system)?.is_none() {
-            return Err(IpcError::InvalidProfile {
-                field: format!("forward[{i}]"),
-                reason: format!("there is no interface `{name}`"),
-                fix: "create it first, or correct the name".into(),
-            });
-        }
-    }
-    let interface = hops.first().map(|(_, n)| n.clone()).unwrap_or_default();
-    let record = Record { name: profile.name.clone(), owner_uid, interface, objects: vec![] };
-    let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
-    if let Err(e) = configure(&mut changes, config, &hops).await {
-        changes.roll_back().await;
-        return Err(e);
-    }
-    let record = changes.commit();
-    let mut interfaces: Vec<String> = hops.iter().map(|(_, n)| n.clone()).collect();
-    interfaces.dedup();
-    let source = Arc::new(HostgwStatus {
-        interfaces: interfaces.join(","),
-        peers: config.peers.iter().map(|p| (p.via.to_string(), p.subnets.clone())).collect(),
-    });
-    let info = TunnelInfo::new(profile, owner_uid, None, Arc::default(), source);
-    Ok(Tunnel::new(info, record, vec![]))
+    Ok(hops)
 }
 
-async fn configure(changes: &mut Changes<'_>, config: &HostgwTunnel, hops: &[(u32, String)]) -> Result<(), IpcError> {
+/// Each peer's subnets, routed via its host on the link that reaches it, with the field each comes from.
+pub(super) fn peer_routes(config: &HostgwTunnel, hops: &[(u32, String)]) -> Vec<(Route, String, String)> {
+    let mut routes = Vec::new();
     for (i, (peer, (index, dev))) in config.peers.iter().zip(hops).enumerate() {
         for (j, dst) in peer.subnets.iter().enumerate() {
             let route = Route { dst: *dst, index: *index, table: MAIN_TABLE, via: Some(peer.via), onlink: false };
-            let field = format!("peer[{i}].subnets[{j}]");
-            changes.add_route(&route, dev, &field, "remove that route, or correct the peer's subnets").await?;
+            routes.push((route, dev.clone(), format!("peer[{i}].subnets[{j}]")));
         }
     }
+    routes
+}
+
+async fn configure(
+    changes: &mut Changes<'_>,
+    config: &HostgwTunnel,
+    hops: &[(u32, String)],
+) -> Result<(), TunnelError> {
+    let routes = peer_routes(config, hops);
+    changes.add_routes(&routes, "remove that route, or correct the peer's subnets").await?;
     let v6 = config.peers.iter().flat_map(|p| &p.subnets).any(|n| n.addr().is_ipv6());
     let mut names: Vec<&str> =
         hops.iter().map(|(_, n)| n.as_str()).chain(config.forward.iter().map(String::as_str)).collect();
@@ -91,8 +103,8 @@ async fn configure(changes: &mut Changes<'_>, config: &HostgwTunnel, hops: &[(u3
     Ok(())
 }
 
-async fn link_name(netlink: &Netlink, index: u32) -> Result<String, IpcError> {
-    netlink.link_name(index).await.map_err(system)?.ok_or_else(|| IpcError::System {
+async fn link_name(netlink: &Netlink, index: u32) -> Result<String, TunnelError> {
+    netlink.link_name(index).await?.ok_or_else(|| TunnelError::Other {
         op: "looking up the interface of a next hop".into(),
         message: format!("link {index} vanished"),
     })
@@ -101,9 +113,8 @@ async fn link_name(netlink: &Netlink, index: u32) -> Result<String, IpcError> {
 /// host-gw has no link of its own, so no counters of its own: the routes share their interfaces' counters.
 #[derive(Debug)]
 struct HostgwStatus {
-    /// The interfaces that reach the next hops.
+    /// The interfaces that reached the next hops when the tunnel came up.
     interfaces: String,
-    peers: Vec<(String, Vec<ipnet::IpNet>)>,
 }
 
 impl StatusSource for HostgwStatus {
@@ -111,11 +122,9 @@ impl StatusSource for HostgwStatus {
         Some(self.interfaces.clone())
     }
 
-    fn peers(&self) -> Vec<PeerStatus> {
-        self.peers
-            .iter()
-            .map(|(via, subnets)| PeerStatus::new(Some(via.clone()), subnets.clone(), (0, 0, 0, 0)))
-            .collect()
+    fn peers(&self, profile: &Profile) -> Vec<PeerStatus> {
+        let culvert_core::profile::Tunnel::Hostgw(config) = &profile.tunnel else { return vec![] };
+        config.peers.iter().map(|p| PeerStatus::new(Some(p.via.to_string()), p.subnets.clone(), (0, 0, 0, 0))).collect()
     }
 
     fn counters(&self) -> Option<Counters> {

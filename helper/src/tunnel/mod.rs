@@ -1,27 +1,80 @@
 //! A tunnel that is up: what it is made of and how it reports itself.
 
+pub mod apply;
 pub mod changes;
+pub mod error;
+pub mod host_check;
 pub mod hostgw;
+pub mod plan;
+pub mod resolve;
 pub mod tap;
+#[cfg(test)]
+mod tests;
 pub mod uapi;
 pub mod udp;
 pub mod userspace;
 pub mod vxlan;
 pub mod wireguard;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
-use culvert_core::profile::{Kind, Profile};
+use culvert_core::profile::{Kind, Profile, Tunnel as Config};
 use culvert_core::stats::{PeerStatus, TunnelState, TunnelStatus};
 use tokio::task::JoinHandle;
 
 use crate::dataplane::counters::TunnelCounters;
-use crate::system::Record;
+use crate::dataplane::live::Live;
+use crate::dataplane::tap_core::TapCore;
+use crate::dataplane::udp_core::UdpCore;
+use crate::dataplane::udp_io::Socket;
+use crate::dataplane::wg_core::WgCore;
+use crate::system::{Netlink, Record, Records};
+pub use error::TunnelError;
+use resolve::Resolved;
+
+/// Brings up the tunnel `profile` describes for `owner_uid`, its host names resolved to `resolved`. On an error
+/// nothing it made is left.
+pub async fn up(
+    netlink: &Netlink,
+    records: &Records,
+    profile: Profile,
+    resolved: &Resolved,
+    owner_uid: u32,
+    sets: &uapi::SetRequests,
+) -> Result<Tunnel, TunnelError> {
+    match profile.tunnel.clone() {
+        Config::Udp(c) => udp::up(netlink, records, profile, &c, owner_uid).await,
+        Config::Wireguard(c) => wireguard::up(netlink, records, profile, &c, resolved, owner_uid, sets).await,
+        Config::Vxlan(c) => vxlan::up(netlink, records, profile, &c, owner_uid).await,
+        Config::Tap(c) => tap::up(netlink, records, profile, &c, owner_uid).await,
+        Config::Hostgw(c) => hostgw::up(netlink, records, profile, &c, owner_uid).await,
+    }
+}
+
+/// A protocol core that is replaced in place reports what the current one says.
+impl<P: StatusSource> StatusSource for crate::dataplane::live::Live<P> {
+    fn peers(&self, profile: &Profile) -> Vec<PeerStatus> {
+        self.load().peers(profile)
+    }
+
+    fn state(&self, up_since: u64) -> (TunnelState, Option<String>) {
+        self.load().state(up_since)
+    }
+
+    fn interface(&self) -> Option<String> {
+        self.load().interface()
+    }
+
+    fn counters(&self) -> Option<culvert_core::stats::Counters> {
+        self.load().counters()
+    }
+}
 
 /// What a running protocol tells about itself for status reports.
 pub trait StatusSource: Send + Sync + std::fmt::Debug + 'static {
-    fn peers(&self) -> Vec<PeerStatus>;
+    /// The peers, for the tunnel at `profile` (the kernel kinds report what the profile configures).
+    fn peers(&self, profile: &Profile) -> Vec<PeerStatus>;
     /// The tunnel's state, and why when it is not well; `up_since` is when the tunnel came up (Unix seconds).
     fn state(&self, _up_since: u64) -> (TunnelState, Option<String>) {
         (TunnelState::Up, None)
@@ -39,10 +92,14 @@ pub trait StatusSource: Send + Sync + std::fmt::Debug + 'static {
 /// What status snapshots and subscriptions read; shared with them, never locked by the data plane.
 #[derive(Debug)]
 pub struct TunnelInfo {
-    pub profile: Profile,
+    /// The profile the tunnel is at now: `apply` replaces it once the tunnel is there.
+    profile: RwLock<Arc<Profile>>,
+    /// The tunnel's name, which no apply changes.
+    name: String,
     pub owner_uid: u32,
     pub up_since: u64,
-    pub listen_port: Option<u16>,
+    /// The port the tunnel's socket has (a live change may move it).
+    listen_port: std::sync::Mutex<Option<u16>>,
     pub counters: Arc<TunnelCounters>,
     pub source: Arc<dyn StatusSource>,
     /// Packet samples, for the kinds whose packets pass through culvertd.
@@ -59,10 +116,11 @@ impl TunnelInfo {
         source: Arc<dyn StatusSource>,
     ) -> Self {
         Self {
-            profile,
+            name: profile.name.clone(),
+            profile: RwLock::new(Arc::new(profile)),
             owner_uid,
             up_since: unix_now(),
-            listen_port,
+            listen_port: std::sync::Mutex::new(listen_port),
             counters,
             source,
             sampler: None,
@@ -71,7 +129,24 @@ impl TunnelInfo {
     }
 
     pub fn name(&self) -> &str {
-        &self.profile.name
+        &self.name
+    }
+
+    pub fn listen_port(&self) -> Option<u16> {
+        *self.listen_port.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_listen_port(&self, port: Option<u16>) {
+        *self.listen_port.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = port;
+    }
+
+    pub fn profile(&self) -> Arc<Profile> {
+        self.profile.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The tunnel is at `profile` now.
+    pub fn set_profile(&self, profile: Profile) {
+        *self.profile.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(profile);
     }
 
     pub fn is_down(&self) -> bool {
@@ -80,17 +155,18 @@ impl TunnelInfo {
 
     pub fn status(&self) -> TunnelStatus {
         let (state, reason) = self.source.state(self.up_since);
+        let profile = self.profile();
         TunnelStatus {
-            name: self.profile.name.clone(),
-            kind: self.profile.kind(),
+            name: self.name.clone(),
+            kind: profile.kind(),
             state,
             reason,
-            interface: self.source.interface().unwrap_or_else(|| self.profile.interface().to_owned()),
-            listen_port: self.listen_port,
+            interface: self.source.interface().unwrap_or_else(|| profile.interface().to_owned()),
+            listen_port: self.listen_port(),
             owner_uid: self.owner_uid,
             up_since: self.up_since,
             counters: self.source.counters().unwrap_or_else(|| self.engine_counters()),
-            peers: self.source.peers(),
+            peers: self.source.peers(&profile),
         }
     }
 }
@@ -100,11 +176,65 @@ impl TunnelInfo {
     /// device's `tx_dropped` counts packets the host sent into the tunnel while the device's queue was full.
     fn engine_counters(&self) -> culvert_core::stats::Counters {
         let mut c = self.counters.snapshot();
-        let path = format!("/sys/class/net/{}/statistics/tx_dropped", self.profile.interface());
+        let path = format!("/sys/class/net/{}/statistics/tx_dropped", self.profile().interface());
         let queue_full = std::fs::read_to_string(path).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
         c.drops.insert("device_queue_full".into(), queue_full);
         c.dropped += queue_full;
         c
+    }
+}
+
+/// The protocol core of a userspace tunnel, to replace when its peers change.
+#[derive(Debug, Clone, Default)]
+pub enum Engine {
+    /// The kernel moves the tunnel's packets (vxlan, hostgw).
+    #[default]
+    Kernel,
+    Udp(Arc<Live<UdpCore>>),
+    Tap(Arc<Live<TapCore>>),
+    Wireguard(Arc<Live<WgCore>>),
+}
+
+/// Starts a userspace tunnel's engine loops on a socket, for packets of up to an MTU.
+pub type SpawnDatapath = Box<dyn Fn(Arc<Socket>, u16) -> Vec<JoinHandle<()>> + Send + Sync>;
+
+/// A userspace tunnel's engine loops, restarted on another socket or for another MTU (their buffers are sized
+/// for it) by a live change; the device and the protocol core stay.
+pub struct Datapath {
+    /// Holds the device; dropped when the tunnel stops, so that the device goes with the loops.
+    spawn: Option<SpawnDatapath>,
+    pub socket: Arc<Socket>,
+    pub mtu: u16,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datapath").field("socket", &self.socket).field("mtu", &self.mtu).finish_non_exhaustive()
+    }
+}
+
+impl Datapath {
+    pub fn start(spawn: SpawnDatapath, socket: Arc<Socket>, mtu: u16) -> Self {
+        let tasks = spawn(socket.clone(), mtu);
+        Self { spawn: Some(spawn), socket, mtu, tasks }
+    }
+
+    /// Stops the loops and starts them again on `socket` for `mtu`. Packets between the two are dropped.
+    pub fn restart(&mut self, socket: Arc<Socket>, mtu: u16) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.socket = socket;
+        self.mtu = mtu;
+        if let Some(spawn) = &self.spawn {
+            self.tasks = spawn(self.socket.clone(), mtu);
+        }
+    }
+
+    fn stop(&mut self) -> Vec<JoinHandle<()>> {
+        self.spawn = None;
+        self.tasks.drain(..).inspect(|t| t.abort()).collect()
     }
 }
 
@@ -113,17 +243,30 @@ impl TunnelInfo {
 pub struct Tunnel {
     pub info: Arc<TunnelInfo>,
     pub record: Record,
-    /// The data-plane tasks; they own the device and the socket, which close when the tasks end.
+    pub engine: Engine,
+    /// The engine loops of a userspace tunnel; they hold the device and the socket, which close when they end.
+    pub datapath: Option<Datapath>,
+    /// Other tasks that live and end with the tunnel (the userspace API, re-resolution).
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Tunnel {
     pub fn new(info: TunnelInfo, record: Record, tasks: Vec<JoinHandle<()>>) -> Self {
-        Self { info: Arc::new(info), record, tasks }
+        Self { info: Arc::new(info), record, engine: Engine::Kernel, datapath: None, tasks }
     }
 
     pub fn kind(&self) -> Kind {
-        self.info.profile.kind()
+        self.info.profile().kind()
+    }
+
+    /// What a live change needs of the tunnel, to work on without holding the registry.
+    pub fn parts(&self) -> apply::Parts {
+        apply::Parts {
+            info: self.info.clone(),
+            record: self.record.clone(),
+            engine: self.engine.clone(),
+            datapath: self.datapath.as_ref().map(|d| (d.socket.clone(), d.mtu)),
+        }
     }
 
     /// Adds a task that lives and ends with the tunnel.
@@ -134,10 +277,12 @@ impl Tunnel {
     /// Stops the data plane and waits until its tasks, and with them the device and socket, are gone.
     pub async fn stop(&mut self) {
         self.info.down.store(true, Ordering::Relaxed);
+        let mut tasks: Vec<JoinHandle<()>> = self.datapath.as_mut().map(Datapath::stop).unwrap_or_default();
         for t in &self.tasks {
             t.abort();
         }
-        for t in self.tasks.drain(..) {
+        tasks.append(&mut self.tasks);
+        for t in tasks {
             let _ = t.await;
         }
     }

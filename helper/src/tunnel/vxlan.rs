@@ -3,14 +3,13 @@
 //! VTEP, a neighbour entry (peer gateway -> VTEP MAC) and an on-link route to each peer subnet via its gateway.
 //! The kernel moves the packets; the link outlives the helper, so everything is recorded before it is made.
 
+use super::TunnelError;
 use std::sync::Arc;
 
-use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Profile, VxlanTunnel};
 use culvert_core::stats::{Counters, PeerStatus};
 
 use super::changes::Changes;
-use super::userspace::{record_error, system};
 use super::{StatusSource, Tunnel, TunnelInfo};
 use crate::system::netlink::{MAIN_TABLE, Route, Vxlan};
 use crate::system::{Netlink, Object, Record, Records};
@@ -26,13 +25,13 @@ pub async fn up(
     profile: Profile,
     config: &VxlanTunnel,
     owner_uid: u32,
-) -> Result<Tunnel, IpcError> {
+) -> Result<Tunnel, TunnelError> {
     let interface = profile.interface().to_owned();
     let underlay = underlay(netlink, config).await?;
     let mtu = match config.mtu {
         Some(mtu) => mtu,
         None => {
-            let underlay_mtu = netlink.mtu(underlay).await.map_err(system)?.unwrap_or(1500);
+            let underlay_mtu = netlink.mtu(underlay).await?.unwrap_or(1500);
             let overhead = if config.local.is_ipv4() { OVERHEAD_V4 } else { OVERHEAD_V6 };
             u16::try_from(underlay_mtu.saturating_sub(overhead)).unwrap_or(u16::MAX)
         }
@@ -46,20 +45,13 @@ pub async fn up(
     }
 
     let record = Record { name: profile.name.clone(), owner_uid, interface: interface.clone(), objects: vec![] };
-    let mut changes = Changes::begin(netlink, records, record).map_err(record_error)?;
+    let mut changes = Changes::begin(netlink, records, record).map_err(TunnelError::Record)?;
     if let Err(e) = configure(&mut changes, config, &interface, underlay, mtu, bridge).await {
         changes.roll_back().await;
         return Err(e);
     }
     let record = changes.commit();
-    let source = Arc::new(VxlanStatus {
-        interface: interface.clone(),
-        peers: config
-            .peers
-            .iter()
-            .map(|p| (format!("{}", std::net::SocketAddr::new(p.vtep, config.port())), p.subnets.clone()))
-            .collect(),
-    });
+    let source = Arc::new(VxlanStatus { interface: interface.clone() });
     let info = TunnelInfo::new(profile, owner_uid, Some(config.port()), Arc::default(), source);
     Ok(Tunnel::new(info, record, vec![]))
 }
@@ -71,9 +63,9 @@ async fn configure(
     underlay: u32,
     mtu: u16,
     bridge: Option<u32>,
-) -> Result<(), IpcError> {
+) -> Result<(), TunnelError> {
     let netlink = changes.netlink;
-    changes.will_create(Object::Link { name: interface.into(), kind: "vxlan".into() }).map_err(record_error)?;
+    changes.will_create(Object::Link { name: interface.into(), kind: "vxlan".into() }).map_err(TunnelError::Record)?;
     let vxlan = Vxlan {
         name: interface.into(),
         vni: config.vni,
@@ -83,34 +75,42 @@ async fn configure(
         mac: config.own_mac().0,
         mtu,
     };
-    netlink.add_vxlan(&vxlan).await.map_err(system)?;
-    let link = netlink.link(interface).await.map_err(system)?.ok_or_else(|| IpcError::System {
+    netlink.add_vxlan(&vxlan).await?;
+    let link = netlink.link(interface).await?.ok_or_else(|| TunnelError::Other {
         op: format!("creating the VXLAN link {interface}"),
         message: "the link vanished right after it was created".into(),
     })?;
     for net in &config.address {
-        netlink.add_address(link.index, *net).await.map_err(system)?;
+        netlink.add_address(link.index, *net).await?;
     }
     if let Some(master) = bridge {
-        netlink.set_master(link.index, master).await.map_err(system)?;
+        netlink.set_master(link.index, master).await?;
     }
-    netlink.set_up(link.index, mtu).await.map_err(system)?;
+    netlink.set_up(link.index, mtu).await?;
     let dev = interface.to_owned();
-    for (i, peer) in config.peers.iter().enumerate() {
-        let mac = config.peer_mac(peer);
-        for entry in [mac, culvert_core::mac::MacAddr([0; 6])] {
-            changes.will_create(Object::Fdb { dev: dev.clone(), mac: entry, dst: peer.vtep }).map_err(record_error)?;
-            netlink.add_fdb(link.index, entry.0, peer.vtep).await.map_err(system)?;
-        }
-        let Some(gateway) = peer.gateway else { continue };
-        changes.will_create(Object::Neighbour { dev: dev.clone(), ip: gateway }).map_err(record_error)?;
-        netlink.add_neighbour(link.index, gateway, mac.0).await.map_err(system)?;
-        for (j, dst) in peer.subnets.iter().enumerate() {
-            let route = Route { dst: *dst, index: link.index, table: MAIN_TABLE, via: Some(gateway), onlink: true };
-            let field = format!("peer[{i}].subnets[{j}]");
-            changes.add_route(&route, &dev, &field, "remove that route, or correct the peer's subnets").await?;
+    // Everything on the link is the link's: recorded at once, then made.
+    let (entries, routes): (Vec<_>, Vec<_>) =
+        peer_state(config, &dev).into_iter().partition(|(o, _)| !matches!(o, Object::Route { .. }));
+    changes.will_create_all(entries.iter().map(|(o, _)| o.clone())).map_err(TunnelError::Record)?;
+    for (entry, _) in &entries {
+        match entry {
+            Object::Fdb { mac, dst, .. } => netlink.add_fdb(link.index, mac.0, *dst).await?,
+            Object::Neighbour { ip, mac: Some(mac), .. } => {
+                netlink.add_neighbour(link.index, *ip, mac.0).await?;
+            }
+            _ => {}
         }
     }
+    let routes: Vec<_> = routes
+        .into_iter()
+        .filter_map(|(o, field)| match o {
+            Object::Route { dst, table, via, onlink, .. } => {
+                Some((Route { dst, index: link.index, table, via, onlink }, dev.clone(), field))
+            }
+            _ => None,
+        })
+        .collect();
+    changes.add_routes(&routes, "remove that route, or correct the peer's subnets").await?;
     // Pods behind this host reach the overlay, and the overlay reaches them, only if the host forwards
     // between the two.
     let v6 = config.peers.iter().flat_map(|p| &p.subnets).any(|n| n.addr().is_ipv6());
@@ -123,23 +123,44 @@ async fn configure(
     Ok(())
 }
 
+/// The forwarding state of each peer, as flannel's vxlan backend writes it, with the profile field each entry
+/// comes from: a unicast FDB entry (its VTEP's MAC to its underlay address) and an all-zero flood entry, a
+/// permanent neighbour entry for its gateway, and an on-link route to each of its subnets via that gateway.
+pub(super) fn peer_state(config: &VxlanTunnel, dev: &str) -> Vec<(Object, String)> {
+    let mut out = Vec::new();
+    for (i, peer) in config.peers.iter().enumerate() {
+        let mac = config.peer_mac(peer);
+        for entry in [mac, culvert_core::mac::MacAddr([0; 6])] {
+            out.push((Object::Fdb { dev: dev.into(), mac: entry, dst: peer.vtep }, format!("peer[{i}].vtep")));
+        }
+        let Some(gateway) = peer.gateway else { continue };
+        out.push((Object::Neighbour { dev: dev.into(), ip: gateway, mac: Some(mac) }, format!("peer[{i}].gateway")));
+        for (j, dst) in peer.subnets.iter().enumerate() {
+            let route =
+                Object::Route { dst: *dst, dev: dev.into(), table: MAIN_TABLE, via: Some(gateway), onlink: true };
+            out.push((route, format!("peer[{i}].subnets[{j}]")));
+        }
+    }
+    out
+}
+
 /// The underlay link: the one named, or the one that holds `local`.
-async fn underlay(netlink: &Netlink, config: &VxlanTunnel) -> Result<u32, IpcError> {
+async fn underlay(netlink: &Netlink, config: &VxlanTunnel) -> Result<u32, TunnelError> {
     if let Some(name) = &config.underlay {
         return existing(netlink, "underlay", name).await;
     }
-    let addresses = netlink.addresses().await.map_err(system)?;
-    addresses.iter().find(|a| a.net.addr() == config.local).map(|a| a.index).ok_or_else(|| IpcError::InvalidProfile {
+    let addresses = netlink.addresses().await?;
+    addresses.iter().find(|a| a.net.addr() == config.local).map(|a| a.index).ok_or_else(|| TunnelError::Profile {
         field: "local".into(),
         reason: format!("no interface of this host has the address {}", config.local),
         fix: "set `local` to one of this host's underlay addresses (`ip addr` lists them)".into(),
     })
 }
 
-async fn existing(netlink: &Netlink, field: &str, name: &str) -> Result<u32, IpcError> {
-    match netlink.link(name).await.map_err(system)? {
+async fn existing(netlink: &Netlink, field: &str, name: &str) -> Result<u32, TunnelError> {
+    match netlink.link(name).await? {
         Some(link) => Ok(link.index),
-        None => Err(IpcError::InvalidProfile {
+        None => Err(TunnelError::Profile {
             field: field.into(),
             reason: format!("there is no interface `{name}`"),
             fix: "create it first, or correct the name".into(),
@@ -151,15 +172,19 @@ async fn existing(netlink: &Netlink, field: &str, name: &str) -> Result<u32, Ipc
 #[derive(Debug)]
 struct VxlanStatus {
     interface: String,
-    peers: Vec<(String, Vec<ipnet::IpNet>)>,
 }
 
 impl StatusSource for VxlanStatus {
-    fn peers(&self) -> Vec<PeerStatus> {
+    fn peers(&self, profile: &Profile) -> Vec<PeerStatus> {
+        let culvert_core::profile::Tunnel::Vxlan(config) = &profile.tunnel else { return vec![] };
         // The kernel keeps no counters per VTEP.
-        self.peers
+        config
+            .peers
             .iter()
-            .map(|(endpoint, subnets)| PeerStatus::new(Some(endpoint.clone()), subnets.clone(), (0, 0, 0, 0)))
+            .map(|p| {
+                let endpoint = std::net::SocketAddr::new(p.vtep, config.port()).to_string();
+                PeerStatus::new(Some(endpoint), p.subnets.clone(), (0, 0, 0, 0))
+            })
             .collect()
     }
 
@@ -192,5 +217,6 @@ pub fn link_counters(interface: &str) -> Counters {
         tx_packets: read("tx_packets"),
         dropped: drops.values().sum(),
         drops,
+        cookie_replies: 0,
     }
 }

@@ -1,16 +1,19 @@
 //! The `wireguard` kind: boringtun sessions in Culvert's own engine.
 
+use super::TunnelError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use culvert_core::ipc::IpcError;
 use culvert_core::profile::{Endpoint, Profile, Table, WireguardTunnel};
+use culvert_core::stats::{PeerStatus, TunnelState};
 
 use super::Tunnel;
-use super::userspace::{self, Plan, PlannedRoute, bind_error, system};
+use super::resolve::Resolved;
+use super::userspace::{self, Plan, PlannedRoute};
+use crate::dataplane::live::Live;
 use crate::dataplane::udp_io;
-use crate::dataplane::wg_core::{ResolvedEndpoints, WgCore};
+use crate::dataplane::wg_core::{WgCore, WgPeer};
 use crate::system::dns::DnsConfig;
 use crate::system::netlink::{MAIN_TABLE, Rule};
 use crate::system::{Netlink, Records};
@@ -27,17 +30,19 @@ pub async fn up(
     records: &Records,
     profile: Profile,
     config: &WireguardTunnel,
+    endpoints: &Resolved,
     owner_uid: u32,
-) -> Result<Tunnel, IpcError> {
-    let endpoints = resolve(config).await?;
-    let routing = routing(netlink, config).await?;
+    sets: &super::uapi::SetRequests,
+) -> Result<Tunnel, TunnelError> {
+    let routing = routing(netlink, config, None).await?;
     let ipv6 = endpoints.iter().flatten().any(SocketAddr::is_ipv6);
     let port = config.listen_port.unwrap_or(0);
-    let socket = udp_io::bind(port, ipv6, routing.fwmark).map_err(|e| bind_error(port, &e))?;
-    let proto = Arc::new(WgCore::new(config, &endpoints));
+    let socket = udp_io::bind(port, ipv6, routing.fwmark).map_err(|source| TunnelError::Bind { port, source })?;
+    let core = WgCore::new(config, endpoints);
     if let Ok(port) = socket.local_port() {
-        proto.set_listen_port(port);
+        core.set_listen_port(port);
     }
+    let proto = Arc::new(Live::new(core));
     let dns = (!config.dns.is_empty() || !config.dns_search.is_empty()).then(|| DnsConfig {
         servers: config.dns.clone(),
         search: config.dns_search.clone(),
@@ -51,21 +56,11 @@ pub async fn up(
         sysctls: routing.sysctls,
         dns,
         tap: None,
-        uapi: Some(proto.clone()),
+        uapi: Some((proto.clone(), sets.clone())),
     };
-    let named: Vec<(usize, String, u16)> = config
-        .peers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match &p.endpoint {
-            Some(Endpoint::Host { host, port }) => Some((i, host.clone(), *port)),
-            _ => None,
-        })
-        .collect();
     let mut tunnel = userspace::up(netlink, records, profile, owner_uid, plan).await?;
-    if !named.is_empty() {
-        tunnel.add_task(tokio::spawn(reresolve(proto, named)));
-    }
+    tunnel.add_task(tokio::spawn(reresolve(proto.clone(), tunnel.info.clone())));
+    tunnel.engine = super::Engine::Wireguard(proto);
     Ok(tunnel)
 }
 
@@ -76,22 +71,27 @@ const RERESOLVE_EVERY: Duration = Duration::from_secs(10);
 const STALE_HANDSHAKE: Duration = Duration::from_secs(135);
 
 /// Looks host-name endpoints up again while their peers have no recent handshake: the name may point elsewhere
-/// now (a dynamic DNS name, a moved server).
-async fn reresolve(proto: Arc<WgCore>, named: Vec<(usize, String, u16)>) {
+/// now (a dynamic DNS name, a moved server). The names are the profile's of the moment: `apply` may change them.
+async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>) {
     let mut tick = tokio::time::interval(RERESOLVE_EVERY);
     tick.tick().await;
     loop {
         tick.tick().await;
-        for (i, host, port) in &named {
-            let peer = &proto.peers[*i];
+        let profile = info.profile();
+        let culvert_core::profile::Tunnel::Wireguard(config) = &profile.tunnel else { return };
+        let named = config.peers.iter().filter_map(|p| match &p.endpoint {
+            Some(Endpoint::Host { host, port }) => Some((p.public_key, host.clone(), *port)),
+            _ => None,
+        });
+        for (key, host, port) in named.collect::<Vec<_>>() {
+            let core = proto.load();
+            let Some(peer) = core.peer(&key.0) else { continue };
             if peer.since_handshake().is_some_and(|d| d < STALE_HANDSHAKE) {
                 continue;
             }
-            let Ok(found) = tokio::net::lookup_host((host.as_str(), *port)).await else { continue };
-            let all: Vec<SocketAddr> = found.collect();
-            let Some(addr) = all.iter().find(|a| a.is_ipv4()).or(all.first()).copied() else { continue };
+            let Ok(Some(addr)) = super::resolve::lookup(&host, port).await else { continue };
             if peer.endpoint() != Some(addr) {
-                tracing::info!("peer {i}: {host} now resolves to {addr}");
+                tracing::info!("peer {key}: {host} now resolves to {addr}");
                 peer.set_endpoint(addr);
                 peer.restart_handshake();
             }
@@ -99,19 +99,24 @@ async fn reresolve(proto: Arc<WgCore>, named: Vec<(usize, String, u16)>) {
     }
 }
 
-struct Routing {
+pub(super) struct Routing {
     /// Everything goes through the tunnel.
-    full: bool,
-    routes: Vec<PlannedRoute>,
-    rules: Vec<Rule>,
-    sysctls: Vec<(String, String)>,
-    fwmark: Option<u32>,
+    pub full: bool,
+    pub routes: Vec<PlannedRoute>,
+    pub rules: Vec<Rule>,
+    pub sysctls: Vec<(String, String)>,
+    pub fwmark: Option<u32>,
 }
 
 /// Where the routes go, as wg-quick decides: `Table = off` adds none; a table id puts them all there; `auto`
 /// puts them in main, except that a /0 (a full tunnel) goes to a table of its own, selected by policy rules
-/// that let the tunnel's own marked packets and the main table's more specific routes through.
-async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing, IpcError> {
+/// that let the tunnel's own marked packets and the main table's more specific routes through. A tunnel that is
+/// up keeps the table it has (`keep`).
+pub(super) async fn routing(
+    netlink: &Netlink,
+    config: &WireguardTunnel,
+    keep: Option<u32>,
+) -> Result<Routing, TunnelError> {
     // Collected before any await: an iterator of closures held across one makes the future not Send.
     let all: Vec<(String, ipnet::IpNet)> = config
         .peers
@@ -136,7 +141,11 @@ async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing,
         .flat_map(|p| &p.allowed_ips)
         .filter(|n| n.prefix_len() == 0)
         .fold((false, false), |(v4, v6), n| (v4 || n.addr().is_ipv4(), v6 || n.addr().is_ipv6()));
-    let full_table = if v4_full || v6_full { Some(free_table(netlink, config.fwmark).await?) } else { None };
+    let full_table = match keep {
+        _ if !(v4_full || v6_full) => None,
+        Some(table) => Some(table),
+        None => Some(free_table(netlink, config.fwmark).await?),
+    };
     for (field, dst) in all {
         let table = if dst.prefix_len() == 0 { full_table.unwrap_or(auto_table) } else { auto_table };
         out.routes.push(PlannedRoute { field, dst, table });
@@ -175,40 +184,60 @@ async fn routing(netlink: &Netlink, config: &WireguardTunnel) -> Result<Routing,
 }
 
 /// A routing table no route uses yet: the profile's fwmark if it set one, else the first from 51820 on.
-async fn free_table(netlink: &Netlink, fwmark: Option<u32>) -> Result<u32, IpcError> {
+async fn free_table(netlink: &Netlink, fwmark: Option<u32>) -> Result<u32, TunnelError> {
     if let Some(mark) = fwmark {
         return Ok(mark);
     }
     for table in FIRST_FULL_TUNNEL_TABLE..FIRST_FULL_TUNNEL_TABLE + 1000 {
-        if !netlink.table_in_use(table).await.map_err(system)? {
+        if !netlink.table_in_use(table).await? {
             return Ok(table);
         }
     }
-    Err(IpcError::System {
+    Err(TunnelError::Other {
         op: "choosing a routing table for the full tunnel".into(),
         message: "tables 51820 to 52819 are all in use".into(),
     })
 }
 
-/// Resolves host-name endpoints; one that does not resolve fails the request, naming the peer.
-async fn resolve(config: &WireguardTunnel) -> Result<ResolvedEndpoints, IpcError> {
-    let mut out = Vec::with_capacity(config.peers.len());
-    for (i, p) in config.peers.iter().enumerate() {
-        out.push(match &p.endpoint {
-            None => None,
-            Some(Endpoint::Addr(a)) => Some(*a),
-            Some(Endpoint::Host { host, port }) => {
-                let found =
-                    tokio::net::lookup_host((host.as_str(), *port)).await.map_err(|e| IpcError::InvalidProfile {
-                        field: format!("peer[{i}].endpoint"),
-                        reason: format!("{host} does not resolve: {e}"),
-                        fix: "check the name, or give the peer's address instead".into(),
-                    })?;
-                let all: Vec<SocketAddr> = found.collect();
-                // Prefer IPv4, as wg does, when a name has both.
-                all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
-            }
-        });
+/// Without a first handshake after this long, the tunnel reports `no handshake` (three REKEY_TIMEOUTs).
+const NO_HANDSHAKE_AFTER: Duration = Duration::from_secs(15);
+
+/// What `status` shows of a WireGuard tunnel: its peers with their keys and handshakes, and whether it is up.
+impl super::StatusSource for WgCore {
+    fn peers(&self, _profile: &Profile) -> Vec<PeerStatus> {
+        let now = super::unix_now();
+        self.peers
+            .iter()
+            .zip(&self.allowed_ips)
+            .map(|(p, allowed)| PeerStatus {
+                public_key: Some(culvert_core::keys::PublicKey(p.public_key).to_string()),
+                last_handshake: Some(p.since_handshake().map(|d| now.saturating_sub(d.as_secs()))),
+                persistent_keepalive: p.keepalive,
+                ..PeerStatus::new(p.endpoint().map(|e| e.to_string()), allowed.clone(), p.traffic.read())
+            })
+            .collect()
     }
-    Ok(out)
+
+    fn state(&self, up_since: u64) -> (TunnelState, Option<String>) {
+        if self.peers.iter().any(|p| p.since_handshake().is_some()) {
+            return (TunnelState::Up, None);
+        }
+        let reachable: Vec<&Arc<WgPeer>> = self.peers.iter().filter(|p| p.endpoint().is_some()).collect();
+        if reachable.is_empty() {
+            // Nothing to call: the tunnel waits for peers to reach it.
+            return (TunnelState::Up, None);
+        }
+        let waited = super::unix_now().saturating_sub(up_since);
+        if waited < NO_HANDSHAKE_AFTER.as_secs() {
+            return (TunnelState::Connecting, None);
+        }
+        let endpoints: Vec<String> = reachable.iter().filter_map(|p| p.endpoint()).map(|e| e.to_string()).collect();
+        let reason = format!(
+            "no handshake completed in {waited} s with {}: check that each side has the other's public key, and that \
+             UDP reaches {} and comes back",
+            if reachable.len() == 1 { "the peer".to_owned() } else { format!("any of {} peers", reachable.len()) },
+            endpoints.join(", ")
+        );
+        (TunnelState::NoHandshake, Some(reason))
+    }
 }

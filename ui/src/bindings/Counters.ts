@@ -11,4 +11,8 @@ dropped: number,
 /**
  * Dropped packets by reason, such as `no_route` or `unknown_peer`.
  */
-drops: Record<string, number>, };
+drops: Record<string, number>, 
+/**
+ * WireGuard: cookie replies sent to handshakes refused under load (each also counted as `rate_limited`).
+ */
+cookie_replies: number, };

@@ -10,3 +10,16 @@ export function ErrorBanner({ message, onDismiss }: { message: string | null; on
     </div>
   );
 }
+
+/** A message that is not a failure (what a save did to a running tunnel), dismissed the same way. */
+export function InfoBanner({ message, onDismiss }: { message: string | null; onDismiss(): void }) {
+  if (!message) return null;
+  return (
+    <div id="info" class="info-banner" role="status">
+      <p class="info-message">{message}</p>
+      <button type="button" class="dismiss" onClick={onDismiss} aria-label="Dismiss this message" title="Dismiss">
+        Dismiss
+      </button>
+    </div>
+  );
+}

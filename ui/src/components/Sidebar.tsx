@@ -1,5 +1,6 @@
 import type { TargetedKeyboardEvent } from "preact";
 import type { Kind } from "../bindings/Kind";
+import type { OtherTunnel } from "../bindings/OtherTunnel";
 import type { ProfileSummary } from "../bindings/ProfileSummary";
 import { isUnencrypted, type ProfileState } from "../state";
 
@@ -17,6 +18,8 @@ export type Row = {
 export type SidebarProps = {
   rows: Row[];
   unstored: Row[];
+  /** Other users' tunnels: culvertd shows only their name, kind, state and owner. */
+  others?: OtherTunnel[];
   loading: boolean;
   selected: string | null;
   busy: Record<string, Busy | undefined>;
@@ -187,6 +190,23 @@ export function Sidebar(props: SidebarProps) {
           No profiles yet. Write one with New, import a wg-quick <code>.conf</code> or a Culvert <code>.toml</code> file, or
           drop one onto this window.
         </p>
+      ) : null}
+      {props.others?.length ? (
+        <>
+          <h3 class="sidebar-sub" title="Tunnels other users brought up: only they and root see their peers and traffic">
+            Other users' tunnels
+          </h3>
+          <ul id="others-tunnels">
+            {props.others.map((t) => (
+              <li key={t.name} class="other" data-name={t.name}>
+                <span class="name">{t.name}</span> <KindBadge kind={t.kind} />{" "}
+                <span class="other-state">
+                  {t.state}, uid {t.owner_uid}
+                </span>
+              </li>
+            ))}
+          </ul>
+        </>
       ) : null}
       {props.unstored.length ? (
         <>

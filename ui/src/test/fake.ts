@@ -3,6 +3,7 @@ import { act } from "preact/test-utils";
 import { vi } from "vitest";
 import type { Api } from "../api";
 import type { DayUsage } from "../bindings/DayUsage";
+import type { Draft } from "../bindings/Draft";
 import type { Editable } from "../bindings/Editable";
 import type { FormError } from "../bindings/FormError";
 import type { HelperState } from "../bindings/HelperState";
@@ -11,10 +12,11 @@ import type { PacketBatch } from "../bindings/PacketBatch";
 import type { ProfileSummary } from "../bindings/ProfileSummary";
 import type { Settings } from "../bindings/Settings";
 import type { SettingsView } from "../bindings/SettingsView";
+import type { Saved } from "../bindings/Saved";
 import type { Snapshot } from "../bindings/Snapshot";
 import type { TunnelStatus } from "../bindings/TunnelStatus";
 import type { UsageReport } from "../bindings/UsageReport";
-import type { Draft } from "../forms";
+import type { FormDraft } from "../bindings/FormDraft";
 import { KEYPAIR, OK, profile, TODAY, tunnel } from "./fixtures";
 
 export type Deferred<T> = { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void };
@@ -69,8 +71,8 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
     connect: vi.fn(async (name: string): Promise<TunnelStatus> => tunnel({ name, state: "connecting" })),
     disconnect: vi.fn(async (_name: string) => undefined),
     watchPackets: vi.fn(async (_name: string | null) => undefined),
-    validateProfile: vi.fn(async (_name: string, _draft: Draft, _original: string | null): Promise<FormError | null> => null),
-    saveProfile: vi.fn(async (name: string, draft: Draft, original: string | null): Promise<ProfileSummary> => {
+    validateProfile: vi.fn(async (_name: string, _draft: FormDraft, _original: string | null): Promise<FormError | null> => null),
+    saveProfile: vi.fn(async (name: string, draft: FormDraft, original: string | null): Promise<Saved> => {
       if (original !== null && original !== name) {
         const i = store.findIndex((p) => p.name === original);
         if (i >= 0) store.splice(i, 1);
@@ -79,13 +81,14 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
       const i = store.findIndex((p) => p.name === name);
       if (i >= 0) store[i] = saved;
       else store.push(saved);
-      return saved;
+      return { summary: saved, live: null };
     }),
     loadProfile: vi.fn(async (name: string): Promise<Editable> => {
       if (editables[name]) return structuredClone(editables[name]);
       const p = store.find((q) => q.name === name);
       if (!p) throw `there is no profile called ${name}`;
-      return { draft: { kind: p.kind }, public_key: null };
+      // A bare draft, as no stored profile is: the form opens with the kind's fields empty.
+      return { draft: { kind: p.kind ?? "udp" } as Draft, public_key: null };
     }),
     generateKeypair: vi.fn(async (): Promise<KeyPair> => ({ ...KEYPAIR })),
     getSettings: vi.fn(async (): Promise<SettingsView> => structuredClone(state.settings)),

@@ -44,6 +44,7 @@ export function tunnel(t: Partial<TunnelStatus> & { name: string }): TunnelStatu
     tx_packets: 0,
     dropped: 0,
     drops: {},
+    cookie_replies: 0,
     ...t,
   };
 }
@@ -51,7 +52,7 @@ export function tunnel(t: Partial<TunnelStatus> & { name: string }): TunnelStatu
 export const OK: HelperState = { kind: "ok", message: "", socket: "/run/culvert/culvertd.sock", helper_version: "0.4.0" };
 
 export function snapshot(tunnels: TunnelStatus[], s: Partial<Snapshot> = {}): Snapshot {
-  return { helper: OK, tunnels, health: { pid: 42, cpu_percent: 1.2, rss_bytes: 14_000_000 }, at_ms: AT_MS, ...s };
+  return { helper: OK, tunnels, others: [], health: { pid: 42, cpu_percent: 1.2, rss_bytes: 14_000_000 }, at_ms: AT_MS, ...s };
 }
 
 export function profile(name: string, kind: ProfileSummary["kind"] = "udp", p: Partial<ProfileSummary> = {}): ProfileSummary {
