@@ -54,6 +54,29 @@ pub fn status_block(s: &TunnelStatus) -> String {
         drop_detail(c)
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if let Some(o) = &s.overlay {
+        let registry = match o.registry {
+            culvert_core::stats::RegistryState::Ok => "etcd ok",
+            culvert_core::stats::RegistryState::Unreachable => "etcd unreachable: peers kept as they were",
+        };
+        let _ = writeln!(
+            out,
+            "  overlay {} ({}): this host {}, lease ends in {}, {registry}",
+            o.network,
+            o.backend,
+            o.subnet,
+            age(o.lease_expires.saturating_sub(now))
+        );
+        for n in &o.nodes {
+            let what = n.skipped_reason.as_deref().map_or_else(|| "peer".to_owned(), |r| format!("skipped: {r}"));
+            let _ = writeln!(
+                out,
+                "  host {}  subnet {}  {what}",
+                if n.public_ip.is_empty() { "?" } else { &n.public_ip },
+                n.subnet
+            );
+        }
+    }
     for p in &s.peers {
         let allowed: Vec<String> = p.allowed_ips.iter().map(ToString::to_string).collect();
         if let (Some(key), Some(last_handshake)) = (&p.public_key, p.last_handshake) {

@@ -30,6 +30,48 @@ pub struct TunnelStatus {
     #[serde(flatten)]
     pub counters: Counters,
     pub peers: Vec<PeerStatus>,
+    /// For an overlay tunnel: its network, its lease and the hosts etcd lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub overlay: Option<Box<OverlayStatus>>,
+}
+
+/// An overlay tunnel's place in its network, as its registry (etcd) has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OverlayStatus {
+    /// The whole network (`Network` of its config) and this host's lease in it.
+    pub network: String,
+    pub subnet: String,
+    /// The backend the network's config names (`vxlan`, `host-gw`).
+    pub backend: String,
+    /// Unix time (seconds) when this host's lease ends unless renewed.
+    #[ts(type = "number")]
+    pub lease_expires: u64,
+    pub registry: RegistryState,
+    /// The other hosts' leases, each a peer unless `skipped_reason` says why not.
+    pub nodes: Vec<OverlayNode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryState {
+    /// Watching etcd.
+    Ok,
+    /// etcd does not answer: the peers stay as they were and are caught up when it is back.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OverlayNode {
+    pub public_ip: String,
+    pub subnet: String,
+    pub backend: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub skipped_reason: Option<String>,
 }
 
 /// A tunnel as one caller may see it: in full when it is theirs (or they are root), else only who holds it.
@@ -244,6 +286,7 @@ mod tests {
             up_since: 1,
             counters: Counters { drops: [("no_route".to_string(), 2)].into(), dropped: 2, ..Default::default() },
             peers: vec![],
+            overlay: None,
         };
         let v = serde_json::to_value(&s).unwrap();
         for key in [

@@ -17,6 +17,33 @@ use crate::dataplane::wg_core::WgCore;
 const PEER: &str = "192.0.2.2:8285";
 const STRANGER: &str = "198.51.100.9:4000";
 
+/// What an overlay reads from etcd: the network's config, a lease's key and its value, checked against a
+/// network of each backend. The first byte splits the rest into a key and a value.
+pub fn etcd_records(data: &[u8]) {
+    use crate::overlay::flannel::{LeaseAttrs, Network, subnet_of_key};
+    use crate::overlay::nodes::{Lease, nodes};
+    let _ = Network::parse(data);
+    let Some((&split, rest)) = data.split_first() else { return };
+    let (key, value) = rest.split_at(usize::from(split).min(rest.len()));
+    let key = String::from_utf8_lossy(key);
+    let _ = subnet_of_key(&key);
+    static NETWORKS: OnceLock<[Network; 2]> = OnceLock::new();
+    let networks = NETWORKS.get_or_init(|| {
+        let parse = |json: &[u8]| Network::parse(json).expect("a network");
+        [
+            parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}"#),
+            parse(br#"{"Network":"10.6.0.0/24","SubnetLen":26,"Backend":{"Type":"host-gw"}}"#),
+        ]
+    });
+    let leases = [Lease { name: key.into_owned(), value: value.to_vec(), created: 1 }];
+    for network in networks {
+        if let (Ok(attrs), Some(subnet)) = (LeaseAttrs::parse(value), subnet_of_key(&leases[0].name)) {
+            let _ = attrs.node(subnet, &network.backend);
+        }
+        let _ = nodes(network, network.subnets().next().expect("a subnet"), &leases);
+    }
+}
+
 /// A request on a WireGuard interface's userspace API socket.
 pub fn uapi_request(data: &[u8]) {
     let _ = crate::tunnel::uapi::request::parse(data);

@@ -3,11 +3,12 @@
 //!
 //! It owns everything that touches the kernel (TUN devices, addresses, routes) and the userspace data plane, and
 //! serves clients on an authenticated Unix socket. Layers point down: [`control`] (socket, authorization,
-//! registry) -> [`tunnel`] (bringing tunnels up) -> [`dataplane`] (engines) and [`system`] (netlink, records).
+//! registry) -> [`overlay`] (etcd's map of a flannel network) -> [`tunnel`] (bringing tunnels up) -> [`dataplane`] (engines) and [`system`] (netlink, records).
 
 pub mod clock;
 pub mod control;
 pub mod dataplane;
 pub mod fuzzing;
+pub mod overlay;
 pub mod system;
 pub mod tunnel;

@@ -100,6 +100,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(system::memory::trim_when_released());
     tokio::spawn(helper.clone().serve_uapi_sets());
+    tokio::spawn(helper.clone().serve_overlay_updates());
     let mut backoff = listener::Backoff::default();
     loop {
         tokio::select! {

@@ -20,3 +20,8 @@ fn datagram() {
 fn device_packet() {
     replay("device_packet", culvert_helper::fuzzing::device_packet);
 }
+
+#[test]
+fn etcd_records() {
+    replay("etcd_records", culvert_helper::fuzzing::etcd_records);
+}

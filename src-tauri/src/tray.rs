@@ -176,6 +176,7 @@ mod tests {
                 up_since: 0,
                 counters: Default::default(),
                 peers: vec![],
+                overlay: None,
             })
             .collect();
         Snapshot { helper, tunnels, others: vec![], health: None, at_ms: 0 }

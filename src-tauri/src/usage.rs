@@ -245,6 +245,7 @@ mod tests {
             up_since,
             counters: Counters { rx_bytes: rx, tx_bytes: tx, ..Counters::default() },
             peers: vec![],
+            overlay: None,
         }
     }
 

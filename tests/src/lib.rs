@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+pub mod overlay;
 pub mod webdriver;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -221,6 +221,32 @@ describe("the detail panel", () => {
     expect($("#dropped")!.textContent).toBe("None");
   });
 
+  it("shows an overlay's network, its lease and every host etcd lists, with why one is skipped", async () => {
+    const side = fakeSide(PROFILES);
+    await mount(side);
+    const overlay = {
+      network: "10.5.0.0/16",
+      subnet: "10.5.7.0/24",
+      backend: "vxlan",
+      lease_expires: NOW_S + 3600,
+      registry: "unreachable" as const,
+      nodes: [
+        { public_ip: "172.31.0.2", subnet: "10.5.9.0/24", backend: "vxlan" },
+        { public_ip: "172.31.0.99", subnet: "10.6.0.0/24", backend: "vxlan", skipped_reason: "10.6.0.0/24 lies outside the network 10.5.0.0/16" },
+      ],
+    };
+    await side.snapshot(snapshot([tunnel({ name: "ov", kind: "overlay", overlay })]));
+    await click($('#unstored-tunnels li[data-name="ov"]'));
+    expect($("#overlay-network")!.textContent).toBe("10.5.0.0/16");
+    expect($("#overlay-subnet")!.textContent).toBe("10.5.7.0/24");
+    expect($("#overlay-registry")!.dataset.state).toBe("unreachable");
+    const hosts = $$("#overlay-nodes tbody tr");
+    expect(hosts.length).toBe(2);
+    expect(hosts[0].textContent).toContain("peer");
+    expect(hosts[1].classList.contains("skipped")).toBe(true);
+    expect(hosts[1].textContent).toContain("skipped: 10.6.0.0/24 lies outside the network");
+  });
+
   it("lists tunnels that are up but not stored", async () => {
     const side = fakeSide(PROFILES);
     await mount(side);

@@ -59,6 +59,8 @@ describe("the default form", () => {
       tap: { kind: "tap", listen_port: 8285, peer: [{}] },
       vxlan: { kind: "vxlan", peer: [{}] },
       hostgw: { kind: "hostgw", peer: [{}] },
+      // An overlay's peers come from etcd: its draft has none.
+      overlay: { kind: "overlay" },
     });
   });
 

@@ -8,7 +8,8 @@ import type { Kind } from "./bindings/Kind";
 
 /** One kind's draft, as the Rust side's schema (culvert-core's `Draft`) has it. */
 type DraftOf<K extends Kind> = Extract<Draft, { kind: K }>;
-type PeerOf<K extends Kind> = NonNullable<DraftOf<K>["peer"]>[number];
+/** A kind's `[[peer]]` table; `never` for an overlay, whose peers come from etcd. */
+type PeerOf<K extends Kind> = DraftOf<K> extends { peer?: (infer P)[] } ? P : never;
 /** The keys a field of kind `K` may set: its draft's, less those the form handles apart. */
 type FieldKey<K extends Kind> = Exclude<keyof DraftOf<K>, "kind" | "peer" | "private_key"> & string;
 type PeerKey<K extends Kind> = keyof PeerOf<K> & string;
@@ -34,7 +35,7 @@ export type FieldDef<Key extends string = string> = {
   wide?: boolean;
 };
 
-export const KINDS: readonly Kind[] = ["wireguard", "udp", "tap", "vxlan", "hostgw"];
+export const KINDS: readonly Kind[] = ["wireguard", "udp", "tap", "vxlan", "hostgw", "overlay"];
 
 export const KIND_LABELS: Record<Kind, string> = {
   wireguard: "WireGuard",
@@ -42,6 +43,7 @@ export const KIND_LABELS: Record<Kind, string> = {
   tap: "tap: Ethernet frames over UDP",
   vxlan: "vxlan: kernel VXLAN link",
   hostgw: "hostgw: routes via peers' hosts",
+  overlay: "overlay: a flannel network in etcd",
 };
 
 const INTERFACE: FieldDef<"interface"> = {
@@ -108,6 +110,15 @@ export const FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
     FORWARD,
   ],
   hostgw: [FORWARD],
+  overlay: [
+    { key: "etcd", label: "etcd", type: "list", placeholder: "http://10.99.0.10:2379", hint: "etcd's client URLs, comma-separated." },
+    { key: "prefix", label: "Prefix", type: "text", placeholder: "/coreos.com/network", hint: "Optional: flannel's by default." },
+    { key: "public_ip", label: "Public IP", type: "text", placeholder: "the default route's source", hint: "Optional: this host's address the others reach." },
+    INTERFACE,
+    { key: "subnet_file", label: "Subnet file", type: "text", placeholder: "/run/flannel/subnet.env", hint: "Optional: in /run/flannel/ or /run/culvert/." },
+    { key: "lease_ttl", label: "Lease TTL", type: "text", placeholder: "24h", hint: "Optional, as 24h, 90m or 30s." },
+    { key: "lease_renew_margin", label: "Renew margin", type: "text", placeholder: "1h", hint: "Optional: how long before its end the lease is renewed." },
+  ],
 } satisfies { readonly [K in Kind]: readonly FieldDef<FieldKey<K>>[] };
 
 /** The keys of each kind's `[[peer]]` tables. */
@@ -131,6 +142,7 @@ export const PEER_FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
     { key: "via", label: "Via", type: "text", placeholder: "172.31.0.2", hint: "The peer's host address, on this host's segment." },
     SUBNETS,
   ],
+  overlay: [],
 } satisfies { readonly [K in Kind]: readonly FieldDef<PeerKey<K>>[] };
 
 /** What a new form of each kind starts with, besides one empty peer. */
@@ -140,10 +152,16 @@ export const DEFAULTS: Record<Kind, Readonly<Record<string, string>>> = {
   tap: { listen_port: "8285" },
   vxlan: {},
   hostgw: {},
+  overlay: {},
 };
 
 export function hasField(kind: Kind, key: string): boolean {
   return FIELDS[kind].some((f) => f.key === key);
+}
+
+/** Whether the kind's profile lists peers (an overlay's come from etcd). */
+export function hasPeers(kind: Kind): boolean {
+  return PEER_FIELDS[kind].length > 0;
 }
 
 export function hasPeerField(kind: Kind, key: string): boolean {
@@ -209,7 +227,7 @@ function textValues(table: Record<string, unknown>, skip: readonly string[]): Re
  * has no secrets, so `privateKey` is null (the stored one is kept); `publicKey` is the stored profile's.
  */
 export function formFromDraft(name: string, draft: Draft, publicKey: string | null): FormState {
-  const peers: readonly Record<string, unknown>[] = draft.peer ?? [];
+  const peers: readonly Record<string, unknown>[] = ("peer" in draft ? draft.peer : undefined) ?? [];
   return {
     kind: draft.kind,
     name,
@@ -285,7 +303,7 @@ export function buildDraft(state: FormState): { draft: FormDraft; errors: FormEr
     }
     return table;
   });
-  if (peers.length) draft.peer = peers;
+  if (peers.length && hasPeers(state.kind)) draft.peer = peers;
   return { draft, errors };
 }
 

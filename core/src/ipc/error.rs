@@ -46,6 +46,10 @@ pub enum IpcError {
     System { op: String, message: String },
     #[error("{message}")]
     Unsupported { message: String },
+    #[error("only root may {what}: {why}; run it with sudo")]
+    NeedsRoot { what: String, why: String },
+    #[error("{message}; {fix}")]
+    Overlay { message: String, fix: String },
 }
 
 impl From<crate::profile::ProfileError> for IpcError {

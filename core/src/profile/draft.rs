@@ -13,8 +13,9 @@ use super::fields::{
     wg_endpoint,
 };
 use super::{
-    FileProblem, HostgwPeer, HostgwTunnel, Kind, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpPeer, UdpTunnel,
-    VxlanPeer, VxlanTunnel, WireguardPeer, WireguardTunnel,
+    FileProblem, HostgwPeer, HostgwTunnel, Kind, OVERLAY_LEASE_TTL, OVERLAY_PREFIX, OVERLAY_RENEW_MARGIN,
+    OVERLAY_SUBNET_FILE, OverlayTunnel, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpPeer, UdpTunnel, VxlanPeer,
+    VxlanTunnel, WireguardPeer, WireguardTunnel,
 };
 use crate::mac::MacAddr;
 
@@ -28,6 +29,7 @@ pub enum Draft {
     Tap(TapDraft),
     Vxlan(VxlanDraft),
     Hostgw(HostgwDraft),
+    Overlay(OverlayDraft),
 }
 
 /// The `kind` key inside a kind's struct: read (so that `deny_unknown_fields` accepts it) but never kept, since
@@ -227,6 +229,34 @@ pub struct HostgwPeerDraft {
     pub subnets: Vec<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[ts(export, optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayDraft {
+    #[serde(rename = "kind", default, skip_serializing)]
+    #[ts(skip)]
+    pub kind_key: KindKey,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(as = "Option<Vec<String>>")]
+    pub etcd: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_masq: Option<bool>,
+    /// `""` writes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_file: Option<String>,
+    /// Durations as `"24h"`, `"90m"`, `"30s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_renew_margin: Option<String>,
+}
+
 impl Draft {
     pub fn kind(&self) -> Kind {
         match self {
@@ -235,6 +265,7 @@ impl Draft {
             Self::Tap(_) => Kind::Tap,
             Self::Vxlan(_) => Kind::Vxlan,
             Self::Hostgw(_) => Kind::Hostgw,
+            Self::Overlay(_) => Kind::Overlay,
         }
     }
 
@@ -252,6 +283,7 @@ impl Draft {
             Kind::Tap => Self::Tap(toml::from_str(text).map_err(syntax)?),
             Kind::Vxlan => Self::Vxlan(toml::from_str(text).map_err(syntax)?),
             Kind::Hostgw => Self::Hostgw(toml::from_str(text).map_err(syntax)?),
+            Kind::Overlay => Self::Overlay(toml::from_str(text).map_err(syntax)?),
         })
     }
 
@@ -268,6 +300,7 @@ impl Draft {
             Kind::Tap => Self::Tap(serde_json::from_value(value).map_err(syntax)?),
             Kind::Vxlan => Self::Vxlan(serde_json::from_value(value).map_err(syntax)?),
             Kind::Hostgw => Self::Hostgw(serde_json::from_value(value).map_err(syntax)?),
+            Kind::Overlay => Self::Overlay(serde_json::from_value(value).map_err(syntax)?),
         })
     }
 
@@ -296,6 +329,7 @@ impl Draft {
             Self::Tap(t) => Tunnel::Tap(t.into_tunnel()?),
             Self::Vxlan(v) => Tunnel::Vxlan(v.into_tunnel()?),
             Self::Hostgw(h) => Tunnel::Hostgw(h.into_tunnel()?),
+            Self::Overlay(o) => Tunnel::Overlay(o.into_tunnel()?),
         };
         let profile = Profile { name: name.to_owned(), tunnel };
         profile.validate()?;
@@ -310,10 +344,11 @@ fn kind_of(kind: Option<&str>) -> Result<Kind, ProfileError> {
         Some("tap") => Ok(Kind::Tap),
         Some("vxlan") => Ok(Kind::Vxlan),
         Some("hostgw") => Ok(Kind::Hostgw),
+        Some("overlay") => Ok(Kind::Overlay),
         Some(other) => Err(ProfileError::new(
             "kind",
             format!("`{other}` is not a tunnel kind"),
-            "set kind to \"wireguard\", \"udp\", \"tap\", \"vxlan\" or \"hostgw\"",
+            "set kind to \"wireguard\", \"udp\", \"tap\", \"vxlan\", \"hostgw\" or \"overlay\"",
         )),
         None => Err(ProfileError::new(
             "kind",
@@ -426,6 +461,22 @@ impl From<&Profile> for Draft {
                     .iter()
                     .map(|p| HostgwPeerDraft { via: p.via.to_string(), subnets: strs(&p.subnets) })
                     .collect(),
+            }),
+            Tunnel::Overlay(o) => Self::Overlay(OverlayDraft {
+                kind_key: KindKey,
+                etcd: o.etcd.clone(),
+                prefix: (o.prefix != OVERLAY_PREFIX).then(|| o.prefix.clone()),
+                public_ip: o.public_ip.map(|ip| ip.to_string()),
+                interface: o.interface.clone(),
+                ip_masq: o.ip_masq.then_some(true),
+                subnet_file: match &o.subnet_file {
+                    Some(f) if f == OVERLAY_SUBNET_FILE => None,
+                    Some(f) => Some(f.clone()),
+                    None => Some(String::new()),
+                },
+                lease_ttl: (o.lease_ttl != OVERLAY_LEASE_TTL).then(|| duration_text(o.lease_ttl)),
+                lease_renew_margin: (o.lease_renew_margin != OVERLAY_RENEW_MARGIN)
+                    .then(|| duration_text(o.lease_renew_margin)),
             }),
         }
     }
@@ -585,5 +636,54 @@ impl HostgwDraft {
             })
             .collect::<Result<_, ProfileError>>()?;
         Ok(HostgwTunnel { forward: self.forward, peers })
+    }
+}
+
+impl OverlayDraft {
+    fn into_tunnel(self) -> Result<OverlayTunnel, ProfileError> {
+        let seconds =
+            |field: &str, text: Option<String>, default: u64| text.map_or(Ok(default), |t| duration(field, &t));
+        Ok(OverlayTunnel {
+            etcd: self.etcd,
+            prefix: self.prefix.unwrap_or_else(|| OVERLAY_PREFIX.into()),
+            public_ip: self.public_ip.map(|ip| self::ip("public_ip", &ip, "172.31.0.1")).transpose()?,
+            interface: self.interface,
+            ip_masq: self.ip_masq.unwrap_or(false),
+            subnet_file: match self.subnet_file {
+                None => Some(OVERLAY_SUBNET_FILE.into()),
+                Some(f) if f.is_empty() => None,
+                Some(f) => Some(f),
+            },
+            lease_ttl: seconds("lease_ttl", self.lease_ttl, OVERLAY_LEASE_TTL)?,
+            lease_renew_margin: seconds("lease_renew_margin", self.lease_renew_margin, OVERLAY_RENEW_MARGIN)?,
+        })
+    }
+}
+
+/// `"24h"`, `"90m"`, `"30s"` (or a bare number of seconds) as seconds.
+fn duration(field: &str, text: &str) -> Result<u64, ProfileError> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if scale > 0 && !digits.is_empty() => n.checked_mul(scale).ok_or(()),
+        _ => Err(()),
+    }
+    .map_err(|()| {
+        ProfileError::new(field, format!("`{text}` is not a duration"), "write it as \"24h\", \"90m\" or \"30s\"")
+    })
+}
+
+/// Seconds as the largest unit that writes them exactly.
+fn duration_text(seconds: u64) -> String {
+    match seconds {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }

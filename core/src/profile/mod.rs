@@ -18,8 +18,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use draft::{
-    Draft, HostgwDraft, HostgwPeerDraft, NumberOrText, TapDraft, UdpDraft, UdpPeerDraft, VxlanDraft, VxlanPeerDraft,
-    WireguardDraft, WireguardPeerDraft,
+    Draft, HostgwDraft, HostgwPeerDraft, NumberOrText, OverlayDraft, TapDraft, UdpDraft, UdpPeerDraft, VxlanDraft,
+    VxlanPeerDraft, WireguardDraft, WireguardPeerDraft,
 };
 pub use error::{FileProblem, LoadError, ProfileError};
 pub use file::{load_file, name_from_path, parse_file};
@@ -65,6 +65,9 @@ pub enum Tunnel {
     Hostgw(HostgwTunnel),
     /// A TAP device: one Ethernet frame per UDP datagram, unencrypted.
     Tap(TapTunnel),
+    /// One flat network over many hosts, each leasing a subnet in etcd as flannel does; the peers are the
+    /// other hosts' leases.
+    Overlay(OverlayTunnel),
 }
 
 /// The kinds of tunnel, without their settings.
@@ -77,6 +80,7 @@ pub enum Kind {
     Vxlan,
     Hostgw,
     Tap,
+    Overlay,
 }
 
 impl Kind {
@@ -87,6 +91,7 @@ impl Kind {
             Self::Vxlan => "vxlan",
             Self::Hostgw => "hostgw",
             Self::Tap => "tap",
+            Self::Overlay => "overlay",
         }
     }
 
@@ -224,6 +229,41 @@ pub struct HostgwPeer {
     pub subnets: Vec<IpNet>,
 }
 
+/// flannel's default etcd prefix (`--etcd-prefix`).
+pub const OVERLAY_PREFIX: &str = "/coreos.com/network";
+/// flannel's default subnet file (`--subnet-file`).
+pub const OVERLAY_SUBNET_FILE: &str = "/run/flannel/subnet.env";
+/// The directories an overlay's subnet file may be written in: culvertd, as root, writes nowhere else.
+pub const OVERLAY_SUBNET_DIRS: [&str; 2] = ["/run/flannel/", "/run/culvert/"];
+/// flannel's lease lifetime and renewal margin (`--subnet-lease-renew-margin`), in seconds.
+pub const OVERLAY_LEASE_TTL: u64 = 24 * 3600;
+pub const OVERLAY_RENEW_MARGIN: u64 = 3600;
+
+/// A host of a flannel network: culvertd leases one of the network's subnets in etcd, publishes how to reach
+/// it, and makes every other host's lease a peer of the backend the network's config names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayTunnel {
+    /// etcd's client URLs (`http://10.99.0.10:2379`).
+    pub etcd: Vec<String>,
+    /// Where the network's config and leases are kept.
+    pub prefix: String,
+    /// This host's underlay address; the source address of the default route when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<IpAddr>,
+    /// The backend's link (vxlan); the tunnel's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// NAT for pod traffic leaving the network, as flannel's `--ip-masq`.
+    #[serde(default)]
+    pub ip_masq: bool,
+    /// Where `FLANNEL_SUBNET` and the rest are written; `None`: nowhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_file: Option<String>,
+    /// The lease's lifetime in seconds, and how long before its end it is renewed.
+    pub lease_ttl: u64,
+    pub lease_renew_margin: u64,
+}
+
 /// A WireGuard interface and its peers: wg-quick's `[Interface]` and `[Peer]` sections.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireguardTunnel {
@@ -349,6 +389,7 @@ impl Profile {
             Tunnel::Vxlan(_) => Kind::Vxlan,
             Tunnel::Hostgw(_) => Kind::Hostgw,
             Tunnel::Tap(_) => Kind::Tap,
+            Tunnel::Overlay(_) => Kind::Overlay,
         }
     }
 
@@ -360,6 +401,7 @@ impl Profile {
             Tunnel::Vxlan(v) => v.interface.as_deref(),
             Tunnel::Hostgw(_) => None,
             Tunnel::Tap(t) => t.interface.as_deref(),
+            Tunnel::Overlay(o) => o.interface.as_deref(),
         };
         set.unwrap_or(&self.name)
     }
@@ -369,7 +411,7 @@ impl Profile {
             Tunnel::Udp(u) => u.mtu,
             Tunnel::Wireguard(w) => w.mtu,
             Tunnel::Vxlan(v) => v.mtu,
-            Tunnel::Hostgw(_) => None,
+            Tunnel::Hostgw(_) | Tunnel::Overlay(_) => None,
             Tunnel::Tap(t) => t.mtu,
         };
         set.unwrap_or(DEFAULT_MTU)
@@ -381,7 +423,7 @@ impl Profile {
             Tunnel::Udp(u) => &u.address,
             Tunnel::Wireguard(w) => &w.address,
             Tunnel::Vxlan(v) => &v.address,
-            Tunnel::Hostgw(_) => &[],
+            Tunnel::Hostgw(_) | Tunnel::Overlay(_) => &[],
             Tunnel::Tap(t) => &t.address,
         }
     }
@@ -394,5 +436,10 @@ impl Profile {
     /// Checks every rule a profile must meet; the first broken one is reported.
     pub fn validate(&self) -> Result<(), ProfileError> {
         validate::profile(self)
+    }
+
+    /// [`Profile::validate`] for the vxlan or host-gw tunnel an overlay makes, which may have no peers yet.
+    pub fn validate_overlay_backend(&self) -> Result<(), ProfileError> {
+        validate::overlay_backend(self)
     }
 }

@@ -7,18 +7,30 @@ use ipnet::IpNet;
 
 use super::{
     Endpoint, HostgwTunnel, MAX_ADDRESSES, MAX_DNS, MAX_NAME_LEN, MAX_PEERS, MAX_PREFIXES, MAX_PREFIXES_PER_PEER,
-    Profile, ProfileError, Table, TapTunnel, Tunnel, UdpTunnel, VxlanTunnel, WireguardTunnel,
+    OVERLAY_SUBNET_DIRS, OverlayTunnel, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpTunnel, VxlanTunnel,
+    WireguardTunnel,
 };
 use crate::ifname;
 
 pub(super) fn profile(p: &Profile) -> Result<(), ProfileError> {
+    checked(p, false)
+}
+
+/// The rules for the vxlan or host-gw tunnel an overlay makes of its network, whose peers come and go with the
+/// other hosts: it may have none.
+pub(super) fn overlay_backend(p: &Profile) -> Result<(), ProfileError> {
+    checked(p, true)
+}
+
+fn checked(p: &Profile, peers_may_be_none: bool) -> Result<(), ProfileError> {
     name(&p.name)?;
     match &p.tunnel {
         Tunnel::Udp(u) => udp(p, u),
         Tunnel::Wireguard(w) => wireguard(p, w),
-        Tunnel::Vxlan(v) => vxlan(p, v),
-        Tunnel::Hostgw(h) => hostgw(h),
+        Tunnel::Vxlan(v) => vxlan(p, v, peers_may_be_none),
+        Tunnel::Hostgw(h) => hostgw(h, peers_may_be_none),
         Tunnel::Tap(t) => tap(p, t),
+        Tunnel::Overlay(o) => overlay(p, o),
     }
 }
 
@@ -398,14 +410,16 @@ fn tap(p: &Profile, t: &TapTunnel) -> Result<(), ProfileError> {
     )
 }
 
-fn hostgw(h: &HostgwTunnel) -> Result<(), ProfileError> {
+fn hostgw(h: &HostgwTunnel, peers_may_be_none: bool) -> Result<(), ProfileError> {
     forward(&h.forward)?;
     for (i, name) in h.forward.iter().enumerate() {
         ifname::check(name).map_err(|problem| {
             ProfileError::new(format!("forward[{i}]"), format!("`{name}` {problem}"), "name an existing interface")
         })?;
     }
-    peer_count(h.peers.len())?;
+    if !(peers_may_be_none && h.peers.is_empty()) {
+        peer_count(h.peers.len())?;
+    }
     allowed_ips("subnets", h.peers.iter().map(|p| p.subnets.as_slice()))?;
     let mut seen = HashSet::new();
     for (i, peer) in h.peers.iter().enumerate() {
@@ -454,7 +468,7 @@ fn forward(names: &[String]) -> Result<(), ProfileError> {
 /// The largest VXLAN network identifier: it is 24 bits.
 pub const MAX_VNI: u32 = 0x00ff_ffff;
 
-fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
+fn vxlan(p: &Profile, v: &VxlanTunnel, peers_may_be_none: bool) -> Result<(), ProfileError> {
     interface(p, v.interface.as_deref())?;
     if !(1..=MAX_VNI).contains(&v.vni) {
         return Err(ProfileError::new("vni", format!("{} is out of range", v.vni), "set `vni` between 1 and 16777215"));
@@ -502,7 +516,9 @@ fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
         addresses(&v.address)?;
     }
     mtu(v.mtu, &v.address)?;
-    peer_count(v.peers.len())?;
+    if !(peers_may_be_none && v.peers.is_empty()) {
+        peer_count(v.peers.len())?;
+    }
     allowed_ips("subnets", v.peers.iter().map(|p| p.subnets.as_slice()))?;
     addresses_leave_out(&v.address, v.peers.iter().enumerate().map(|(i, p)| (format!("vtep of peer[{i}]"), p.vtep)))?;
     let own_mac = v.own_mac();
@@ -551,6 +567,100 @@ fn vxlan(p: &Profile, v: &VxlanTunnel) -> Result<(), ProfileError> {
                 "set the peer's overlay address",
             ));
         }
+    }
+    Ok(())
+}
+
+/// etcd endpoints a profile may name: enough for any cluster, few enough to try in turn.
+pub const MAX_ETCD_ENDPOINTS: usize = 16;
+
+fn overlay(p: &Profile, o: &OverlayTunnel) -> Result<(), ProfileError> {
+    interface(p, o.interface.as_deref())?;
+    if o.etcd.is_empty() || o.etcd.len() > MAX_ETCD_ENDPOINTS {
+        return Err(ProfileError::new(
+            "etcd",
+            format!("names {} endpoints", o.etcd.len()),
+            format!("list 1 to {MAX_ETCD_ENDPOINTS} of etcd's client URLs, as etcd = [\"http://10.99.0.10:2379\"]"),
+        ));
+    }
+    for (i, url) in o.etcd.iter().enumerate() {
+        etcd_url(url).map_err(|why| {
+            ProfileError::new(format!("etcd[{i}]"), format!("`{url}` {why}"), "write it as http://10.99.0.10:2379")
+        })?;
+    }
+    let plain = |c: char| c.is_ascii_graphic() && c != '\\';
+    if !o.prefix.starts_with('/') || o.prefix.len() < 2 || o.prefix.ends_with('/') || !o.prefix.chars().all(plain) {
+        return Err(ProfileError::new(
+            "prefix",
+            format!("`{}` is not an etcd key prefix", o.prefix),
+            "write it as flannel's \"/coreos.com/network\": a leading slash, no trailing one, no spaces",
+        ));
+    }
+    if o.prefix.len() > 256 {
+        return Err(ProfileError::new("prefix", "is longer than 256 characters", "use a shorter prefix"));
+    }
+    if let Some(ip) = o.public_ip.filter(|ip| !usable_host(*ip)) {
+        return Err(ProfileError::new(
+            "public_ip",
+            format!("{ip} is not a unicast address"),
+            "set it to this host's address that the other hosts reach, or leave it out",
+        ));
+    }
+    if o.ip_masq {
+        return Err(ProfileError::new(
+            "ip_masq",
+            "is not supported yet: this version of culvertd makes no NAT rules",
+            "leave `ip_masq` out and add the masquerade rule for the network yourself",
+        ));
+    }
+    if let Some(file) = &o.subnet_file {
+        subnet_file(file)?;
+    }
+    if !(10..=30 * 24 * 3600).contains(&o.lease_ttl) {
+        return Err(ProfileError::new(
+            "lease_ttl",
+            format!("{} s is outside 10 s to 30 days", o.lease_ttl),
+            "leave it out for flannel's 24h",
+        ));
+    }
+    if o.lease_renew_margin == 0 || o.lease_renew_margin >= o.lease_ttl {
+        return Err(ProfileError::new(
+            "lease_renew_margin",
+            format!("{} s is not between 0 and the lease's {} s", o.lease_renew_margin, o.lease_ttl),
+            "make it shorter than lease_ttl, or leave both out for flannel's 24h and 1h",
+        ));
+    }
+    Ok(())
+}
+
+fn etcd_url(url: &str) -> Result<(), &'static str> {
+    if url.starts_with("https://") {
+        return Err("needs TLS, which this version of culvertd does not speak to etcd yet");
+    }
+    let rest = url.strip_prefix("http://").ok_or("is not an http:// URL")?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = authority.rsplit_once(':').ok_or("has no port")?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return Err("has no valid port");
+    }
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if host.is_empty() || !(host.parse::<IpAddr>().is_ok() || host.chars().all(name_char)) {
+        return Err("has no valid host");
+    }
+    Ok(())
+}
+
+fn subnet_file(file: &str) -> Result<(), ProfileError> {
+    let inside = OVERLAY_SUBNET_DIRS.iter().any(|dir| {
+        file.strip_prefix(dir).is_some_and(|name| !name.is_empty() && !name.contains('/') && !name.starts_with('.'))
+    });
+    if !inside {
+        return Err(ProfileError::new(
+            "subnet_file",
+            format!("`{file}` is not a file directly in /run/flannel/ or /run/culvert/"),
+            "leave it out for /run/flannel/subnet.env, name a file in one of those directories, or set \"\" for none",
+        ));
     }
     Ok(())
 }
@@ -748,5 +858,48 @@ mod tests {
             .collect();
         let e = p.validate().unwrap_err();
         assert!(e.field == "peer[0].allowed_ips" && e.problem.contains("1024"), "{e}");
+    }
+
+    #[test]
+    fn an_overlay_profile_takes_flannels_defaults_and_reads_back_as_written() {
+        let p = parse("kind = \"overlay\"\netcd = [\"http://10.99.0.10:2379\"]\n").unwrap();
+        let Tunnel::Overlay(o) = &p.tunnel else { panic!("{p:?}") };
+        assert_eq!(o.prefix, "/coreos.com/network");
+        assert_eq!(o.subnet_file.as_deref(), Some("/run/flannel/subnet.env"));
+        assert_eq!((o.lease_ttl, o.lease_renew_margin), (86_400, 3_600));
+        let text = "kind = \"overlay\"\netcd = [\"http://[fd00::1]:2379\"]\nprefix = \"/lab/net\"\n\
+                    public_ip = \"172.31.0.1\"\nsubnet_file = \"\"\nlease_ttl = \"90m\"\n\
+                    lease_renew_margin = \"30s\"\n";
+        let p = parse(text).unwrap();
+        let Tunnel::Overlay(o) = &p.tunnel else { panic!("{p:?}") };
+        assert_eq!((o.subnet_file.as_deref(), o.lease_ttl, o.lease_renew_margin), (None, 5400, 30));
+        let again = parse(&super::super::Draft::from(&p).to_toml()).unwrap();
+        assert_eq!(again, p);
+    }
+
+    #[test]
+    fn an_overlay_profile_that_is_wrong_names_the_key() {
+        let base = "kind = \"overlay\"\netcd = [\"http://10.99.0.10:2379\"]\n";
+        for (extra, field, says) in [
+            ("subnet_file = \"/etc/passwd\"\n", "subnet_file", "/run/flannel/"),
+            ("subnet_file = \"/run/flannel/../x\"\n", "subnet_file", "not a file directly"),
+            ("lease_ttl = \"5s\"\n", "lease_ttl", "outside"),
+            ("lease_ttl = \"1d\"\n", "lease_ttl", "not a duration"),
+            ("lease_ttl = \"60s\"\nlease_renew_margin = \"1h\"\n", "lease_renew_margin", "between"),
+            ("prefix = \"coreos.com\"\n", "prefix", "not an etcd key prefix"),
+            ("public_ip = \"224.0.0.1\"\n", "public_ip", "unicast"),
+            ("ip_masq = true\n", "ip_masq", "not supported yet"),
+        ] {
+            let e = refused(&format!("{base}{extra}"));
+            assert!(e.field == field && e.problem.contains(says), "{extra}: {e}");
+        }
+        for (url, says) in
+            [("10.99.0.10:2379", "not an http"), ("http://10.99.0.10", "no port"), ("https://e:2379", "TLS")]
+        {
+            let e = refused(&format!("kind = \"overlay\"\netcd = [\"{url}\"]\n"));
+            assert!(e.field == "etcd[0]" && e.problem.contains(says), "{url}: {e}");
+        }
+        let e = refused("kind = \"overlay\"\n");
+        assert_eq!(e.field, "etcd");
     }
 }

@@ -3,7 +3,27 @@
 
 use culvert_core::ipc::IpcError;
 
+use crate::overlay::OverlayError;
 use crate::tunnel::TunnelError;
+
+impl From<OverlayError> for IpcError {
+    fn from(e: OverlayError) -> Self {
+        let fix = match &e {
+            OverlayError::Unreachable { .. } | OverlayError::Etcd { .. } => {
+                "check that etcd runs and that this host reaches the profile's `etcd` URLs".to_owned()
+            }
+            OverlayError::NoConfig { key } => format!(
+                "put the network's config there first, as for flannel: etcdctl put {key} \
+                 '{{\"Network\":\"10.5.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}'"
+            ),
+            OverlayError::BadConfig { .. } => "correct that key of the config JSON in etcd".to_owned(),
+            OverlayError::Full { .. } => "make Network larger or SubnetLen longer in the config".to_owned(),
+            OverlayError::Contended { .. } => "try again".to_owned(),
+            OverlayError::PublicIp(_) => "set `public_ip` in the profile".to_owned(),
+        };
+        IpcError::Overlay { message: e.to_string(), fix }
+    }
+}
 
 impl From<TunnelError> for IpcError {
     fn from(e: TunnelError) -> Self {

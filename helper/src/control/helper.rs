@@ -17,6 +17,7 @@ use culvert_core::stats::TunnelStatus;
 use super::Access;
 use super::admission::Admission;
 use super::claims::{self, Claim};
+use crate::overlay;
 use crate::system::{Netlink, Records};
 use crate::tunnel::resolve::{self, Progress};
 use crate::tunnel::uapi::{SetRequest, SetRequests};
@@ -68,6 +69,10 @@ pub struct Helper {
     /// them from.
     sets: SetRequests,
     pending_sets: Mutex<Option<tokio::sync::mpsc::Receiver<SetRequest>>>,
+    /// Where overlays send their backend tunnels as their peers change, and where
+    /// [`Helper::serve_overlay_updates`] takes them from.
+    overlay_updates: tokio::sync::mpsc::Sender<overlay::Update>,
+    pending_overlay_updates: Mutex<Option<tokio::sync::mpsc::Receiver<overlay::Update>>>,
     pub access: Access,
     pub admission: Arc<Admission>,
     pub request_timeout: Duration,
@@ -83,12 +88,16 @@ impl Helper {
     ) -> Self {
         // A few at a time: `wg` waits for each answer.
         let (sets, pending) = tokio::sync::mpsc::channel(16);
+        // Each overlay waits while its update is full; the helper takes the newest per tunnel.
+        let (overlay_updates, pending_overlay) = tokio::sync::mpsc::channel(64);
         Self {
             netlink,
             records,
             registry: Mutex::default(),
             sets,
             pending_sets: Mutex::new(Some(pending)),
+            overlay_updates,
+            pending_overlay_updates: Mutex::new(Some(pending_overlay)),
             access,
             admission,
             request_timeout,
@@ -112,9 +121,25 @@ impl Helper {
     pub async fn up(&self, caller: Caller, profile: Profile) -> Result<TunnelStatus, IpcError> {
         profile.validate()?;
         let name = profile.name.clone();
+        if matches!(profile.tunnel, culvert_core::profile::Tunnel::Overlay(_)) && caller.uid != 0 {
+            return Err(IpcError::NeedsRoot {
+                what: "bring up an overlay tunnel".into(),
+                why: "it is host infrastructure: its routes come from etcd, which culvertd talks to on its behalf"
+                    .into(),
+            });
+        }
         self.reserve(caller, &name, Claim::of(&profile, caller.uid, &[]))?;
         let progress = Progress::default();
-        let built = match tokio::time::timeout(self.request_timeout, self.build(caller, profile, &progress)).await {
+        let work = async {
+            match &profile.tunnel {
+                // Boxed: an overlay's bring-up (etcd's client among it) would make every request's future large.
+                culvert_core::profile::Tunnel::Overlay(settings) => {
+                    Box::pin(self.build_overlay(caller, &name, settings, &progress)).await
+                }
+                _ => self.build(caller, profile.clone(), &progress).await,
+            }
+        };
+        let built = match tokio::time::timeout(self.request_timeout, work).await {
             Ok(built) => built,
             Err(_) => {
                 // The bring-up was dropped where it stood; its record covers everything it may have made.
@@ -178,6 +203,123 @@ impl Helper {
         Ok((tunnel, claim))
     }
 
+    /// An overlay's bring-up: its lease in etcd, then the backend tunnel with the peers the other leases make,
+    /// then the subnet file; the lease is given back if anything after it fails.
+    async fn build_overlay(
+        &self,
+        caller: Caller,
+        name: &str,
+        settings: &culvert_core::profile::OverlayTunnel,
+        progress: &Progress,
+    ) -> Result<(Tunnel, Claim), IpcError> {
+        progress.set("reading the network's config and taking a lease in etcd");
+        let session = overlay::Session::start(name, settings).await?;
+        progress.set("configuring the backend's link and routes");
+        let built = async {
+            let backend = session.backend_profile();
+            backend.validate_overlay_backend()?;
+            tunnel::host_check::check(&self.netlink, &backend, &Vec::new(), false).await?;
+            let claim = Claim::of(&backend, caller.uid, &[]);
+            {
+                let mut registry = self.registry();
+                let others = registry.iter().filter(|(n, _)| *n != name).map(|(n, e)| (n.as_str(), e.claim()));
+                claims::check(&claim, true, others)?;
+                registry.insert(name.to_owned(), Entry::Starting(claim.clone()));
+            }
+            let mut tunnel =
+                tunnel::up(&self.netlink, &self.records, backend, &Vec::new(), caller.uid, &self.sets).await?;
+            if let Some(file) = session.subnet_file() {
+                let mtu = self.overlay_mtu(&tunnel, &session).await;
+                let text = overlay::subnet_env::text(session.network().network, session.subnet(), mtu, false);
+                if let Err(e) = overlay::subnet_env::write(&file, &text) {
+                    tunnel.stop().await;
+                    changes::undo(&self.netlink, &self.records, &tunnel.record).await;
+                    return Err(IpcError::System { op: format!("writing {}", file.display()), message: e.to_string() });
+                }
+            }
+            Ok::<_, IpcError>((tunnel, claim))
+        }
+        .await;
+        match built {
+            Ok((mut tunnel, claim)) => {
+                tracing::info!(
+                    "overlay {name}: leased {} of {} for {}",
+                    session.subnet(),
+                    session.network().network,
+                    session.public_ip()
+                );
+                tunnel.info.set_registry(session.view());
+                tunnel.add_task(tokio::spawn(session.run(self.overlay_updates.clone())));
+                Ok((tunnel, claim))
+            }
+            Err(e) => {
+                session.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The MTU pods of an overlay get: its VXLAN link's, or for host-gw the underlay's.
+    async fn overlay_mtu(&self, tunnel: &Tunnel, session: &overlay::Session) -> u16 {
+        let profile = tunnel.info.profile();
+        let index = if profile.has_link() {
+            self.netlink.link(profile.interface()).await.ok().flatten().map(|l| l.index)
+        } else {
+            let ip = std::net::IpAddr::V4(session.public_ip());
+            self.netlink
+                .addresses()
+                .await
+                .ok()
+                .and_then(|a| a.into_iter().find(|a| a.net.addr() == ip))
+                .map(|a| a.index)
+        };
+        let mtu = match index {
+            Some(i) => self.netlink.mtu(i).await.ok().flatten(),
+            None => None,
+        };
+        mtu.and_then(|m| u16::try_from(m).ok()).unwrap_or(1450)
+    }
+
+    /// Applies the backend tunnels overlays send as their peers change, the newest of each, until the helper
+    /// ends. A tunnel that went down meanwhile is left down.
+    pub async fn serve_overlay_updates(self: Arc<Self>) {
+        let Some(mut pending) =
+            self.pending_overlay_updates.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        else {
+            return;
+        };
+        while let Some(first) = pending.recv().await {
+            let mut newest = BTreeMap::new();
+            newest.insert(first.tunnel.clone(), first.profile);
+            while let Ok(more) = pending.try_recv() {
+                newest.insert(more.tunnel.clone(), more.profile);
+            }
+            for (name, profile) in newest {
+                match self.change_overlay(&name, profile).await {
+                    Ok(notes) if !notes.is_empty() => tracing::info!("overlay {name}: {}", notes.join("; ")),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("overlay {name}: applying the hosts etcd lists: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn change_overlay(&self, name: &str, profile: Profile) -> Result<Vec<String>, IpcError> {
+        profile.validate_overlay_backend()?;
+        let parts = {
+            let mut registry = self.registry();
+            match registry.get_mut(name) {
+                Some(Entry::Up { tunnel, changing, .. }) if !*changing && tunnel.info.registry().is_some() => {
+                    *changing = true;
+                    tunnel.parts()
+                }
+                _ => return Ok(vec![]),
+            }
+        };
+        let changed = self.change(Caller::ROOT, &parts, profile).await;
+        self.finish_change(name, changed).map(|(_, notes)| notes)
+    }
+
     /// Takes the tunnel `profile` names to exactly that profile, without taking it down: see
     /// [`tunnel::apply`]. A tunnel that is down is brought up. Returns its status and what was done.
     pub async fn apply(&self, caller: Caller, profile: Profile) -> Result<(TunnelStatus, Vec<String>), IpcError> {
@@ -191,6 +333,16 @@ impl Helper {
                     let owner_uid = claim.owner_uid;
                     return Err(IpcError::NotOwner { name, owner_uid, action: "change it".into() });
                 }
+                Some(Entry::Up { tunnel, .. })
+                    if tunnel.info.registry().is_some()
+                        || matches!(profile.tunnel, culvert_core::profile::Tunnel::Overlay(_)) =>
+                {
+                    return Err(IpcError::InvalidProfile {
+                        field: "kind".into(),
+                        reason: format!("`{name}` is an overlay tunnel, whose peers come from etcd and follow it"),
+                        fix: format!("to change its own settings, `culvert down {name}` and bring it up again"),
+                    });
+                }
                 Some(Entry::Up { tunnel, changing, .. }) if !*changing => {
                     *changing = true;
                     Some(tunnel.parts())
@@ -203,9 +355,21 @@ impl Helper {
             return Ok((status, vec!["brought up: it was down".into()]));
         };
         let changed = self.change(caller, &parts, profile).await;
+        let (status, notes) = self.finish_change(&name, changed)?;
+        tracing::info!("tunnel {name} changed for uid {}: {}", caller.uid, notes.join("; "));
+        Ok((status, notes))
+    }
+
+    /// Ends a change of tunnel `name`: keeps what it did (or, when it failed, nothing) and frees the tunnel
+    /// for the next one.
+    fn finish_change(
+        &self,
+        name: &str,
+        changed: Result<(tunnel::apply::Applied, Claim), IpcError>,
+    ) -> Result<(TunnelStatus, Vec<String>), IpcError> {
         let mut registry = self.registry();
-        let Some(Entry::Up { tunnel, claim, changing }) = registry.get_mut(&name) else {
-            return Err(IpcError::NotFound { name });
+        let Some(Entry::Up { tunnel, claim, changing }) = registry.get_mut(name) else {
+            return Err(IpcError::NotFound { name: name.into() });
         };
         *changing = false;
         let (applied, new_claim) = changed?;
@@ -214,9 +378,7 @@ impl Helper {
         if let (Some((socket, mtu)), Some(datapath)) = (applied.restart, tunnel.datapath.as_mut()) {
             datapath.restart(socket, mtu);
         }
-        let notes = applied.notes;
-        tracing::info!("tunnel {name} changed for uid {}: {}", caller.uid, notes.join("; "));
-        Ok((tunnel.info.status(), notes))
+        Ok((tunnel.info.status(), applied.notes))
     }
 
     async fn change(
@@ -345,6 +507,12 @@ impl Helper {
     async fn tear_down(&self, mut tunnel: Tunnel) {
         let kind = tunnel.kind();
         tunnel.stop().await;
+        if let Some(registry) = tunnel.info.registry() {
+            // Bounded: with etcd away, the lease simply runs out.
+            if tokio::time::timeout(std::time::Duration::from_secs(3), registry.leave()).await.is_err() {
+                tracing::warn!("overlay {}: etcd did not answer; its lease ends at its expiry", tunnel.info.name());
+            }
+        }
         changes::undo(&self.netlink, &self.records, &tunnel.record).await;
         tracing::info!("{kind} tunnel {} is down", tunnel.info.name());
         self.registry().remove(tunnel.info.name());

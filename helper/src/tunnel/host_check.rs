@@ -59,6 +59,6 @@ pub async fn check(netlink: &Netlink, profile: &Profile, resolved: &Resolved, up
             }),
             None => Ok(()),
         },
-        Config::Vxlan(_) => Ok(()),
+        Config::Vxlan(_) | Config::Overlay(_) => Ok(()),
     }
 }

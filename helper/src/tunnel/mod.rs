@@ -49,7 +49,20 @@ pub async fn up(
         Config::Vxlan(c) => vxlan::up(netlink, records, profile, &c, owner_uid).await,
         Config::Tap(c) => tap::up(netlink, records, profile, &c, owner_uid).await,
         Config::Hostgw(c) => hostgw::up(netlink, records, profile, &c, owner_uid).await,
+        // The overlay layer makes an overlay's vxlan or host-gw tunnel and brings that up instead.
+        Config::Overlay(_) => Err(TunnelError::Other {
+            op: "bringing up an overlay".into(),
+            message: "an overlay is brought up through its network's backend tunnel".into(),
+        }),
     }
+}
+
+/// Where a tunnel's peers come from when a registry (an overlay's etcd) keeps them: it shows itself in the
+/// tunnel's status, and the tunnel leaves it when it goes down.
+pub trait RegistrySource: Send + Sync + std::fmt::Debug + 'static {
+    fn status(&self) -> culvert_core::stats::OverlayStatus;
+    /// Gives this host's place back (an overlay revokes its lease), so that the others drop it at once.
+    fn leave(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
 /// A protocol core that is replaced in place reports what the current one says.
@@ -104,6 +117,8 @@ pub struct TunnelInfo {
     pub source: Arc<dyn StatusSource>,
     /// Packet samples, for the kinds whose packets pass through culvertd.
     pub sampler: Option<Arc<crate::dataplane::sampler::Sampler>>,
+    /// Set for an overlay's tunnel, whose peers its registry keeps.
+    registry: std::sync::OnceLock<Arc<dyn RegistrySource>>,
     down: AtomicBool,
 }
 
@@ -124,6 +139,7 @@ impl TunnelInfo {
             counters,
             source,
             sampler: None,
+            registry: std::sync::OnceLock::new(),
             down: AtomicBool::new(false),
         }
     }
@@ -149,6 +165,15 @@ impl TunnelInfo {
         *self.profile.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(profile);
     }
 
+    /// Makes the tunnel an overlay's, whose peers `registry` keeps; once.
+    pub fn set_registry(&self, registry: Arc<dyn RegistrySource>) {
+        let _ = self.registry.set(registry);
+    }
+
+    pub fn registry(&self) -> Option<&Arc<dyn RegistrySource>> {
+        self.registry.get()
+    }
+
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
     }
@@ -156,9 +181,10 @@ impl TunnelInfo {
     pub fn status(&self) -> TunnelStatus {
         let (state, reason) = self.source.state(self.up_since);
         let profile = self.profile();
+        let overlay = self.registry().map(|r| Box::new(r.status()));
         TunnelStatus {
             name: self.name.clone(),
-            kind: profile.kind(),
+            kind: if overlay.is_some() { Kind::Overlay } else { profile.kind() },
             state,
             reason,
             interface: self.source.interface().unwrap_or_else(|| profile.interface().to_owned()),
@@ -167,6 +193,7 @@ impl TunnelInfo {
             up_since: self.up_since,
             counters: self.source.counters().unwrap_or_else(|| self.engine_counters()),
             peers: self.source.peers(&profile),
+            overlay,
         }
     }
 }

@@ -3,4 +3,4 @@
 /**
  * The kinds of tunnel, without their settings.
  */
-export type Kind = "udp" | "wireguard" | "vxlan" | "hostgw" | "tap";
+export type Kind = "udp" | "wireguard" | "vxlan" | "hostgw" | "tap" | "overlay";

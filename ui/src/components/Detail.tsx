@@ -2,6 +2,7 @@ import type { ComponentChildren } from "preact";
 import type { Api } from "../api";
 import type { HelperState } from "../bindings/HelperState";
 import type { PeerStatus } from "../bindings/PeerStatus";
+import type { OverlayStatus } from "../bindings/OverlayStatus";
 import type { TunnelStatus } from "../bindings/TunnelStatus";
 import { formatAge, formatBytes, formatCount, formatDuration, formatRate, shortKey } from "../format";
 import type { PacketList } from "../packets";
@@ -202,11 +203,63 @@ function Overview(props: DetailProps & { row: Row }) {
           </div>
         </dl>
       </section>
+      {tunnel.overlay ? <OverlayCard overlay={tunnel.overlay} /> : null}
       <section class="card peers-card" aria-labelledby="peers-h">
         <h2 id="peers-h">Peers</h2>
         <Peers tunnel={tunnel} nowMs={props.nowMs} />
       </section>
     </div>
+  );
+}
+
+/** An overlay's network, its lease, and every host etcd lists, with why one is not a peer. */
+function OverlayCard({ overlay }: { overlay: OverlayStatus }) {
+  return (
+    <section class="card overlay-card" aria-labelledby="overlay-h">
+      <h2 id="overlay-h">Overlay network</h2>
+      <dl class="overlay-facts">
+        <div>
+          <dt>Network</dt>
+          <dd id="overlay-network" class="mono">{overlay.network}</dd>
+        </div>
+        <div>
+          <dt>This host</dt>
+          <dd id="overlay-subnet" class="mono">{overlay.subnet}</dd>
+        </div>
+        <div>
+          <dt>Backend</dt>
+          <dd>{overlay.backend}</dd>
+        </div>
+        <div>
+          <dt>etcd</dt>
+          <dd id="overlay-registry" data-state={overlay.registry}>
+            {overlay.registry === "ok" ? "watching" : "unreachable: peers kept as they were"}
+          </dd>
+        </div>
+      </dl>
+      {overlay.nodes.length === 0 ? (
+        <p class="table-empty">No other host has leased a subnet yet.</p>
+      ) : (
+        <table id="overlay-nodes">
+          <thead>
+            <tr>
+              <th>Host</th>
+              <th>Subnet</th>
+              <th>State</th>
+            </tr>
+          </thead>
+          <tbody>
+            {overlay.nodes.map((n) => (
+              <tr key={n.subnet + n.public_ip} class={n.skipped_reason ? "skipped" : ""}>
+                <td class="mono">{n.public_ip || "—"}</td>
+                <td class="mono">{n.subnet}</td>
+                <td>{n.skipped_reason ? `skipped: ${n.skipped_reason}` : "peer"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }
 
@@ -257,6 +310,7 @@ function Drops({ tunnel }: { tunnel: TunnelStatus }) {
 function noPeerCounters(kind: TunnelStatus["kind"]): string | null {
   if (kind === "vxlan") return "The kernel keeps no counters per VXLAN peer";
   if (kind === "hostgw") return "hostgw routes share their interfaces' counters";
+  if (kind === "overlay") return "The kernel keeps no counters per overlay host";
   return null;
 }
 

@@ -1,6 +1,6 @@
 import type { FormError } from "../bindings/FormError";
 import type { Kind } from "../bindings/Kind";
-import { changeKind, draftName, FIELDS, KIND_LABELS, KINDS, newPeer, PEER_FIELDS, type FormState } from "../forms";
+import { changeKind, draftName, FIELDS, hasPeers, KIND_LABELS, KINDS, newPeer, PEER_FIELDS, type FormState } from "../forms";
 import { Field, FieldErrors } from "./FormFields";
 import type { FormMode } from "./ProfileForm";
 
@@ -68,6 +68,14 @@ export function PeersSection(props: {
 }) {
   const { form, slot, update, setPeerValue } = props;
   const kind = form.kind;
+  if (!hasPeers(kind)) {
+    return (
+      <section class="card form-section peers-section" aria-labelledby="peers-form-h" data-field="peer">
+        <h2 id="peers-form-h">Peers</h2>
+        <p class="fine-print">An overlay's peers are the other hosts of its network: culvertd finds them in etcd.</p>
+      </section>
+    );
+  }
   return (
         <section class={`card form-section peers-section${slot("peer") ? " invalid" : ""}`} aria-labelledby="peers-form-h" data-field="peer">
           <div class="card-head">

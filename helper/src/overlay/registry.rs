@@ -1,0 +1,133 @@
+//! The overlay's etcd: the network's config, the leases under `<prefix>/subnets/`, and this host's own lease,
+//! taken in a transaction so that two hosts never hold one subnet.
+
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use ipnet::Ipv4Net;
+
+use super::OverlayError;
+use super::flannel::{LeaseAttrs, Network, key_of_subnet};
+use super::nodes::Lease;
+
+/// How long one call to etcd may take: a dead member is given up on and another one tried well within the
+/// helper's request timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connection to the overlay's etcd, at one prefix.
+#[derive(Clone)]
+pub struct Registry {
+    client: Client,
+    prefix: String,
+    endpoints: String,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("prefix", &self.prefix).field("endpoints", &self.endpoints).finish()
+    }
+}
+
+impl Registry {
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, OverlayError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(CALL_TIMEOUT)
+            .with_timeout(CALL_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(5), CALL_TIMEOUT)
+            .with_require_leader(true);
+        let joined = endpoints.join(", ");
+        let client = tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(endpoints, Some(options)))
+            .await
+            .map_err(|_| OverlayError::Unreachable { endpoints: joined.clone(), message: "no answer".into() })?
+            .map_err(|e| OverlayError::Unreachable { endpoints: joined.clone(), message: e.to_string() })?;
+        Ok(Self { client, prefix: prefix.to_owned(), endpoints: joined })
+    }
+
+    fn error(&self, op: &str, e: &etcd_client::Error) -> OverlayError {
+        OverlayError::Etcd { op: op.into(), endpoints: self.endpoints.clone(), message: e.to_string() }
+    }
+
+    pub fn subnets_prefix(&self) -> String {
+        format!("{}/subnets/", self.prefix)
+    }
+
+    pub fn lease_key(&self, subnet: Ipv4Net) -> String {
+        format!("{}{}", self.subnets_prefix(), key_of_subnet(subnet))
+    }
+
+    /// The network's config at `<prefix>/config`.
+    pub async fn network(&mut self) -> Result<Network, OverlayError> {
+        let key = format!("{}/config", self.prefix);
+        let found = self.client.get(key.as_str(), None).await.map_err(|e| self.error("reading the config", &e))?;
+        let kv = found.kvs().first().ok_or(OverlayError::NoConfig { key: key.clone() })?;
+        Network::parse(kv.value()).map_err(|e| OverlayError::BadConfig { key, problem: e })
+    }
+
+    /// Every lease, and the revision they were read at (a watch goes on from the next).
+    pub async fn leases(&mut self) -> Result<(Vec<Lease>, i64), OverlayError> {
+        let found = self
+            .client
+            .get(self.subnets_prefix(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.error("listing the leases", &e))?;
+        let revision = found.header().map_or(0, |h| h.revision());
+        let prefix = self.subnets_prefix();
+        let leases = found.kvs().iter().filter_map(|kv| lease(&prefix, kv)).collect();
+        Ok((leases, revision))
+    }
+
+    /// Puts this host's lease of `subnet` under a new etcd lease of `ttl` seconds. Unless `replace` (its own
+    /// lease, taken over), only when the key does not exist: `None` when another host was faster.
+    pub async fn acquire(
+        &mut self,
+        subnet: Ipv4Net,
+        attrs: &LeaseAttrs,
+        ttl: u64,
+        replace: bool,
+    ) -> Result<Option<i64>, OverlayError> {
+        let key = self.lease_key(subnet);
+        let value = serde_json::to_vec(attrs).unwrap_or_default();
+        let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
+        let granted = self.client.lease_grant(ttl, None).await.map_err(|e| self.error("granting a lease", &e))?;
+        let id = granted.id();
+        let put = TxnOp::put(key.as_str(), value, Some(PutOptions::new().with_lease(id)));
+        let txn = if replace {
+            Txn::new().and_then([put])
+        } else {
+            Txn::new().when([Compare::version(key.as_str(), CompareOp::Equal, 0)]).and_then([put])
+        };
+        match self.client.txn(txn).await {
+            Ok(done) if done.succeeded() => Ok(Some(id)),
+            Ok(_) => {
+                self.revoke(id).await;
+                Ok(None)
+            }
+            Err(e) => {
+                self.revoke(id).await;
+                Err(self.error("writing the lease", &e))
+            }
+        }
+    }
+
+    /// Ends an etcd lease, and with it the keys it holds; every other host drops this one at once.
+    pub async fn revoke(&mut self, id: i64) {
+        if let Err(e) = self.client.lease_revoke(id).await {
+            tracing::warn!("overlay: revoking etcd lease {id:x}: {e}");
+        }
+    }
+
+    /// The changes to the leases after `revision`.
+    pub async fn watch(&mut self, revision: i64) -> Result<etcd_client::WatchStream, OverlayError> {
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        self.client.watch(self.subnets_prefix(), Some(options)).await.map_err(|e| self.error("watching the leases", &e))
+    }
+}
+
+/// A key under the subnets prefix as a lease; other keys (deeper ones, not UTF-8) are not leases.
+pub fn lease(prefix: &str, kv: &etcd_client::KeyValue) -> Option<Lease> {
+    let name = kv.key_str().ok()?.strip_prefix(prefix)?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some(Lease { name: name.to_owned(), value: kv.value().to_vec(), created: kv.create_revision() })
+}
