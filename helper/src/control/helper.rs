@@ -184,6 +184,25 @@ impl Helper {
         Ok(())
     }
 
+    /// Checks what tunnel `name` would hold against what every other tunnel holds.
+    fn check_beside_others(
+        registry: &BTreeMap<String, Entry>,
+        name: &str,
+        claim: &Claim,
+        root: bool,
+    ) -> Result<(), IpcError> {
+        let others = registry.iter().filter(|(n, _)| n.as_str() != name).map(|(n, e)| (n.as_str(), e.claim()));
+        claims::check(claim, root, others)
+    }
+
+    /// Takes `claim` for the `up` of `name`, once it has been checked, in one look at the registry.
+    fn hold_for_up(&self, name: &str, claim: &Claim, root: bool) -> Result<(), IpcError> {
+        let mut registry = self.registry();
+        Self::check_beside_others(&registry, name, claim, root)?;
+        registry.insert(name.to_owned(), Entry::Starting(claim.clone()));
+        Ok(())
+    }
+
     /// Everything slow of an `up`, done without the registry: host checks, name resolution, the system changes
     /// and the engine.
     async fn build(&self, caller: Caller, profile: Profile, progress: &Progress) -> Result<(Tunnel, Claim), IpcError> {
@@ -192,12 +211,7 @@ impl Helper {
         tunnel::host_check::check(&self.netlink, &profile, &resolved, false).await?;
         // The endpoints host names gave are part of what the tunnel holds.
         let claim = Claim::of(&profile, caller.uid, &resolved);
-        {
-            let mut registry = self.registry();
-            let others = registry.iter().filter(|(n, _)| **n != profile.name).map(|(n, e)| (n.as_str(), e.claim()));
-            claims::check(&claim, caller.uid == 0, others)?;
-            registry.insert(profile.name.clone(), Entry::Starting(claim.clone()));
-        }
+        self.hold_for_up(&profile.name, &claim, caller.uid == 0)?;
         progress.set("configuring the device, its addresses and routes");
         let tunnel = tunnel::up(&self.netlink, &self.records, profile, &resolved, caller.uid, &self.sets).await?;
         Ok((tunnel, claim))
@@ -220,12 +234,7 @@ impl Helper {
             backend.validate_overlay_backend()?;
             tunnel::host_check::check(&self.netlink, &backend, &Vec::new(), false).await?;
             let claim = Claim::of(&backend, caller.uid, &[]);
-            {
-                let mut registry = self.registry();
-                let others = registry.iter().filter(|(n, _)| *n != name).map(|(n, e)| (n.as_str(), e.claim()));
-                claims::check(&claim, true, others)?;
-                registry.insert(name.to_owned(), Entry::Starting(claim.clone()));
-            }
+            self.hold_for_up(name, &claim, true)?;
             let mut tunnel =
                 tunnel::up(&self.netlink, &self.records, backend, &Vec::new(), caller.uid, &self.sets).await?;
             if let Some(file) = session.subnet_file() {
@@ -401,11 +410,7 @@ impl Helper {
             }
         };
         let claim = Claim::of(&profile, parts.info.owner_uid, &resolved);
-        {
-            let registry = self.registry();
-            let others = registry.iter().filter(|(n, _)| **n != profile.name).map(|(n, e)| (n.as_str(), e.claim()));
-            claims::check(&claim, caller.uid == 0, others)?;
-        }
+        Self::check_beside_others(&self.registry(), &profile.name, &claim, caller.uid == 0)?;
         tunnel::host_check::check(&self.netlink, &profile, &resolved, true).await?;
         let applied = tunnel::apply::apply(&self.netlink, &self.records, parts, &profile, &resolved).await?;
         Ok((applied, claim))
