@@ -8,64 +8,94 @@ use std::time::Duration;
 
 use crate::{Lab, check, in_ns, ip, run, unique, wait_until};
 
-/// The underlay: 172.31.0.0/24 on one bridge; etcd at .100, hosts from .1.
+/// The underlay: 172.31.0.0/24 on one bridge; etcd from .100, hosts from .1.
 pub const ETCD_IP: &str = "172.31.0.100";
 
-/// etcd, run by the lab, in the underlay's namespace.
+/// etcd, run by the lab, in the underlay's namespace: one member, or a cluster of several.
 #[derive(Debug)]
 pub struct Etcd {
     pub ns: String,
-    pub data_dir: PathBuf,
-    pub endpoint: String,
-    pub child: Option<Child>,
+    members: Vec<Member>,
+    /// The client URLs of every member, as a profile's `etcd` lists them.
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    ip: String,
+    data_dir: PathBuf,
+    child: Option<Child>,
 }
 
 impl Etcd {
-    /// etcdctl against this etcd.
+    /// etcdctl against this etcd (every member).
     pub fn ctl(&self, args: &[&str]) -> String {
-        check(in_ns(&self.ns, "etcdctl").env("ETCDCTL_API", "3").arg("--endpoints").arg(&self.endpoint).args(args))
+        check(self.etcdctl(&self.endpoints.join(",")).args(args))
     }
 
-    /// Starts (or starts again, on the same data) etcd and waits until it answers.
+    fn etcdctl(&self, endpoints: &str) -> Command {
+        let mut c = in_ns(&self.ns, "etcdctl");
+        c.env("ETCDCTL_API", "3").args(["--endpoints", endpoints]);
+        c
+    }
+
+    /// Starts (or starts again, on the same data) every member and waits until the cluster answers.
     pub fn start(&mut self) {
-        let log = std::fs::File::create(self.data_dir.with_extension("log")).expect("etcd log");
+        for i in 0..self.members.len() {
+            self.spawn(i);
+        }
+        self.wait_healthy(&self.endpoints.join(","));
+    }
+
+    /// Starts member `i` again and waits until it answers.
+    pub fn start_member(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_healthy(&self.endpoints[i].clone());
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let cluster: Vec<String> = self.members.iter().map(|m| format!("{}=http://{}:2380", m.name, m.ip)).collect();
+        let m = &mut self.members[i];
+        let log = std::fs::File::create(m.data_dir.with_extension("log")).expect("etcd log");
+        let client = format!("http://{}:2379", m.ip);
+        let peer = format!("http://{}:2380", m.ip);
         let child = in_ns(&self.ns, "etcd")
-            .args(["--name", "n0", "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--listen-client-urls", &self.endpoint, "--advertise-client-urls", &self.endpoint])
-            .args([
-                "--listen-peer-urls",
-                "http://127.0.0.1:2380",
-                "--initial-advertise-peer-urls",
-                "http://127.0.0.1:2380",
-            ])
-            .args(["--initial-cluster", "n0=http://127.0.0.1:2380"])
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &cluster.join(","), "--initial-cluster-state", "new"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start etcd");
-        self.child = Some(child);
-        let up = wait_until(Duration::from_secs(15), || {
-            run(in_ns(&self.ns, "etcdctl").env("ETCDCTL_API", "3").args([
-                "--endpoints",
-                &self.endpoint,
-                "endpoint",
-                "health",
-            ]))
-            .status
-            .success()
-        });
-        assert!(
-            up,
-            "etcd did not start: {}",
-            std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
-        );
+        m.child = Some(child);
     }
 
-    /// Ends etcd (by its PID) and waits for it.
+    fn wait_healthy(&self, endpoints: &str) {
+        let up = wait_until(Duration::from_secs(20), || {
+            run(self.etcdctl(endpoints).args(["endpoint", "health"])).status.success()
+        });
+        let logs: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| std::fs::read_to_string(m.data_dir.with_extension("log")).unwrap_or_default())
+            .collect();
+        assert!(up, "etcd did not start: {}", logs.join("\n---\n"));
+    }
+
+    /// Ends every member (by its PID) and waits for them.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for i in 0..self.members.len() {
+            self.stop_member(i);
+        }
+    }
+
+    /// Ends member `i` (by its PID), as when its machine dies.
+    pub fn stop_member(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -78,14 +108,26 @@ impl Drop for Etcd {
     }
 }
 
-/// The underlay namespace with its bridge and etcd.
+/// The underlay namespace with its bridge and a one-member etcd.
 pub fn underlay(lab: &mut Lab) -> Etcd {
+    underlay_with(lab, 1)
+}
+
+/// The underlay namespace with its bridge and an etcd cluster of `members` at .100, .101, ...
+pub fn underlay_with(lab: &mut Lab, members: u8) -> Etcd {
     let ns = lab.netns();
     ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &ns, "addr", "add", &format!("{ETCD_IP}/24"), "dev", "br0"]);
+    let tag = unique("etcd");
+    let members: Vec<Member> = (0..members)
+        .map(|i| {
+            let ip_addr = format!("172.31.0.{}", 100 + i);
+            ip(&["-n", &ns, "addr", "add", &format!("{ip_addr}/24"), "dev", "br0"]);
+            Member { name: format!("n{i}"), ip: ip_addr, data_dir: lab.dir.join(format!("{tag}-n{i}")), child: None }
+        })
+        .collect();
     ip(&["-n", &ns, "link", "set", "br0", "up"]);
-    let data_dir = lab.dir.join(unique("etcd"));
-    let mut etcd = Etcd { ns, data_dir, endpoint: format!("http://{ETCD_IP}:2379"), child: None };
+    let endpoints = members.iter().map(|m| format!("http://{}:2379", m.ip)).collect();
+    let mut etcd = Etcd { ns, members, endpoints };
     etcd.start();
     etcd
 }
@@ -113,9 +155,10 @@ pub fn subnet_file(lab: &mut Lab, n: u8) -> PathBuf {
 
 /// An overlay profile for host `n`.
 pub fn profile(etcd: &Etcd, n: u8, subnet_file: &std::path::Path, extra: &str) -> String {
+    let endpoints: Vec<String> = etcd.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     format!(
-        "kind = \"overlay\"\netcd = [\"{}\"]\npublic_ip = \"172.31.0.{n}\"\nsubnet_file = \"{}\"\n{extra}",
-        etcd.endpoint,
+        "kind = \"overlay\"\netcd = [{}]\npublic_ip = \"172.31.0.{n}\"\nsubnet_file = \"{}\"\n{extra}",
+        endpoints.join(", "),
         subnet_file.display()
     )
 }
@@ -180,4 +223,85 @@ pub fn pod(lab: &mut Lab, host_ns: &str, file: &std::path::Path) -> (String, Str
 /// Routes of `ns` to `subnet` (as `ip route` prints them), empty when there is none.
 pub fn route_to(ns: &str, subnet: &str) -> String {
     String::from_utf8_lossy(&run(Command::new("ip").args(["-n", ns, "route", "show", subnet])).stdout).trim().to_owned()
+}
+
+/// A TCP stream between two pods (socat at both ends) carrying numbered chunks for as long as it runs, so that
+/// a test can show that a connection lived through what happened meanwhile.
+#[derive(Debug)]
+pub struct Stream {
+    server: Child,
+    client: Child,
+    writer: Option<std::thread::JoinHandle<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stream {
+    /// Opens the stream from `from` to `to_addr` in namespace `to`, and starts sending 1 KiB every 10 ms.
+    pub fn open(from: &str, to: &str, to_addr: &str, port: u16) -> Self {
+        let mut server = in_ns(to, "socat")
+            .args(["-u", &format!("TCP-LISTEN:{port},reuseaddr"), "STDOUT"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("socat server");
+        let mut out = server.stdout.take().expect("server stdout");
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut received);
+            received
+        });
+        let listening = wait_until(Duration::from_secs(5), || {
+            !run(in_ns(to, "ss").args(["-Hltn", &format!("sport = :{port}")])).stdout.is_empty()
+        });
+        assert!(listening, "the receiving socat did not listen");
+        let mut client = in_ns(from, "socat")
+            .args(["-u", "STDIN", &format!("TCP:{to_addr}:{port},connect-timeout=5")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("socat client");
+        let mut stdin = client.stdin.take().expect("client stdin");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            let mut n: u32 = 0;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let chunk: Vec<u8> = (0..1024u32).map(|i| (n.wrapping_mul(31).wrapping_add(i) % 251) as u8).collect();
+                if std::io::Write::write_all(&mut stdin, &chunk).is_err() {
+                    break;
+                }
+                sent.extend_from_slice(&chunk);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        });
+        Self { server, client, writer: Some(writer), reader: Some(reader), stop }
+    }
+
+    /// Ends the stream and returns (sent, received): equal when the connection lived throughout.
+    pub fn close(mut self) -> (Vec<u8>, Vec<u8>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.writer.take().expect("writer").join().expect("writer thread");
+        let client_ok = wait_until(Duration::from_secs(10), || matches!(self.client.try_wait(), Ok(Some(_))));
+        assert!(client_ok, "the sending socat did not finish");
+        let server_ok = wait_until(Duration::from_secs(10), || matches!(self.server.try_wait(), Ok(Some(_))));
+        assert!(server_ok, "the receiving socat did not see the stream end");
+        let received = self.reader.take().expect("reader").join().expect("reader thread");
+        (sent, received)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for child in [&mut self.client, &mut self.server] {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
 }

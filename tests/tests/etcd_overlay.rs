@@ -13,6 +13,8 @@ use culvert_tests::{Lab, check, in_ns, ip, ping, run, wait_until};
 /// A host of the test network: its namespace, culvertd's index in the lab, its subnet file, its lease.
 struct Host {
     ns: String,
+    /// The backend's link.
+    link: String,
     helper: usize,
     file: PathBuf,
     subnet: String,
@@ -26,7 +28,11 @@ fn join(lab: &mut Lab, etcd: &Etcd, n: u8, extra: &str) -> Host {
     let up = lab.helpers[helper].culvert_ok(&["up", profile.to_str().unwrap()]);
     assert!(up.contains("is up"), "{up}");
     let subnet = overlay::subnet_value(&file, "FLANNEL_SUBNET").replace(".1/", ".0/");
-    Host { ns, helper, file, subnet }
+    let link = extra
+        .lines()
+        .find_map(|l| l.strip_prefix("interface = "))
+        .map_or_else(|| format!("ov{n}"), |name| name.trim_matches('"').to_owned());
+    Host { ns, link, helper, file, subnet }
 }
 
 fn status(lab: &Lab, host: &Host, n: u8) -> serde_json::Value {
@@ -57,26 +63,49 @@ fn network(etcd: &Etcd, backend: &str) {
     etcd.ctl(&["put", "/coreos.com/network/config", &config]);
 }
 
-#[test]
-fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go() {
+/// Short leases, so that a killed host is dropped within the test.
+const SHORT_LEASES: &str = "lease_ttl = \"10s\"\nlease_renew_margin = \"5s\"\n";
+
+fn mtu_of(ns: &str, link: &str) -> String {
+    let out =
+        String::from_utf8_lossy(&run(std::process::Command::new("ip").args(["-n", ns, "link", "show", link])).stdout)
+            .into_owned();
+    out.split_whitespace().skip_while(|w| *w != "mtu").nth(1).unwrap_or_default().to_owned()
+}
+
+/// What every backend must do: 3 hosts with 2 pods each reach each other by their own addresses; a host joins
+/// and leaves within 2 s; hostile leases are skipped and shown; etcd restarts under a pod-to-pod TCP stream that
+/// lives through it; leases are renewed; a killed host is dropped at its lease's expiry.
+fn lifecycle(backend: &str, record: impl Fn(&serde_json::Value)) {
     let mut lab = Lab::new();
     let etcd = overlay::underlay(&mut lab);
-    network(&etcd, "vxlan");
-    let hosts: Vec<Host> = (1..=3).map(|n| join(&mut lab, &etcd, n, "")).collect();
+    network(&etcd, backend);
+    let started = Instant::now();
+    // WireGuard's API sockets live in one directory for every namespace: each test's links get names of their own.
+    let tag = culvert_tests::unique("w");
+    let extra = |n: u8| {
+        if backend == "wireguard" {
+            format!("{SHORT_LEASES}interface = \"{tag}{n}\"\n")
+        } else {
+            SHORT_LEASES.to_owned()
+        }
+    };
+    let hosts: Vec<Host> = (1..=3).map(|n| join(&mut lab, &etcd, n, &extra(n))).collect();
 
     // flannel's subnet file and lease record, as flanneld writes them.
     let first = &hosts[0];
     assert_eq!(overlay::subnet_value(&first.file, "FLANNEL_NETWORK"), "10.5.0.0/16");
-    assert_eq!(overlay::subnet_value(&first.file, "FLANNEL_MTU"), "1450");
+    let mtu = if backend == "host-gw" { "1500".to_owned() } else { mtu_of(&first.ns, &first.link) };
+    assert_eq!(overlay::subnet_value(&first.file, "FLANNEL_MTU"), mtu);
     assert_eq!(overlay::subnet_value(&first.file, "FLANNEL_IPMASQ"), "false");
-    let key = format!("/coreos.com/network/subnets/{}", first.subnet.replace('/', "-"));
-    let record: serde_json::Value =
-        serde_json::from_str(etcd.ctl(&["get", &key, "--print-value-only"]).trim()).unwrap();
-    assert_eq!(record["PublicIP"], "172.31.0.1");
-    assert!(record["PublicIPv6"].is_null(), "{record}");
-    assert_eq!(record["BackendType"], "vxlan");
-    assert_eq!(record["BackendData"]["VNI"], 1);
-    assert_eq!(record["BackendData"]["VtepMAC"], "02:01:ac:1f:00:01");
+    let prefix = "/coreos.com/network/subnets";
+    let key = format!("{prefix}/{}", first.subnet.replace('/', "-"));
+    let value = etcd.ctl(&["get", &key, "--print-value-only"]).trim().to_owned();
+    let lease: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(lease["PublicIP"], "172.31.0.1");
+    assert!(lease["PublicIPv6"].is_null(), "{lease}");
+    assert_eq!(lease["BackendType"], backend);
+    record(&lease);
     let with_lease: serde_json::Value = serde_json::from_str(&etcd.ctl(&["get", &key, "-w", "json"])).unwrap();
     assert_ne!(with_lease["kvs"][0]["lease"].as_i64().unwrap_or(0), 0, "the key must be held by an etcd lease");
 
@@ -89,30 +118,26 @@ fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go
     all_reach_all(&pods);
     let s = status(&lab, first, 1);
     assert_eq!(s["kind"], "overlay");
-    assert_eq!(s["overlay"]["network"], "10.5.0.0/16");
+    assert_eq!((&s["overlay"]["network"], &s["overlay"]["backend"]), (&"10.5.0.0/16".into(), &backend.into()));
     assert_eq!(s["overlay"]["registry"], "ok");
     assert_eq!(s["overlay"]["nodes"].as_array().unwrap().len(), 2, "{s}");
 
     // A fourth host joins: every other host routes to it within 2 s of its `up`.
-    let fourth = join(&mut lab, &etcd, 4, "");
+    let fourth = join(&mut lab, &etcd, 4, &extra(4));
     let joined = Instant::now();
     for h in &hosts {
         assert!(wait_until(Duration::from_secs(2), || !overlay::route_to(&h.ns, &fourth.subnet).is_empty()));
     }
-    println!("joined: every host had the new one's route after {:?}", joined.elapsed());
+    println!("{backend}: joined: every host had the new one's route after {:?}", joined.elapsed());
     let pod4 = overlay::pod(&mut lab, &fourth.ns, &fourth.file);
     assert!(ping(&pods[0].0, &pod4.1, 1), "the new host's pod is not reached");
 
-    // Hostile leases, written straight into etcd: skipped, shown with the reason, no route.
-    let prefix = "/coreos.com/network/subnets";
-    let lease = |ip: &str| {
-        format!(
-            r#"{{"PublicIP":"{ip}","BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"02:01:ac:1f:00:63"}}}}"#
-        )
-    };
-    etcd.ctl(&["put", &format!("{prefix}/10.6.0.0-24"), &lease("172.31.0.99")]);
+    // Hostile leases, written straight into etcd (a copy of a real one, so only the subnet is wrong): skipped,
+    // shown with the reason, no route.
+    let hostile = |ip: &str| value.replace("172.31.0.1", ip);
+    etcd.ctl(&["put", &format!("{prefix}/10.6.0.0-24"), &hostile("172.31.0.99")]);
     let overlapping = first.subnet.replace(".0/24", ".0-23");
-    etcd.ctl(&["put", &format!("{prefix}/{}", overlapping.replace('/', "-")), &lease("172.31.0.98")]);
+    etcd.ctl(&["put", &format!("{prefix}/{overlapping}"), &hostile("172.31.0.98")]);
     let shown = wait_until(Duration::from_secs(2), || {
         let nodes = status(&lab, &hosts[1], 2)["overlay"]["nodes"].clone();
         nodes.as_array().unwrap().iter().filter(|n| n["skipped_reason"].is_string()).count() == 2
@@ -127,10 +152,11 @@ fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go
     assert!(plain.contains("skipped: 10.6.0.0/24 lies outside"), "{plain}");
     all_reach_all(&pods);
 
-    // etcd goes away: the hosts keep their peers and their traffic, say etcd is unreachable, and catch up with
-    // what changed once it is back.
+    // etcd goes away under a pod-to-pod TCP stream and steady pings: the hosts keep their peers and their
+    // traffic, say etcd is unreachable, and catch up with what changed once it is back.
+    let stream = overlay::Stream::open(&pods[1].0, &pods[4].0, &pods[4].1, 7001);
     let (from, to) = (pods[0].0.clone(), pods[5].1.clone());
-    let steady = run_ping(&from, &to, 600);
+    let steady = run_ping(&from, &to, 300);
     let mut etcd = etcd;
     etcd.stop();
     assert!(
@@ -149,6 +175,9 @@ fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go
     }));
     let summary = String::from_utf8_lossy(&steady.wait_with_output().unwrap().stdout).into_owned();
     assert!(summary.contains(" 0% packet loss"), "pod traffic suffered while etcd was away: {summary}");
+    let (sent, received) = stream.close();
+    assert!(sent.len() > 100_000, "the stream carried only {} bytes", sent.len());
+    assert!(sent == received, "the TCP stream broke: {} bytes sent, {} received", sent.len(), received.len());
 
     // The fourth host leaves: its lease is revoked, and every other host drops it within 2 s.
     lab.helpers[fourth.helper].culvert_ok(&["down", "ov4"]);
@@ -156,9 +185,113 @@ fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go
     for h in &hosts {
         assert!(wait_until(Duration::from_secs(2), || overlay::route_to(&h.ns, &fourth.subnet).is_empty()));
     }
-    println!("left: every host had dropped it after {:?}", left.elapsed());
+    println!("{backend}: left: every host had dropped it after {:?}", left.elapsed());
     let key4 = format!("{prefix}/{}", fourth.subnet.replace('/', "-"));
     assert!(etcd.ctl(&["get", &key4]).trim().is_empty(), "down must revoke the lease");
+
+    // Past the first lease's TTL (10 s): renewed, still routed.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
+    assert!(!overlay::route_to(&hosts[0].ns, &hosts[2].subnet).is_empty(), "a lease was not renewed");
+    all_reach_all(&pods);
+    // Host 3's culvertd dies: nobody revokes its lease, which ends at its TTL, and the others drop it then.
+    let pid = lab.helpers[hosts[2].helper].pid().unwrap();
+    run(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]));
+    let killed = Instant::now();
+    for h in &hosts[..2] {
+        assert!(
+            wait_until(Duration::from_secs(15), || overlay::route_to(&h.ns, &hosts[2].subnet).is_empty()),
+            "the dead host's route stayed"
+        );
+    }
+    println!("{backend}: a killed host was dropped after {:?} (TTL 10 s)", killed.elapsed());
+    assert!(ping(&pods[0].0, &pods[2].1, 1), "the living hosts lost each other");
+}
+
+#[test]
+fn a_vxlan_overlay_joins_hosts_through_etcd_and_follows_them_as_they_come_and_go() {
+    lifecycle("vxlan", |lease| {
+        assert_eq!(lease["BackendData"]["VNI"], 1);
+        assert_eq!(lease["BackendData"]["VtepMAC"], "02:01:ac:1f:00:01");
+    });
+}
+
+#[test]
+fn a_host_gw_overlay_routes_pods_via_hosts_and_follows_them_as_they_come_and_go() {
+    lifecycle("host-gw", |lease| assert!(lease.get("BackendData").is_none(), "{lease}"));
+}
+
+#[test]
+fn a_wireguard_overlay_encrypts_between_hosts_with_keys_each_host_made() {
+    lifecycle("wireguard", |lease| {
+        let key = lease["BackendData"]["PublicKey"].as_str().unwrap();
+        assert_eq!(key.len(), 44, "{lease}");
+        assert_eq!(lease["BackendData"]["Port"], 51820);
+    });
+}
+
+#[test]
+fn a_udp_overlay_carries_pods_in_plain_datagrams_as_flannels_first_backend() {
+    lifecycle("udp", |lease| assert!(lease.get("BackendData").is_none(), "{lease}"));
+}
+
+/// The private key of a wireguard overlay stays root-only on the host, and the host keeps it across `down`.
+#[test]
+fn a_wireguard_overlay_keeps_its_key_root_only_and_the_same_across_down_and_up() {
+    let mut lab = Lab::new();
+    let etcd = overlay::underlay(&mut lab);
+    network(&etcd, "wireguard");
+    let host = join(&mut lab, &etcd, 1, &format!("interface = \"{}\"\n", culvert_tests::unique("k")));
+    let key_file = lab.helpers[host.helper].state_dir.join("keys/ov1.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let published = |etcd: &Etcd| {
+        let key = format!("/coreos.com/network/subnets/{}", host.subnet.replace('/', "-"));
+        let v: serde_json::Value = serde_json::from_str(etcd.ctl(&["get", &key, "--print-value-only"]).trim()).unwrap();
+        v["BackendData"]["PublicKey"].as_str().unwrap().to_owned()
+    };
+    let before = published(&etcd);
+    let private = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!std::fs::read_to_string(&lab.helpers[host.helper].log).unwrap().contains(private.trim()));
+    lab.helpers[host.helper].culvert_ok(&["down", "ov1"]);
+    let profile = lab.dir.join("ov1.toml");
+    lab.helpers[host.helper].culvert_ok(&["up", profile.to_str().unwrap()]);
+    assert_eq!(published(&etcd), before, "the host made a new key");
+}
+
+/// A 3-member etcd cluster loses the member the hosts talk to: the overlay does not notice.
+#[test]
+fn an_overlay_on_a_three_member_etcd_cluster_does_not_notice_a_member_dying() {
+    let mut lab = Lab::new();
+    let mut etcd = overlay::underlay_with(&mut lab, 3);
+    network(&etcd, "vxlan");
+    let hosts: Vec<Host> = (1..=2).map(|n| join(&mut lab, &etcd, n, SHORT_LEASES)).collect();
+    let pods: Vec<(String, String)> = hosts.iter().map(|h| overlay::pod(&mut lab, &h.ns, &h.file)).collect::<Vec<_>>();
+    all_reach_all(&pods);
+    let steady = run_ping(&pods[0].0, &pods[1].1, 300);
+    // The hosts' clients balance over the members: whichever each used for its watch, one of them dies.
+    etcd.stop_member(0);
+    let third = join(&mut lab, &etcd, 3, SHORT_LEASES);
+    let joined = Instant::now();
+    for h in &hosts {
+        assert!(
+            wait_until(Duration::from_secs(2), || !overlay::route_to(&h.ns, &third.subnet).is_empty()),
+            "a host did not follow the new one; its log:\n{}",
+            std::fs::read_to_string(&lab.helpers[h.helper].log).unwrap_or_default()
+        );
+    }
+    println!("with a member dead: every host had the new one's route after {:?}", joined.elapsed());
+    // Past the leases' TTL: renewed through the living members, nobody dropped.
+    std::thread::sleep(Duration::from_secs(12));
+    for (h, n) in hosts.iter().zip(1..) {
+        let s = status(&lab, h, n);
+        assert_eq!(s["overlay"]["registry"], "ok", "{s}");
+        assert_eq!(s["overlay"]["nodes"].as_array().unwrap().len(), 2, "{s}");
+    }
+    let pod3 = overlay::pod(&mut lab, &third.ns, &third.file);
+    assert!(ping(&pods[0].0, &pod3.1, 1));
+    let summary = String::from_utf8_lossy(&steady.wait_with_output().unwrap().stdout).into_owned();
+    assert!(summary.contains(" 0% packet loss"), "pod traffic suffered when a member died: {summary}");
+    etcd.start_member(0);
 }
 
 /// A host set up by hand exactly as flanneld sets one up (its VXLAN link, and its lease written with etcdctl as
@@ -226,41 +359,6 @@ fn a_lease_written_as_flanneld_writes_it_is_a_working_peer() {
 }
 
 #[test]
-fn a_host_gw_overlay_routes_pods_via_hosts_and_drops_a_dead_host_at_lease_expiry() {
-    let mut lab = Lab::new();
-    let etcd = overlay::underlay(&mut lab);
-    network(&etcd, "host-gw");
-    let ttl = "lease_ttl = \"10s\"\nlease_renew_margin = \"5s\"\n";
-    let hosts: Vec<Host> = (1..=3).map(|n| join(&mut lab, &etcd, n, ttl)).collect();
-    let mut pods = Vec::new();
-    for h in &hosts {
-        for _ in 0..2 {
-            pods.push(overlay::pod(&mut lab, &h.ns, &h.file));
-        }
-    }
-    all_reach_all(&pods);
-    assert_eq!(overlay::subnet_value(&hosts[0].file, "FLANNEL_MTU"), "1500");
-    let route = overlay::route_to(&hosts[0].ns, &hosts[1].subnet);
-    assert!(route.contains("via 172.31.0.2"), "{route}");
-    // Renewed past its first TTL: still there, still routed.
-    std::thread::sleep(Duration::from_secs(12));
-    assert!(!overlay::route_to(&hosts[0].ns, &hosts[2].subnet).is_empty(), "a lease was not renewed");
-    all_reach_all(&pods);
-    // Host 3's culvertd dies: nobody revokes its lease, which ends at its TTL, and the others drop it then.
-    let pid = lab.helpers[hosts[2].helper].pid().unwrap();
-    run(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]));
-    let killed = Instant::now();
-    for h in &hosts[..2] {
-        assert!(
-            wait_until(Duration::from_secs(15), || overlay::route_to(&h.ns, &hosts[2].subnet).is_empty()),
-            "the dead host's route stayed"
-        );
-    }
-    println!("a killed host was dropped after {:?} (TTL 10 s)", killed.elapsed());
-    assert!(ping(&pods[0].0, &pods[2].1, 1), "the living hosts lost each other");
-}
-
-#[test]
 fn only_root_may_bring_up_an_overlay_and_a_missing_config_names_the_key_and_leaves_nothing() {
     let mut lab = Lab::new();
     let etcd = overlay::underlay(&mut lab);
@@ -285,4 +383,62 @@ fn only_root_may_bring_up_an_overlay_and_a_missing_config_names_the_key_and_leav
     assert!(!run(std::process::Command::new("ip").args(["-n", &ns, "link", "show", "ov1"])).status.success());
     assert!(etcd.ctl(&["get", "--prefix", "/coreos.com/network/subnets/"]).trim().is_empty(), "no lease may be left");
     assert!(!file.exists(), "no subnet file may be written");
+}
+
+fn nft_table(ns: &str, table: &str) -> Option<String> {
+    let out = run(in_ns(ns, "nft").args(["list", "table", "ip", table]));
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The address a TCP client in `from` appears to come from at `to_addr` (a socat in `to` answers with it).
+fn seen_as(from: &str, to: &str, to_addr: &str, port: u16) -> String {
+    let mut server = in_ns(to, "socat")
+        .args([&format!("TCP-LISTEN:{port},reuseaddr"), "EXEC:printenv SOCAT_PEERADDR"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        !run(in_ns(to, "ss").args(["-Hltn", &format!("sport = :{port}")])).stdout.is_empty()
+    }));
+    let out = run(in_ns(from, "socat").args(["-T", "5", "-", &format!("TCP:{to_addr}:{port},connect-timeout=5")]));
+    let _ = server.kill();
+    let _ = server.wait();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `ip_masq`: pods reach the world beyond the network from their host's address, while between pods every
+/// address stays its own; the NAT is a table of its own, gone after `down` and after a crash.
+#[test]
+fn ip_masq_nats_pod_traffic_leaving_the_network_in_a_table_removed_on_down_and_after_a_crash() {
+    let mut lab = Lab::new();
+    let etcd = overlay::underlay(&mut lab);
+    network(&etcd, "vxlan");
+    let hosts: Vec<Host> = (1..=2).map(|n| join(&mut lab, &etcd, n, "ip_masq = true\n")).collect();
+    assert_eq!(overlay::subnet_value(&hosts[0].file, "FLANNEL_IPMASQ"), "true");
+    let (pod1, pod1_ip) = overlay::pod(&mut lab, &hosts[0].ns, &hosts[0].file);
+    let (pod2, pod2_ip) = overlay::pod(&mut lab, &hosts[1].ns, &hosts[1].file);
+    let table = nft_table(&hosts[0].ns, "culvert-masq-ov1").expect("the NAT table");
+    assert!(table.contains("masquerade") && table.contains("10.5.0.0/16"), "{table}");
+    // Between pods: their own addresses.
+    assert_eq!(seen_as(&pod1, &pod2, &pod2_ip, 7201), pod1_ip);
+    // A machine outside the network, on the underlay, that has no route to the pods: it sees the host.
+    let outside = lab.netns();
+    let (inside, bridge_end) = (culvert_tests::unique("ve"), culvert_tests::unique("vb"));
+    ip(&["link", "add", &inside, "netns", &outside, "type", "veth", "peer", "name", &bridge_end, "netns", &etcd.ns]);
+    ip(&["-n", &outside, "addr", "add", "172.31.0.50/24", "dev", &inside]);
+    ip(&["-n", &outside, "link", "set", &inside, "up"]);
+    ip(&["-n", &etcd.ns, "link", "set", &bridge_end, "master", "br0", "up"]);
+    assert_eq!(seen_as(&pod1, &outside, "172.31.0.50", 7202), "172.31.0.1");
+    assert!(ping(&pod1, "172.31.0.50", 1), "a pod does not reach beyond the network");
+
+    // down removes the table; a crash leaves it, and the next culvertd removes it while it recovers.
+    lab.helpers[hosts[0].helper].culvert_ok(&["down", "ov1"]);
+    assert!(nft_table(&hosts[0].ns, "culvert-masq-ov1").is_none(), "down left the NAT table");
+    assert!(!ping(&pod1, "172.31.0.50", 1), "without the NAT, the outside has no way back to the pod");
+    assert!(nft_table(&hosts[1].ns, "culvert-masq-ov2").is_some());
+    assert!(lab.helpers[hosts[1].helper].stop_with(9), "culvertd outlived SIGKILL");
+    assert!(nft_table(&hosts[1].ns, "culvert-masq-ov2").is_some(), "the table outlives a crash");
+    let restarted = lab.spawn_helper(&hosts[1].ns, "h2", &[]).unwrap();
+    assert!(nft_table(&hosts[1].ns, "culvert-masq-ov2").is_none(), "recovery left the NAT table");
+    drop(restarted);
 }

@@ -61,7 +61,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert!(deb.exists(), "{} does not exist: build it with packaging/build", deb.display());
     assert!(!installed(), "the culvert package is already installed here: the install test needs a machine without it");
     let depends = check(Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg("Depends"));
-    for lib in ["libc6 (>= 2.34)", "libwebkit2gtk-4.1-0", "libayatana-appindicator3-1"] {
+    for lib in ["libc6 (>= 2.34)", "libwebkit2gtk-4.1-0", "libayatana-appindicator3-1", "nftables"] {
         assert!(depends.contains(lib), "the .deb does not depend on {lib}: {depends}");
     }
     let group_before = group_gid("culvert");
@@ -251,7 +251,7 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         );
     }
     let requires = query(&["--requires"]);
-    for lib in ["webkit2gtk", "glibc >= 2.34"] {
+    for lib in ["webkit2gtk", "glibc >= 2.34", "nftables"] {
         assert!(requires.contains(lib), "the rpm does not require {lib}: {requires}");
     }
 }

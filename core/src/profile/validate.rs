@@ -25,8 +25,8 @@ pub(super) fn overlay_backend(p: &Profile) -> Result<(), ProfileError> {
 fn checked(p: &Profile, peers_may_be_none: bool) -> Result<(), ProfileError> {
     name(&p.name)?;
     match &p.tunnel {
-        Tunnel::Udp(u) => udp(p, u),
-        Tunnel::Wireguard(w) => wireguard(p, w),
+        Tunnel::Udp(u) => udp(p, u, peers_may_be_none),
+        Tunnel::Wireguard(w) => wireguard(p, w, peers_may_be_none),
         Tunnel::Vxlan(v) => vxlan(p, v, peers_may_be_none),
         Tunnel::Hostgw(h) => hostgw(h, peers_may_be_none),
         Tunnel::Tap(t) => tap(p, t),
@@ -178,12 +178,14 @@ fn listen_port(port: u16) -> Result<(), ProfileError> {
     Ok(())
 }
 
-fn udp(p: &Profile, u: &UdpTunnel) -> Result<(), ProfileError> {
+fn udp(p: &Profile, u: &UdpTunnel, peers_may_be_none: bool) -> Result<(), ProfileError> {
     interface(p, u.interface.as_deref())?;
     addresses(&u.address)?;
     listen_port(u.listen_port)?;
     mtu(u.mtu, &u.address)?;
-    peer_count(u.peers.len())?;
+    if !(peers_may_be_none && u.peers.is_empty()) {
+        peer_count(u.peers.len())?;
+    }
     allowed_ips("allowed_ips", u.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
     let mut endpoints = HashSet::new();
     for (i, peer) in u.peers.iter().enumerate() {
@@ -280,11 +282,13 @@ fn allowed_ips<'a>(key: &str, peers: impl Iterator<Item = &'a [IpNet]>) -> Resul
     Ok(())
 }
 
-fn wireguard(p: &Profile, w: &WireguardTunnel) -> Result<(), ProfileError> {
+fn wireguard(p: &Profile, w: &WireguardTunnel, peers_may_be_none: bool) -> Result<(), ProfileError> {
     interface(p, w.interface.as_deref())?;
     addresses(&w.address)?;
     mtu(w.mtu, &w.address)?;
-    peer_count(w.peers.len())?;
+    if !(peers_may_be_none && w.peers.is_empty()) {
+        peer_count(w.peers.len())?;
+    }
     allowed_ips("allowed_ips", w.peers.iter().map(|p| p.allowed_ips.as_slice()))?;
     if let Table::Id(id @ (0 | 255)) = w.table {
         return Err(ProfileError::new(
@@ -606,13 +610,6 @@ fn overlay(p: &Profile, o: &OverlayTunnel) -> Result<(), ProfileError> {
             "set it to this host's address that the other hosts reach, or leave it out",
         ));
     }
-    if o.ip_masq {
-        return Err(ProfileError::new(
-            "ip_masq",
-            "is not supported yet: this version of culvertd makes no NAT rules",
-            "leave `ip_masq` out and add the masquerade rule for the network yourself",
-        ));
-    }
     if let Some(file) = &o.subnet_file {
         subnet_file(file)?;
     }
@@ -888,7 +885,6 @@ mod tests {
             ("lease_ttl = \"60s\"\nlease_renew_margin = \"1h\"\n", "lease_renew_margin", "between"),
             ("prefix = \"coreos.com\"\n", "prefix", "not an etcd key prefix"),
             ("public_ip = \"224.0.0.1\"\n", "public_ip", "unicast"),
-            ("ip_masq = true\n", "ip_masq", "not supported yet"),
         ] {
             let e = refused(&format!("{base}{extra}"));
             assert!(e.field == field && e.problem.contains(says), "{extra}: {e}");

@@ -20,6 +20,7 @@ impl From<OverlayError> for IpcError {
             OverlayError::Full { .. } => "make Network larger or SubnetLen longer in the config".to_owned(),
             OverlayError::Contended { .. } => "try again".to_owned(),
             OverlayError::PublicIp(_) => "set `public_ip` in the profile".to_owned(),
+            OverlayError::NodeKey(_) => "check the state directory (--state-dir) is root's and writable".to_owned(),
         };
         IpcError::Overlay { message: e.to_string(), fix }
     }

@@ -227,7 +227,7 @@ impl Helper {
         progress: &Progress,
     ) -> Result<(Tunnel, Claim), IpcError> {
         progress.set("reading the network's config and taking a lease in etcd");
-        let session = overlay::Session::start(name, settings).await?;
+        let session = overlay::Session::start(name, settings, &self.records.overlay_key(name)).await?;
         progress.set("configuring the backend's link and routes");
         let built = async {
             let backend = session.backend_profile();
@@ -237,14 +237,10 @@ impl Helper {
             self.hold_for_up(name, &claim, true)?;
             let mut tunnel =
                 tunnel::up(&self.netlink, &self.records, backend, &Vec::new(), caller.uid, &self.sets).await?;
-            if let Some(file) = session.subnet_file() {
-                let mtu = self.overlay_mtu(&tunnel, &session).await;
-                let text = overlay::subnet_env::text(session.network().network, session.subnet(), mtu, false);
-                if let Err(e) = overlay::subnet_env::write(&file, &text) {
-                    tunnel.stop().await;
-                    changes::undo(&self.netlink, &self.records, &tunnel.record).await;
-                    return Err(IpcError::System { op: format!("writing {}", file.display()), message: e.to_string() });
-                }
+            if let Err(e) = self.finish_overlay(&mut tunnel, &session, settings).await {
+                tunnel.stop().await;
+                changes::undo(&self.netlink, &self.records, &tunnel.record).await;
+                return Err(e);
             }
             Ok::<_, IpcError>((tunnel, claim))
         }
@@ -266,6 +262,35 @@ impl Helper {
                 Err(e)
             }
         }
+    }
+
+    /// What an overlay adds beside its backend tunnel: the NAT of `ip_masq` (recorded first, like every object)
+    /// and the subnet file its pods are configured from.
+    async fn finish_overlay(
+        &self,
+        tunnel: &mut Tunnel,
+        session: &overlay::Session,
+        settings: &culvert_core::profile::OverlayTunnel,
+    ) -> Result<(), IpcError> {
+        let (network, subnet) = (session.network().network, session.subnet());
+        if settings.ip_masq {
+            let table = crate::system::nft::masq_table(&tunnel.record.name);
+            tunnel.record.objects.push(crate::system::record::Object::NftTable { name: table.clone() });
+            self.records.write(&tunnel.record).map_err(|e| IpcError::System {
+                op: "recording the tunnel in the state directory".into(),
+                message: e.to_string(),
+            })?;
+            crate::system::nft::apply(crate::system::nft::masq_ruleset(&table, network, subnet))
+                .await
+                .map_err(|e| IpcError::System { op: format!("adding nftables table {table}"), message: e.message })?;
+        }
+        if let Some(file) = session.subnet_file() {
+            let mtu = self.overlay_mtu(tunnel, session).await;
+            let text = overlay::subnet_env::text(network, subnet, mtu, settings.ip_masq);
+            overlay::subnet_env::write(&file, &text)
+                .map_err(|e| IpcError::System { op: format!("writing {}", file.display()), message: e.to_string() })?;
+        }
+        Ok(())
     }
 
     /// The MTU pods of an overlay get: its VXLAN link's, or for host-gw the underlay's.

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use culvert_core::keys::PublicKey;
 use culvert_core::mac::MacAddr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,10 @@ pub enum Backend {
     Vxlan { vni: u32, port: u16, direct_routing: bool },
     /// Routes via each host's address: every host must share one layer-2 segment.
     HostGw,
+    /// A WireGuard device; each host is a peer whose allowed IPs are its subnet. Keys are made by each host.
+    Wireguard { listen_port: u16 },
+    /// A TUN device whose packets travel one per UDP datagram, unencrypted (flannel's first backend).
+    Udp { port: u16 },
 }
 
 impl Backend {
@@ -23,6 +28,8 @@ impl Backend {
         match self {
             Self::Vxlan { .. } => "vxlan",
             Self::HostGw => "host-gw",
+            Self::Wireguard { .. } => "wireguard",
+            Self::Udp { .. } => "udp",
         }
     }
 }
@@ -123,9 +130,11 @@ impl Network {
 }
 
 fn backend(value: Option<serde_json::Value>) -> Result<Backend, RecordError> {
-    let Some(value) = value else {
-        return Err(unsupported("udp (the default when the config has no Backend)"));
-    };
+    // flannel: a config without a Backend is udp on port 8285.
+    let value = value.unwrap_or_else(|| serde_json::json!({}));
+    if !value.is_object() {
+        return Err(wrong("Backend", format!("{value} is not an object such as {{\"Type\":\"vxlan\"}}")));
+    }
     let field = |name: &str| value.get(name);
     let number = |name: &str, default: u64, max: u64| -> Result<u64, RecordError> {
         match field(name) {
@@ -136,7 +145,10 @@ fn backend(value: Option<serde_json::Value>) -> Result<Backend, RecordError> {
                 .ok_or_else(|| wrong(&format!("Backend.{name}"), format!("{v} is not a number from 1 to {max}"))),
         }
     };
-    let kind = field("Type").and_then(|t| t.as_str()).unwrap_or("udp");
+    let kind = match field("Type") {
+        None => "udp",
+        Some(t) => t.as_str().ok_or_else(|| wrong("Backend.Type", format!("{t} is not a string")))?,
+    };
     match kind {
         "vxlan" => Ok(Backend::Vxlan {
             vni: u32::try_from(number("VNI", 1, MAX_VNI)?).unwrap_or(1),
@@ -147,15 +159,14 @@ fn backend(value: Option<serde_json::Value>) -> Result<Backend, RecordError> {
             },
         }),
         "host-gw" => Ok(Backend::HostGw),
-        "udp" | "wireguard" => Err(unsupported(kind)),
+        "wireguard" => {
+            Ok(Backend::Wireguard { listen_port: u16::try_from(number("ListenPort", 51820, 65535)?).unwrap_or(51820) })
+        }
+        "udp" => Ok(Backend::Udp { port: u16::try_from(number("Port", 8285, 65535)?).unwrap_or(8285) }),
         other => {
             Err(wrong("Backend.Type", format!("`{other}` is not a flannel backend (vxlan, host-gw, wireguard, udp)")))
         }
     }
-}
-
-fn unsupported(kind: &str) -> RecordError {
-    wrong("Backend.Type", format!("{kind} is not built by this version of Culvert's overlay; use vxlan or host-gw"))
 }
 
 /// A lease's key: `10.5.34.0-24`, or dual-stack `10.5.34.0-24&fc00::-64` (whose IPv6 part is not used).
@@ -193,17 +204,33 @@ pub struct Node {
     pub public_ip: Ipv4Addr,
     /// Its VTEP's MAC, for vxlan.
     pub vtep_mac: Option<MacAddr>,
+    /// Its public key, for wireguard.
+    pub public_key: Option<PublicKey>,
+    /// The UDP port it listens on, for wireguard and udp.
+    pub port: Option<u16>,
+}
+
+/// What this host publishes of its backend beside its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own {
+    Vxlan(MacAddr),
+    Wireguard(PublicKey),
+    None,
 }
 
 impl LeaseAttrs {
     /// This host's own lease for `backend`.
-    pub fn own(public_ip: Ipv4Addr, backend: &Backend, vtep_mac: Option<MacAddr>) -> Self {
-        let backend_data = match backend {
-            Backend::Vxlan { vni, .. } => Some(serde_json::json!({
-                "VNI": vni,
-                "VtepMAC": vtep_mac.map(|m| m.to_string()).unwrap_or_default(),
-            })),
-            Backend::HostGw => None,
+    pub fn own(public_ip: Ipv4Addr, backend: &Backend, own: Own) -> Self {
+        let backend_data = match (backend, own) {
+            (Backend::Vxlan { vni, .. }, Own::Vxlan(mac)) => {
+                Some(serde_json::json!({ "VNI": vni, "VtepMAC": mac.to_string() }))
+            }
+            // flanneld writes only the key and listens where the network's config says; the port is for readers
+            // that want it, and is ignored by flanneld.
+            (Backend::Wireguard { listen_port }, Own::Wireguard(key)) => {
+                Some(serde_json::json!({ "PublicKey": key.to_string(), "Port": listen_port }))
+            }
+            _ => None,
         };
         Self { public_ip: public_ip.to_string(), public_ipv6: None, backend_type: backend.name().into(), backend_data }
     }
@@ -232,8 +259,29 @@ impl LeaseAttrs {
         if self.backend_type != backend.name() {
             return Err(format!("BackendType `{}` is not the network's {}", self.backend_type, backend.name()));
         }
-        let vtep_mac = match backend {
-            Backend::HostGw => None,
+        let (mut vtep_mac, mut public_key, mut port) = (None, None, None);
+        match backend {
+            Backend::HostGw => {}
+            Backend::Udp { port: p } => port = Some(*p),
+            Backend::Wireguard { listen_port } => {
+                let data = self.backend_data.as_ref().ok_or("has no BackendData")?;
+                let key = data.get("PublicKey").and_then(|k| k.as_str()).ok_or("has no PublicKey")?;
+                let key: PublicKey = key
+                    .parse()
+                    .map_err(|_| format!("PublicKey `{key}` is not a WireGuard key (44 characters of base64)"))?;
+                if key.0 == [0; 32] {
+                    return Err("PublicKey is all zeros".into());
+                }
+                public_key = Some(key);
+                port = Some(match data.get("Port") {
+                    None => *listen_port,
+                    Some(p) => p
+                        .as_u64()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| format!("Port {p} is not a UDP port"))?,
+                });
+            }
             Backend::Vxlan { vni, .. } => {
                 let data = self.backend_data.as_ref().ok_or("has no BackendData")?;
                 if let Some(theirs) = data.get("VNI").and_then(serde_json::Value::as_u64)
@@ -246,10 +294,10 @@ impl LeaseAttrs {
                 if !mac.is_unicast() {
                     return Err(format!("VtepMAC {mac} is not a unicast MAC"));
                 }
-                Some(mac)
+                vtep_mac = Some(mac);
             }
-        };
-        Ok(Node { subnet, public_ip, vtep_mac })
+        }
+        Ok(Node { subnet, public_ip, vtep_mac, public_key, port })
     }
 }
 
@@ -271,6 +319,11 @@ mod tests {
         assert_eq!(n.subnets().count(), 255);
         let small = Network::parse(br#"{"Network":"10.6.0.0/24","Backend":{"Type":"host-gw"}}"#).unwrap();
         assert_eq!((small.subnet_len, small.subnets().count()), (26, 3));
+        // flannel's other defaults: no Backend is udp on 8285; wireguard listens on 51820.
+        let udp = Network::parse(br#"{"Network":"10.5.0.0/16"}"#).unwrap();
+        assert_eq!(udp.backend, Backend::Udp { port: 8285 });
+        let wg = Network::parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}"#).unwrap();
+        assert_eq!(wg.backend, Backend::Wireguard { listen_port: 51820 });
         for (json, key) in [
             (&br#"{"SubnetLen":24}"#[..], "Network"),
             (br#"{"Network":"10.5.0.1/16","Backend":{"Type":"vxlan"}}"#, "Network"),
@@ -278,7 +331,9 @@ mod tests {
             (br#"{"Network":"10.5.0.0/16","SubnetMin":"10.6.0.0","Backend":{"Type":"vxlan"}}"#, "SubnetMin"),
             (br#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}"#, "Backend.VNI"),
             (br#"{"Network":"10.5.0.0/16","Backend":{"Type":"gre"}}"#, "Backend.Type"),
-            (br#"{"Network":"10.5.0.0/16"}"#, "Backend.Type"),
+            (br#"{"Network":"10.5.0.0/16","Backend":{"Type":"udp","Port":0}}"#, "Backend.Port"),
+            (br#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","ListenPort":65536}}"#, "Backend.ListenPort"),
+            (br#"{"Network":"10.5.0.0/16","Backend":"vxlan"}"#, "Backend"),
             (b"not json", "config"),
         ] {
             let e = Network::parse(json).unwrap_err();
@@ -321,14 +376,45 @@ mod tests {
     fn an_own_lease_carries_flannels_field_names_and_types() {
         let mac: MacAddr = "4e:3c:2a:11:22:33".parse().unwrap();
         let vxlan = Backend::Vxlan { vni: 7, port: 8472, direct_routing: false };
-        let json = serde_json::to_value(LeaseAttrs::own(Ipv4Addr::new(172, 31, 0, 1), &vxlan, Some(mac))).unwrap();
+        let json =
+            serde_json::to_value(LeaseAttrs::own(Ipv4Addr::new(172, 31, 0, 1), &vxlan, Own::Vxlan(mac))).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"PublicIP":"172.31.0.1","PublicIPv6":null,"BackendType":"vxlan",
                 "BackendData":{"VNI":7,"VtepMAC":"4e:3c:2a:11:22:33"}})
         );
         let hostgw =
-            serde_json::to_value(LeaseAttrs::own(Ipv4Addr::new(172, 31, 0, 1), &Backend::HostGw, None)).unwrap();
+            serde_json::to_value(LeaseAttrs::own(Ipv4Addr::new(172, 31, 0, 1), &Backend::HostGw, Own::None)).unwrap();
         assert_eq!(hostgw, serde_json::json!({"PublicIP":"172.31.0.1","PublicIPv6":null,"BackendType":"host-gw"}));
+        let key: PublicKey = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=".parse().unwrap();
+        let wg = Backend::Wireguard { listen_port: 51820 };
+        let json =
+            serde_json::to_value(LeaseAttrs::own(Ipv4Addr::new(172, 31, 0, 1), &wg, Own::Wireguard(key))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"PublicIP":"172.31.0.1","PublicIPv6":null,"BackendType":"wireguard",
+                "BackendData":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","Port":51820}})
+        );
+    }
+
+    #[test]
+    fn a_wireguard_lease_as_flanneld_writes_it_listens_on_the_networks_port() {
+        let wg = Backend::Wireguard { listen_port: 51820 };
+        let subnet = "10.5.34.0/24".parse().unwrap();
+        let flanneld = br#"{"PublicIP":"172.31.0.2","PublicIPv6":null,"BackendType":"wireguard","BackendData":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="}}"#;
+        let node = LeaseAttrs::parse(flanneld).unwrap().node(subnet, &wg).unwrap();
+        assert_eq!(node.port, Some(51820));
+        assert_eq!(node.public_key.unwrap().to_string(), "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=");
+        for (json, says) in [
+            (&br#"{"PublicIP":"172.31.0.2","BackendType":"wireguard"}"#[..], "no BackendData"),
+            (br#"{"PublicIP":"172.31.0.2","BackendType":"wireguard","BackendData":{"PublicKey":"abc"}}"#, "not a WireGuard key"),
+            (br#"{"PublicIP":"172.31.0.2","BackendType":"wireguard","BackendData":{"PublicKey":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#, "all zeros"),
+            (br#"{"PublicIP":"172.31.0.2","BackendType":"wireguard","BackendData":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","Port":70000}}"#, "not a UDP port"),
+        ] {
+            let e = LeaseAttrs::parse(json).unwrap().node(subnet, &wg).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+        let udp = LeaseAttrs::parse(br#"{"PublicIP":"172.31.0.2","BackendType":"udp"}"#).unwrap();
+        assert_eq!(udp.node(subnet, &Backend::Udp { port: 8285 }).unwrap().port, Some(8285));
     }
 }

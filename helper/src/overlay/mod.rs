@@ -6,24 +6,27 @@
 //! The pure parts, the records and the checks of the leases, are in [`flannel`] and [`nodes`].
 
 pub mod flannel;
+pub mod node_key;
 pub mod nodes;
 pub mod registry;
 pub mod subnet_env;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use culvert_core::keys::SecretKey;
 use culvert_core::mac::MacAddr;
 use culvert_core::profile::{
-    HostgwPeer, HostgwTunnel, OverlayTunnel, Profile, Tunnel as Config, VxlanPeer, VxlanTunnel,
+    Endpoint, HostgwPeer, HostgwTunnel, OverlayTunnel, Profile, Table, Tunnel as Config, UdpPeer, UdpTunnel, VxlanPeer,
+    VxlanTunnel, WireguardPeer, WireguardTunnel,
 };
 use culvert_core::stats::{OverlayStatus, RegistryState};
 use ipnet::{IpNet, Ipv4Net};
 
-use flannel::{Backend, LeaseAttrs, Network, Node, RecordError};
+use flannel::{Backend, LeaseAttrs, Network, Node, Own, RecordError};
 use nodes::{Choice, Lease};
 use registry::Registry;
 
@@ -44,6 +47,8 @@ pub enum OverlayError {
     Contended { tries: u32 },
     #[error("public_ip: {0}")]
     PublicIp(String),
+    #[error("this host's WireGuard key: {0}")]
+    NodeKey(std::io::Error),
 }
 
 /// A lease this host tries again when another host took its subnet first, as flannel does.
@@ -104,6 +109,8 @@ pub struct Session {
     registry: Registry,
     network: Network,
     public_ip: Ipv4Addr,
+    /// This host's WireGuard key, for a wireguard network.
+    private_key: Option<SecretKey>,
     attrs: LeaseAttrs,
     subnet: Ipv4Net,
     lease_id: i64,
@@ -116,8 +123,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to etcd, reads the network's config and takes this host's lease.
-    pub async fn start(name: &str, settings: &OverlayTunnel) -> Result<Self, OverlayError> {
+    /// Connects to etcd, reads the network's config and takes this host's lease. A wireguard network's key is
+    /// kept at `key_file`.
+    pub async fn start(name: &str, settings: &OverlayTunnel, key_file: &Path) -> Result<Self, OverlayError> {
         let public_ip = match settings.public_ip {
             Some(IpAddr::V4(ip)) => ip,
             Some(IpAddr::V6(ip)) => {
@@ -129,14 +137,21 @@ impl Session {
         };
         let mut registry = Registry::connect(&settings.etcd, &settings.prefix).await?;
         let network = registry.network().await?;
-        let vtep_mac = match network.backend {
-            Backend::Vxlan { vni, .. } => Some(MacAddr::derived(vni, public_ip.into())),
-            Backend::HostGw => None,
+        let mut private_key = None;
+        let own = match network.backend {
+            Backend::Vxlan { vni, .. } => Own::Vxlan(MacAddr::derived(vni, public_ip.into())),
+            Backend::Wireguard { .. } => {
+                let key = node_key::load_or_make(key_file).map_err(OverlayError::NodeKey)?;
+                let public = key.public_key();
+                private_key = Some(key);
+                Own::Wireguard(public)
+            }
+            Backend::HostGw | Backend::Udp { .. } => Own::None,
         };
         if let Backend::Vxlan { direct_routing: true, .. } = network.backend {
             tracing::info!("overlay {name}: DirectRouting is not used yet: traffic to every host goes through VXLAN");
         }
-        let attrs = LeaseAttrs::own(public_ip, &network.backend, vtep_mac);
+        let attrs = LeaseAttrs::own(public_ip, &network.backend, own);
         let previous = settings.subnet_file.as_deref().and_then(|f| subnet_env::previous_subnet(f.as_ref()));
         let (subnet, lease_id) =
             take_lease(&mut registry, &network, &attrs, public_ip, previous, settings.lease_ttl).await?;
@@ -156,6 +171,7 @@ impl Session {
             registry,
             network,
             public_ip,
+            private_key,
             attrs,
             subnet,
             lease_id,
@@ -197,7 +213,8 @@ impl Session {
 
     /// The backend tunnel of the network with the peers the leases make now.
     pub fn backend_profile(&self) -> Profile {
-        backend_profile(&self.name, &self.settings, &self.network, self.public_ip, self.subnet, &self.applied)
+        let own = Host { public_ip: self.public_ip, subnet: self.subnet, private_key: self.private_key.as_ref() };
+        backend_profile(&self.name, &self.settings, &self.network, &own, &self.applied)
     }
 
     /// Checks every lease, shows them, and gives the peers they make.
@@ -403,23 +420,34 @@ fn default_source() -> Result<Ipv4Addr, OverlayError> {
     }
 }
 
-/// The VXLAN link's own address, as flannel gives it: the subnet's network address, /32.
+/// The backend link's own address, as flannel gives it: the subnet's network address, /32. Each other host's
+/// subnet is a route of its own on the link.
 fn backend_address(subnet: Ipv4Net) -> Vec<IpNet> {
     Ipv4Net::new(subnet.network(), 32).map(|n| vec![IpNet::V4(n)]).unwrap_or_default()
 }
 
-/// The vxlan or host-gw tunnel that carries the network, with `peers`.
+/// This host, as its backend tunnel needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    pub public_ip: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub private_key: Option<&'a SecretKey>,
+}
+
+/// The tunnel of the network's backend that carries the network, with `peers`.
 pub fn backend_profile(
     name: &str,
     settings: &OverlayTunnel,
     network: &Network,
-    public_ip: Ipv4Addr,
-    subnet: Ipv4Net,
+    own: &Host<'_>,
     peers: &[Node],
 ) -> Profile {
+    let interface = Some(settings.interface.clone().unwrap_or_else(|| name.to_owned()));
+    let (public_ip, subnet) = (own.public_ip, own.subnet);
+    let endpoint = |n: &Node, default: u16| SocketAddr::new(n.public_ip.into(), n.port.unwrap_or(default));
     let tunnel = match network.backend {
         Backend::Vxlan { vni, port, .. } => Config::Vxlan(VxlanTunnel {
-            interface: Some(settings.interface.clone().unwrap_or_else(|| name.to_owned())),
+            interface,
             vni,
             port: Some(port),
             local: public_ip.into(),
@@ -444,6 +472,40 @@ pub fn backend_profile(
             peers: peers
                 .iter()
                 .map(|n| HostgwPeer { via: n.public_ip.into(), subnets: vec![IpNet::V4(n.subnet)] })
+                .collect(),
+        }),
+        Backend::Wireguard { listen_port } => Config::Wireguard(WireguardTunnel {
+            interface,
+            // The session makes the key before the first profile; an all-zero key is refused by validation.
+            private_key: own.private_key.cloned().unwrap_or_else(|| SecretKey::from_bytes([0; 32])),
+            address: backend_address(subnet),
+            listen_port: Some(listen_port),
+            mtu: None,
+            dns: vec![],
+            dns_search: vec![],
+            table: Table::Auto,
+            fwmark: None,
+            peers: peers
+                .iter()
+                .filter_map(|n| {
+                    Some(WireguardPeer {
+                        public_key: n.public_key?,
+                        preshared_key: None,
+                        allowed_ips: vec![IpNet::V4(n.subnet)],
+                        endpoint: Some(Endpoint::Addr(endpoint(n, listen_port))),
+                        persistent_keepalive: None,
+                    })
+                })
+                .collect(),
+        }),
+        Backend::Udp { port } => Config::Udp(UdpTunnel {
+            interface,
+            address: backend_address(subnet),
+            listen_port: port,
+            mtu: None,
+            peers: peers
+                .iter()
+                .map(|n| UdpPeer { endpoint: endpoint(n, port), allowed_ips: vec![IpNet::V4(n.subnet)] })
                 .collect(),
         }),
     };
@@ -471,15 +533,18 @@ mod tests {
             subnet: "10.5.7.0/24".parse().unwrap(),
             public_ip: Ipv4Addr::new(172, 31, 0, 2),
             vtep_mac: Some("4e:3c:2a:11:22:33".parse().unwrap()),
+            public_key: None,
+            port: None,
         };
-        let me = Ipv4Addr::new(172, 31, 0, 1);
-        let p = backend_profile("ov", &settings, &network, me, "10.5.3.0/24".parse().unwrap(), &[peer]);
+        let me =
+            Host { public_ip: Ipv4Addr::new(172, 31, 0, 1), subnet: "10.5.3.0/24".parse().unwrap(), private_key: None };
+        let p = backend_profile("ov", &settings, &network, &me, &[peer]);
         p.validate().unwrap();
         let Config::Vxlan(v) = &p.tunnel else { panic!("{p:?}") };
         assert_eq!((v.vni, v.port(), v.interface.as_deref()), (3, 8472, Some("ov")));
         assert_eq!(v.address, vec!["10.5.3.0/32".parse::<IpNet>().unwrap()]);
         assert_eq!(v.peers[0].gateway, Some("10.5.7.0".parse().unwrap()));
-        let alone = backend_profile("ov", &settings, &network, me, "10.5.3.0/24".parse().unwrap(), &[]);
+        let alone = backend_profile("ov", &settings, &network, &me, &[]);
         alone.validate_overlay_backend().unwrap();
         assert!(alone.validate().is_err(), "a plain vxlan profile needs a peer");
     }

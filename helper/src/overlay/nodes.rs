@@ -56,7 +56,19 @@ pub fn nodes(network: &Network, own: Ipv4Net, leases: &[Lease]) -> Nodes {
         } else if out.peers.len() >= MAX_PEERS {
             Err(format!("more than {MAX_PEERS} hosts: the peer limit"))
         } else {
-            attrs.node(subnet, &network.backend)
+            attrs.node(subnet, &network.backend).and_then(|node| {
+                // One host, one lease: a second peer at one address or with one key would make the backend
+                // ambiguous (one FDB entry, one WireGuard peer), so the older lease stands.
+                if let Some(other) = out.peers.iter().find(|p| p.public_ip == node.public_ip) {
+                    Err(format!("PublicIP {} already holds {}", node.public_ip, other.subnet))
+                } else if let Some(other) =
+                    out.peers.iter().find(|p| node.public_key.is_some() && p.public_key == node.public_key)
+                {
+                    Err(format!("its PublicKey is already {}'s", other.subnet))
+                } else {
+                    Ok(node)
+                }
+            })
         };
         match checked {
             Ok(node) => {
@@ -173,6 +185,29 @@ mod tests {
         assert!(why("garbage").contains("not a subnet"), "{n:?}");
         assert!(why("10.5.9.0/24").contains("not a flannel lease"), "{n:?}");
         assert_eq!(n.shown.len(), 7);
+    }
+
+    #[test]
+    fn a_second_lease_at_one_address_or_with_one_key_is_skipped() {
+        let own = "10.5.1.0/24".parse().unwrap();
+        let same_ip = [lease("10.5.2.0-24", "172.31.0.2", 5), lease("10.5.3.0-24", "172.31.0.2", 6)];
+        let n = nodes(&network(), own, &same_ip);
+        assert_eq!(n.peers.len(), 1);
+        assert!(n.shown[1].skipped_reason.as_deref().unwrap_or_default().contains("already holds 10.5.2.0/24"));
+        let wg = Network::parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}"#).unwrap();
+        let key = |name: &str, ip: &str, created| {
+            Lease {
+            name: name.into(),
+            value: format!(
+                r#"{{"PublicIP":"{ip}","BackendType":"wireguard","BackendData":{{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="}}}}"#
+            )
+            .into_bytes(),
+            created,
+        }
+        };
+        let n = nodes(&wg, own, &[key("10.5.2.0-24", "172.31.0.2", 1), key("10.5.3.0-24", "172.31.0.3", 2)]);
+        assert_eq!(n.peers.len(), 1);
+        assert!(n.shown[1].skipped_reason.as_deref().unwrap_or_default().contains("PublicKey is already 10.5.2.0/24"));
     }
 
     #[test]

@@ -13,6 +13,21 @@ use super::nodes::Lease;
 /// How long one call to etcd may take: a dead member is given up on and another one tried well within the
 /// helper's request timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// A call that failed for a passing reason (a leader election after a member died: "etcdserver: leader
+/// changed") is tried this many times in all, from 200 ms apart, doubling: an election takes about a second.
+const CALL_TRIES: u32 = 4;
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Whether the cluster may answer the same call in a moment: no leader yet, a member gone, a call timed out.
+fn passing(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+        }
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
+    }
+}
 
 /// A connection to the overlay's etcd, at one prefix.
 #[derive(Clone)]
@@ -43,6 +58,28 @@ impl Registry {
         Ok(Self { client, prefix: prefix.to_owned(), endpoints: joined })
     }
 
+    /// Runs `f` on the client, trying again while the cluster's trouble is passing.
+    async fn call<T, F, Fut>(&self, op: &str, mut f: F) -> Result<T, OverlayError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut pause = RETRY_PAUSE;
+        let mut tries = 1;
+        loop {
+            match f(self.client.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) if tries < CALL_TRIES && passing(&e) => {
+                    tracing::debug!("overlay: {op}: {e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    tries += 1;
+                }
+                Err(e) => return Err(self.error(op, &e)),
+            }
+        }
+    }
+
     fn error(&self, op: &str, e: &etcd_client::Error) -> OverlayError {
         OverlayError::Etcd { op: op.into(), endpoints: self.endpoints.clone(), message: e.to_string() }
     }
@@ -58,20 +95,26 @@ impl Registry {
     /// The network's config at `<prefix>/config`.
     pub async fn network(&mut self) -> Result<Network, OverlayError> {
         let key = format!("{}/config", self.prefix);
-        let found = self.client.get(key.as_str(), None).await.map_err(|e| self.error("reading the config", &e))?;
+        let found = self
+            .call("reading the config", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
+            .await?;
         let kv = found.kvs().first().ok_or(OverlayError::NoConfig { key: key.clone() })?;
         Network::parse(kv.value()).map_err(|e| OverlayError::BadConfig { key, problem: e })
     }
 
     /// Every lease, and the revision they were read at (a watch goes on from the next).
     pub async fn leases(&mut self) -> Result<(Vec<Lease>, i64), OverlayError> {
-        let found = self
-            .client
-            .get(self.subnets_prefix(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.error("listing the leases", &e))?;
-        let revision = found.header().map_or(0, |h| h.revision());
         let prefix = self.subnets_prefix();
+        let found = self
+            .call("listing the leases", |mut c| {
+                let prefix = prefix.clone();
+                async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            })
+            .await?;
+        let revision = found.header().map_or(0, |h| h.revision());
         let leases = found.kvs().iter().filter_map(|kv| lease(&prefix, kv)).collect();
         Ok((leases, revision))
     }
@@ -88,7 +131,7 @@ impl Registry {
         let key = self.lease_key(subnet);
         let value = serde_json::to_vec(attrs).unwrap_or_default();
         let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
-        let granted = self.client.lease_grant(ttl, None).await.map_err(|e| self.error("granting a lease", &e))?;
+        let granted = self.call("granting a lease", |mut c| async move { c.lease_grant(ttl, None).await }).await?;
         let id = granted.id();
         let put = TxnOp::put(key.as_str(), value, Some(PutOptions::new().with_lease(id)));
         let txn = if replace {
@@ -96,7 +139,15 @@ impl Registry {
         } else {
             Txn::new().when([Compare::version(key.as_str(), CompareOp::Equal, 0)]).and_then([put])
         };
-        match self.client.txn(txn).await {
+        // Tried again after a passing failure, a transaction that did commit finds its own key and fails its
+        // compare: the lease is given back and another subnet tried, as when another host was faster.
+        match self
+            .call("writing the lease", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await
+        {
             Ok(done) if done.succeeded() => Ok(Some(id)),
             Ok(_) => {
                 self.revoke(id).await;
@@ -104,7 +155,7 @@ impl Registry {
             }
             Err(e) => {
                 self.revoke(id).await;
-                Err(self.error("writing the lease", &e))
+                Err(e)
             }
         }
     }

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod memory;
 pub mod netlink;
+pub mod nft;
 pub mod notify;
 pub mod record;
 pub mod socket_file;

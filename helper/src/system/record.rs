@@ -55,6 +55,8 @@ pub enum Object {
     Dns(super::dns::DnsChange),
     /// A Unix socket the helper listens on (WireGuard's userspace API), removed once nothing answers on it.
     UnixSocket { path: PathBuf },
+    /// An nftables table of the `ip` family that is Culvert's own (an overlay's NAT), removed whole.
+    NftTable { name: String },
 }
 
 impl Object {
@@ -139,6 +141,11 @@ impl Object {
                 Some(link) => netlink.delete_neighbour(link.index, *ip).await,
             },
             Object::Rule(rule) => netlink.delete_rule(rule).await,
+            Object::NftTable { name } => super::nft::apply(super::nft::removal(name)).await.map_err(|e| NetlinkError {
+                op: format!("removing nftables table {name}"),
+                message: e.message,
+                errno: None,
+            }),
             Object::Dns(change) => super::dns::undo(change).await.map_err(|e| NetlinkError {
                 op: "restoring DNS".into(),
                 message: e.to_string(),
@@ -194,6 +201,12 @@ impl Records {
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
         fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// Where overlay `name` keeps this host's WireGuard key: beside the records, root-only, kept across `down`
+    /// so that the host keeps its identity.
+    pub fn overlay_key(&self, name: &str) -> PathBuf {
+        self.dir.with_file_name("keys").join(format!("{name}.key"))
     }
 
     /// Where the original resolver file is kept while tunnel `name` has rewritten it.
