@@ -134,11 +134,27 @@ pub fn underlay_with(lab: &mut Lab, members: u8) -> Etcd {
 
 /// A host on the bridge at 172.31.0.`n`, with its culvertd (tagged `h<n>`).
 pub fn host(lab: &mut Lab, etcd: &Etcd, n: u8, helper_flags: &[&str]) -> String {
+    host_at(lab, etcd, n, &format!("172.31.0.{n}/24"), None, helper_flags)
+}
+
+/// A host on the bridge at `address`, routed by `default_via` when it is on a subnet of its own, with its
+/// culvertd (tagged `h<n>`).
+pub fn host_at(
+    lab: &mut Lab,
+    etcd: &Etcd,
+    n: u8,
+    address: &str,
+    default_via: Option<&str>,
+    helper_flags: &[&str],
+) -> String {
     let ns = lab.netns();
     let (inside, outside) = (unique("ve"), unique("vb"));
     ip(&["link", "add", &inside, "netns", &ns, "type", "veth", "peer", "name", &outside, "netns", &etcd.ns]);
-    ip(&["-n", &ns, "addr", "add", &format!("172.31.0.{n}/24"), "dev", &inside]);
+    ip(&["-n", &ns, "addr", "add", address, "dev", &inside]);
     ip(&["-n", &ns, "link", "set", &inside, "up"]);
+    if let Some(via) = default_via {
+        ip(&["-n", &ns, "route", "add", "default", "via", via]);
+    }
     ip(&["-n", &etcd.ns, "link", "set", &outside, "master", "br0", "up"]);
     // A node routes for its pods, as a Kubernetes node is set up to.
     check(in_ns(&ns, "sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));

@@ -603,6 +603,7 @@ impl VxlanDraft {
                     mac: p.mac.map(|m| mac(&format!("peer[{i}].mac"), &m)).transpose()?,
                     gateway: p.gateway.map(|g| ip(&format!("peer[{i}].gateway"), &g, "10.244.2.0")).transpose()?,
                     subnets: prefixes(&format!("peer[{i}].subnets"), &p.subnets)?,
+                    direct: false,
                 })
             })
             .collect::<Result<_, ProfileError>>()?;

@@ -195,6 +195,10 @@ pub struct VxlanPeer {
     /// Networks behind the peer (its pods), routed on-link via `gateway`.
     #[serde(default)]
     pub subnets: Vec<IpNet>,
+    /// Route `subnets` via `vtep` on the underlay, unencapsulated, as flannel's `DirectRouting` does for a host
+    /// on this host's own underlay subnet. Set by overlays; profile files have no key for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 impl VxlanTunnel {

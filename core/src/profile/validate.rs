@@ -557,7 +557,7 @@ fn vxlan(p: &Profile, v: &VxlanTunnel, peers_may_be_none: bool) -> Result<(), Pr
                 "give the peer's own VTEP MAC (`culvert vxlan-mac` prints the derived one)",
             ));
         }
-        if !peer.subnets.is_empty() && peer.gateway.is_none() {
+        if !peer.subnets.is_empty() && peer.gateway.is_none() && !peer.direct {
             return Err(ProfileError::new(
                 format!("peer[{i}].gateway"),
                 "is missing, but the peer has subnets",

@@ -227,7 +227,15 @@ impl Helper {
         progress: &Progress,
     ) -> Result<(Tunnel, Claim), IpcError> {
         progress.set("reading the network's config and taking a lease in etcd");
-        let session = overlay::Session::start(name, settings, &self.records.overlay_key(name)).await?;
+        let mut session = overlay::Session::start(name, settings, &self.records.overlay_key(name)).await?;
+        let public_ip = std::net::IpAddr::V4(session.public_ip());
+        let underlay = self.netlink.addresses().await.ok().and_then(|all| {
+            all.into_iter().find(|a| a.net.addr() == public_ip).and_then(|a| match a.net {
+                ipnet::IpNet::V4(net) => Some(net.trunc()),
+                ipnet::IpNet::V6(_) => None,
+            })
+        });
+        session.set_underlay(underlay);
         progress.set("configuring the backend's link and routes");
         let built = async {
             let backend = session.backend_profile();

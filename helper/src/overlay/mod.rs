@@ -109,6 +109,8 @@ pub struct Session {
     registry: Registry,
     network: Network,
     public_ip: Ipv4Addr,
+    /// The underlay subnet of `public_ip`, once control has found it (for DirectRouting).
+    underlay: Option<Ipv4Net>,
     /// This host's WireGuard key, for a wireguard network.
     private_key: Option<SecretKey>,
     attrs: LeaseAttrs,
@@ -148,9 +150,6 @@ impl Session {
             }
             Backend::HostGw | Backend::Udp { .. } => Own::None,
         };
-        if let Backend::Vxlan { direct_routing: true, .. } = network.backend {
-            tracing::info!("overlay {name}: DirectRouting is not used yet: traffic to every host goes through VXLAN");
-        }
         let attrs = LeaseAttrs::own(public_ip, &network.backend, own);
         let previous = settings.subnet_file.as_deref().and_then(|f| subnet_env::previous_subnet(f.as_ref()));
         let (subnet, lease_id) =
@@ -171,6 +170,7 @@ impl Session {
             registry,
             network,
             public_ip,
+            underlay: None,
             private_key,
             attrs,
             subnet,
@@ -201,6 +201,11 @@ impl Session {
         self.public_ip
     }
 
+    /// The underlay subnet this host's public IP is on: under DirectRouting, hosts on it are routed to directly.
+    pub fn set_underlay(&mut self, underlay: Option<Ipv4Net>) {
+        self.underlay = underlay;
+    }
+
     /// Where the subnet file goes, if anywhere.
     pub fn subnet_file(&self) -> Option<PathBuf> {
         self.settings.subnet_file.as_ref().map(PathBuf::from)
@@ -213,7 +218,12 @@ impl Session {
 
     /// The backend tunnel of the network with the peers the leases make now.
     pub fn backend_profile(&self) -> Profile {
-        let own = Host { public_ip: self.public_ip, subnet: self.subnet, private_key: self.private_key.as_ref() };
+        let own = Host {
+            public_ip: self.public_ip,
+            underlay: self.underlay,
+            subnet: self.subnet,
+            private_key: self.private_key.as_ref(),
+        };
         backend_profile(&self.name, &self.settings, &self.network, &own, &self.applied)
     }
 
@@ -430,6 +440,8 @@ fn backend_address(subnet: Ipv4Net) -> Vec<IpNet> {
 #[derive(Debug, Clone, Copy)]
 pub struct Host<'a> {
     pub public_ip: Ipv4Addr,
+    /// The underlay subnet `public_ip` is on: hosts on it are reached directly under DirectRouting.
+    pub underlay: Option<Ipv4Net>,
     pub subnet: Ipv4Net,
     pub private_key: Option<&'a SecretKey>,
 }
@@ -446,7 +458,7 @@ pub fn backend_profile(
     let (public_ip, subnet) = (own.public_ip, own.subnet);
     let endpoint = |n: &Node, default: u16| SocketAddr::new(n.public_ip.into(), n.port.unwrap_or(default));
     let tunnel = match network.backend {
-        Backend::Vxlan { vni, port, .. } => Config::Vxlan(VxlanTunnel {
+        Backend::Vxlan { vni, port, direct_routing } => Config::Vxlan(VxlanTunnel {
             interface,
             vni,
             port: Some(port),
@@ -459,11 +471,15 @@ pub fn backend_profile(
             forward: vec![],
             peers: peers
                 .iter()
-                .map(|n| VxlanPeer {
-                    vtep: n.public_ip.into(),
-                    mac: n.vtep_mac,
-                    gateway: Some(n.subnet.network().into()),
-                    subnets: vec![IpNet::V4(n.subnet)],
+                .map(|n| {
+                    let direct = direct_routing && own.underlay.is_some_and(|u| u.contains(&n.public_ip));
+                    VxlanPeer {
+                        vtep: n.public_ip.into(),
+                        mac: n.vtep_mac,
+                        gateway: (!direct).then(|| n.subnet.network().into()),
+                        subnets: vec![IpNet::V4(n.subnet)],
+                        direct,
+                    }
                 })
                 .collect(),
         }),
@@ -536,14 +552,27 @@ mod tests {
             public_key: None,
             port: None,
         };
-        let me =
-            Host { public_ip: Ipv4Addr::new(172, 31, 0, 1), subnet: "10.5.3.0/24".parse().unwrap(), private_key: None };
+        let me = Host {
+            public_ip: Ipv4Addr::new(172, 31, 0, 1),
+            underlay: Some("172.31.0.0/24".parse().unwrap()),
+            subnet: "10.5.3.0/24".parse().unwrap(),
+            private_key: None,
+        };
         let p = backend_profile("ov", &settings, &network, &me, &[peer]);
         p.validate().unwrap();
         let Config::Vxlan(v) = &p.tunnel else { panic!("{p:?}") };
         assert_eq!((v.vni, v.port(), v.interface.as_deref()), (3, 8472, Some("ov")));
         assert_eq!(v.address, vec!["10.5.3.0/32".parse::<IpNet>().unwrap()]);
         assert_eq!(v.peers[0].gateway, Some("10.5.7.0".parse().unwrap()));
+        // DirectRouting: a host on this host's underlay subnet is routed to directly, another through VXLAN.
+        let direct =
+            Network::parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#).unwrap();
+        let far = Node { public_ip: Ipv4Addr::new(172, 31, 9, 2), subnet: "10.5.8.0/24".parse().unwrap(), ..peer };
+        let p = backend_profile("ov", &settings, &direct, &me, &[peer, far]);
+        p.validate().unwrap();
+        let Config::Vxlan(v) = &p.tunnel else { panic!("{p:?}") };
+        assert_eq!((v.peers[0].direct, v.peers[0].gateway), (true, None));
+        assert_eq!((v.peers[1].direct, v.peers[1].gateway), (false, Some("10.5.8.0".parse().unwrap())));
         let alone = backend_profile("ov", &settings, &network, &me, &[]);
         alone.validate_overlay_backend().unwrap();
         assert!(alone.validate().is_err(), "a plain vxlan profile needs a peer");

@@ -292,7 +292,7 @@ async fn desired(
                     .into();
                 return Err(cannot("vni", reason, name));
             }
-            vxlan::peer_state(n, dev)
+            vxlan::peer_state(n, dev, &vxlan::underlay_name(netlink, n).await?)
         }
         (Config::Hostgw(o), Config::Hostgw(n)) => {
             if o.forward != n.forward {

@@ -88,9 +88,10 @@ async fn configure(
     }
     netlink.set_up(link.index, mtu).await?;
     let dev = interface.to_owned();
+    let underlay_dev = netlink.link_name(underlay).await?.unwrap_or_default();
     // Everything on the link is the link's: recorded at once, then made.
     let (entries, routes): (Vec<_>, Vec<_>) =
-        peer_state(config, &dev).into_iter().partition(|(o, _)| !matches!(o, Object::Route { .. }));
+        peer_state(config, &dev, &underlay_dev).into_iter().partition(|(o, _)| !matches!(o, Object::Route { .. }));
     changes.will_create_all(entries.iter().map(|(o, _)| o.clone())).map_err(TunnelError::Record)?;
     for (entry, _) in &entries {
         match entry {
@@ -104,8 +105,9 @@ async fn configure(
     let routes: Vec<_> = routes
         .into_iter()
         .filter_map(|(o, field)| match o {
-            Object::Route { dst, table, via, onlink, .. } => {
-                Some((Route { dst, index: link.index, table, via, onlink }, dev.clone(), field))
+            Object::Route { dst, table, via, onlink, dev: route_dev } => {
+                let index = if route_dev == dev { link.index } else { underlay };
+                Some((Route { dst, index, table, via, onlink }, route_dev, field))
             }
             _ => None,
         })
@@ -125,10 +127,24 @@ async fn configure(
 
 /// The forwarding state of each peer, as flannel's vxlan backend writes it, with the profile field each entry
 /// comes from: a unicast FDB entry (its VTEP's MAC to its underlay address) and an all-zero flood entry, a
-/// permanent neighbour entry for its gateway, and an on-link route to each of its subnets via that gateway.
-pub(super) fn peer_state(config: &VxlanTunnel, dev: &str) -> Vec<(Object, String)> {
+/// permanent neighbour entry for its gateway, and an on-link route to each of its subnets via that gateway. A
+/// `direct` peer gets only routes via its VTEP on the underlay link `underlay_dev`, as flannel's DirectRouting.
+pub(super) fn peer_state(config: &VxlanTunnel, dev: &str, underlay_dev: &str) -> Vec<(Object, String)> {
     let mut out = Vec::new();
     for (i, peer) in config.peers.iter().enumerate() {
+        if peer.direct {
+            for (j, dst) in peer.subnets.iter().enumerate() {
+                let route = Object::Route {
+                    dst: *dst,
+                    dev: underlay_dev.into(),
+                    table: MAIN_TABLE,
+                    via: Some(peer.vtep),
+                    onlink: false,
+                };
+                out.push((route, format!("peer[{i}].subnets[{j}]")));
+            }
+            continue;
+        }
         let mac = config.peer_mac(peer);
         for entry in [mac, culvert_core::mac::MacAddr([0; 6])] {
             out.push((Object::Fdb { dev: dev.into(), mac: entry, dst: peer.vtep }, format!("peer[{i}].vtep")));
@@ -142,6 +158,12 @@ pub(super) fn peer_state(config: &VxlanTunnel, dev: &str) -> Vec<(Object, String
         }
     }
     out
+}
+
+/// The name of the underlay link, for the routes of `direct` peers.
+pub(super) async fn underlay_name(netlink: &Netlink, config: &VxlanTunnel) -> Result<String, TunnelError> {
+    let index = underlay(netlink, config).await?;
+    Ok(netlink.link_name(index).await?.unwrap_or_default())
 }
 
 /// The underlay link: the one named, or the one that holds `local`.
