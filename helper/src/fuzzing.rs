@@ -27,12 +27,14 @@ pub fn etcd_records(data: &[u8]) {
     let (key, value) = rest.split_at(usize::from(split).min(rest.len()));
     let key = String::from_utf8_lossy(key);
     let _ = subnet_of_key(&key);
-    static NETWORKS: OnceLock<[Network; 2]> = OnceLock::new();
+    static NETWORKS: OnceLock<[Network; 4]> = OnceLock::new();
     let networks = NETWORKS.get_or_init(|| {
         let parse = |json: &[u8]| Network::parse(json).expect("a network");
         [
             parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}"#),
             parse(br#"{"Network":"10.6.0.0/24","SubnetLen":26,"Backend":{"Type":"host-gw"}}"#),
+            parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}"#),
+            parse(br#"{"Network":"10.5.0.0/16"}"#),
         ]
     });
     let leases = [Lease { name: key.into_owned(), value: value.to_vec(), created: 1 }];
@@ -40,7 +42,8 @@ pub fn etcd_records(data: &[u8]) {
         if let (Ok(attrs), Some(subnet)) = (LeaseAttrs::parse(value), subnet_of_key(&leases[0].name)) {
             let _ = attrs.node(subnet, &network.backend);
         }
-        let _ = nodes(network, network.subnets().next().expect("a subnet"), &leases);
+        let checked = nodes(network, network.subnets().next().expect("a subnet"), &leases);
+        let _ = crate::overlay::nodes::on_segment(checked, network.network);
     }
 }
 

@@ -71,7 +71,21 @@ pub fn parse(name: &str, draft: FormDraft, stored: Option<&Profile>) -> Result<P
             }
         }
     }
-    draft.into_profile(name).map_err(|e| problem(FileProblem::Field(e)))
+    if let (Draft::Overlay(d), Some(Profile { tunnel: Tunnel::Overlay(o), .. })) = (&mut draft, stored)
+        && d.etcd_username.is_some()
+        && d.etcd_password.is_none()
+    {
+        d.etcd_password = o.etcd_password.as_ref().map(|p| p.expose().to_owned());
+    }
+    let mut profile = draft.into_profile(name).map_err(|e| problem(FileProblem::Field(e)))?;
+    // An overlay's PEM files are read here, by the app, as the CLI reads them: culvertd reads no user's file. A
+    // relative path is taken from the home directory.
+    let home = std::env::var_os("HOME").map_or_else(|| std::path::PathBuf::from("/"), std::path::PathBuf::from);
+    culvert_core::profile::read_etcd_files(&mut profile, &home).map_err(|e| match e {
+        culvert_core::profile::LoadError::Invalid { error, .. } => problem(error),
+        other => FormError { field: None, problem: other.to_string(), fix: String::new() },
+    })?;
+    Ok(profile)
 }
 
 /// A stored profile's draft, without its secrets.

@@ -132,7 +132,10 @@ impl Store {
     /// Stores the profile of a file's text, named and read by the file's name (`wg0.conf` is a wg-quick file of
     /// tunnel `wg0`): for text read elsewhere, a file dropped on the app's window, say.
     pub fn import_text(&self, file_name: &Path, text: &str) -> Result<Profile, StoreError> {
-        let profile = profile::parse_file(file_name, text)?;
+        let mut profile = profile::parse_file(file_name, text)?;
+        // An overlay's PEM files are found from the file's directory, and stored by their absolute paths.
+        let base = file_name.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        profile::read_etcd_files(&mut profile, base)?;
         if self.path(&profile.name).exists() {
             return Err(StoreError::Exists(profile.name));
         }
@@ -155,6 +158,12 @@ impl Store {
                 }
             }
         }
+        // Only a profile with a password needs the keyring: the others work without one.
+        if let Tunnel::Overlay(o) = &profile.tunnel
+            && let Some(password) = &o.etcd_password
+        {
+            self.secrets.set(&secrets::etcd_password_account(&profile.name), password.expose())?;
+        }
         let text = Draft::from(profile).without_secrets().to_toml();
         let path = self.path(&profile.name);
         write_atomically(&path, text.as_bytes()).map_err(|source| StoreError::Io { path, source })
@@ -176,10 +185,21 @@ impl Store {
         let (path, text) = self.read(name)?;
         let corrupt = |problem| StoreError::Corrupt { name: name.into(), path: path.clone(), problem };
         let mut draft = Draft::from_toml(&text).map_err(corrupt)?;
-        if let Draft::Wireguard(w) = &mut draft {
-            self.put_secrets_back(name, w)?;
+        match &mut draft {
+            Draft::Wireguard(w) => self.put_secrets_back(name, w)?,
+            Draft::Overlay(o) if o.etcd_username.is_some() => {
+                let password = self
+                    .secrets
+                    .get(&secrets::etcd_password_account(name))?
+                    .ok_or_else(|| StoreError::MissingSecret { name: name.into(), what: "etcd password".into() })?;
+                o.etcd_password = Some(password.to_string());
+            }
+            _ => {}
         }
-        draft.into_profile(name).map_err(|e| corrupt(FileProblem::Field(e)))
+        let mut profile = draft.into_profile(name).map_err(|e| corrupt(FileProblem::Field(e)))?;
+        // The PEM files an overlay names are read here, by the client, as for a profile file.
+        profile::read_etcd_files(&mut profile, &self.dir).map_err(StoreError::from)?;
+        Ok(profile)
     }
 
     fn put_secrets_back(&self, name: &str, w: &mut WireguardDraft) -> Result<(), StoreError> {
@@ -209,11 +229,17 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         let (path, text) = self.read(name)?;
         std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
-        if let Ok(Draft::Wireguard(w)) = Draft::from_toml(&text) {
-            self.secrets.delete(&secrets::private_key_account(name))?;
-            for peer in w.peer.iter().filter_map(|p| p.public_key.parse::<PublicKey>().ok()) {
-                self.secrets.delete(&secrets::psk_account(name, &peer))?;
+        match Draft::from_toml(&text) {
+            Ok(Draft::Wireguard(w)) => {
+                self.secrets.delete(&secrets::private_key_account(name))?;
+                for peer in w.peer.iter().filter_map(|p| p.public_key.parse::<PublicKey>().ok()) {
+                    self.secrets.delete(&secrets::psk_account(name, &peer))?;
+                }
             }
+            Ok(Draft::Overlay(o)) if o.etcd_username.is_some() => {
+                self.secrets.delete(&secrets::etcd_password_account(name))?;
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -13,6 +13,10 @@ pub fn private_key_account(profile: &str) -> String {
     format!("{profile}/private_key")
 }
 
+pub fn etcd_password_account(profile: &str) -> String {
+    format!("{profile}/etcd_password")
+}
+
 pub fn psk_account(profile: &str, peer: &PublicKey) -> String {
     format!("{profile}/preshared_key/{peer}")
 }

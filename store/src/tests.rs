@@ -117,3 +117,27 @@ fn names_that_are_not_profile_names_are_not_found() {
         assert!(matches!(store.load(bad), Err(StoreError::NotFound(_))), "{bad}");
     }
 }
+
+#[test]
+fn an_overlays_etcd_password_goes_to_the_keyring_and_its_pem_files_are_read_by_the_client() {
+    let dir = scratch("etcd");
+    std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    let file = dir.join("site.toml");
+    std::fs::write(
+        &file,
+        "kind = \"overlay\"\netcd = [\"https://10.99.0.10:2379\"]\netcd_ca = \"ca.pem\"\n\
+         etcd_username = \"node1\"\netcd_password = \"s3cret-pw\"\n",
+    )
+    .unwrap();
+    let store = Store::open(dir.join("profiles"), Secrets::in_memory());
+    store.import(&file).unwrap();
+    let stored = std::fs::read_to_string(dir.join("profiles/site.toml")).unwrap();
+    assert!(!stored.contains("s3cret-pw"), "the password reached the file:\n{stored}");
+    assert!(stored.contains(&format!("etcd_ca = \"{}\"", dir.join("ca.pem").display())), "{stored}");
+    let loaded = store.load("site").unwrap();
+    let Tunnel::Overlay(o) = &loaded.tunnel else { panic!("{loaded:?}") };
+    assert_eq!(o.etcd_password.as_ref().map(|p| p.expose()), Some("s3cret-pw"));
+    assert!(o.etcd_ca.as_ref().unwrap().pem.contains("BEGIN CERTIFICATE"));
+    store.remove("site").unwrap();
+    assert!(store.secrets.get(&secrets::etcd_password_account("site")).unwrap().is_none());
+}

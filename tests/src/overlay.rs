@@ -18,6 +18,68 @@ pub struct Etcd {
     members: Vec<Member>,
     /// The client URLs of every member, as a profile's `etcd` lists them.
     pub endpoints: Vec<String>,
+    /// With TLS: the files (etcd asks clients for a certificate signed by the same CA).
+    pub pki: Option<Pki>,
+    /// `user:password` for etcdctl, once auth is on.
+    pub root: Option<String>,
+}
+
+/// A CA, etcd's server certificate for 172.31.0.100, and a client certificate (CN `node1`), made with openssl.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn make(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let openssl = |args: &[&str]| check(Command::new("openssl").current_dir(&dir).args(args));
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[&["req", "-x509"][..], &ec, &["-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2"]]
+                .concat()
+                .into_iter()
+                .chain(["-subj", "/CN=culvert-test-ca"])
+                .collect::<Vec<_>>(),
+        );
+        for (name, cn, ext) in [
+            ("server", "etcd", format!("subjectAltName=IP:{ETCD_IP}\nextendedKeyUsage=serverAuth\n")),
+            ("node1", "node1", "extendedKeyUsage=clientAuth\n".to_owned()),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext file");
+            openssl(
+                &[
+                    &["req"][..],
+                    &ec,
+                    &["-keyout", &format!("{name}-key.pem"), "-out", &format!("{name}.csr")],
+                    &["-subj", &format!("/CN={cn}")],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+        Self { dir }
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
 }
 
 #[derive(Debug)]
@@ -37,6 +99,13 @@ impl Etcd {
     fn etcdctl(&self, endpoints: &str) -> Command {
         let mut c = in_ns(&self.ns, "etcdctl");
         c.env("ETCDCTL_API", "3").args(["--endpoints", endpoints]);
+        if let Some(pki) = &self.pki {
+            c.args(["--cacert", &pki.file("ca.pem"), "--cert", &pki.file("node1.pem")]);
+            c.args(["--key", &pki.file("node1-key.pem")]);
+        }
+        if let Some(root) = &self.root {
+            c.args(["--user", root]);
+        }
         c
     }
 
@@ -58,9 +127,15 @@ impl Etcd {
         let cluster: Vec<String> = self.members.iter().map(|m| format!("{}=http://{}:2380", m.name, m.ip)).collect();
         let m = &mut self.members[i];
         let log = std::fs::File::create(m.data_dir.with_extension("log")).expect("etcd log");
-        let client = format!("http://{}:2379", m.ip);
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://{}:2379", m.ip);
         let peer = format!("http://{}:2380", m.ip);
-        let child = in_ns(&self.ns, "etcd")
+        let mut etcd = in_ns(&self.ns, "etcd");
+        if let Some(pki) = &self.pki {
+            etcd.args(["--cert-file", &pki.file("server.pem"), "--key-file", &pki.file("server-key.pem")]);
+            etcd.args(["--trusted-ca-file", &pki.file("ca.pem"), "--client-cert-auth"]);
+        }
+        let child = etcd
             .args(["--name", &m.name, "--data-dir"])
             .arg(&m.data_dir)
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -113,8 +188,19 @@ pub fn underlay(lab: &mut Lab) -> Etcd {
     underlay_with(lab, 1)
 }
 
+/// The underlay namespace with its bridge and a one-member etcd that speaks only TLS and wants a client
+/// certificate.
+pub fn underlay_tls(lab: &mut Lab) -> Etcd {
+    let pki = Pki::make(lab.dir.join("pki"));
+    underlay_of(lab, 1, Some(pki))
+}
+
 /// The underlay namespace with its bridge and an etcd cluster of `members` at .100, .101, ...
 pub fn underlay_with(lab: &mut Lab, members: u8) -> Etcd {
+    underlay_of(lab, members, None)
+}
+
+fn underlay_of(lab: &mut Lab, members: u8, pki: Option<Pki>) -> Etcd {
     let ns = lab.netns();
     ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
     let tag = unique("etcd");
@@ -126,8 +212,9 @@ pub fn underlay_with(lab: &mut Lab, members: u8) -> Etcd {
         })
         .collect();
     ip(&["-n", &ns, "link", "set", "br0", "up"]);
-    let endpoints = members.iter().map(|m| format!("http://{}:2379", m.ip)).collect();
-    let mut etcd = Etcd { ns, members, endpoints };
+    let scheme = if pki.is_some() { "https" } else { "http" };
+    let endpoints = members.iter().map(|m| format!("{scheme}://{}:2379", m.ip)).collect();
+    let mut etcd = Etcd { ns, members, endpoints, pki, root: None };
     etcd.start();
     etcd
 }

@@ -154,7 +154,11 @@ fn watch_packets_shows_sampled_headers_both_ways() {
         .spawn()
         .unwrap();
     lab.children.push(watch);
-    std::thread::sleep(Duration::from_millis(300));
+    // The first line comes once the subscription stands: packets from then on are sampled.
+    let subscribed = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.lines().next().is_some_and(|l| l.ends_with('}')))
+    });
+    assert!(subscribed, "watch printed nothing");
     assert!(run(in_ns(&a, "ping").args(["-c", "5", "-i", "0.1", "-s", "1000", "10.9.0.2"])).status.success());
     let packets = |text: &str| -> Vec<serde_json::Value> {
         text.lines()

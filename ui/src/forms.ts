@@ -112,6 +112,11 @@ export const FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
   hostgw: [FORWARD],
   overlay: [
     { key: "etcd", label: "etcd", type: "list", placeholder: "http://10.99.0.10:2379", hint: "etcd's client URLs, comma-separated." },
+    { key: "etcd_ca", label: "etcd CA", type: "text", placeholder: "~/etcd/ca.pem", hint: "For https:// URLs: the CA file that signed etcd's certificate; read by this app." },
+    { key: "etcd_cert", label: "Client cert", type: "text", placeholder: "optional", hint: "Optional: this host's certificate, when etcd asks for one." },
+    { key: "etcd_key", label: "Client key", type: "text", placeholder: "optional", hint: "Optional: the certificate's key file." },
+    { key: "etcd_username", label: "etcd user", type: "text", placeholder: "optional", hint: "Optional: when etcd's auth is on." },
+    { key: "etcd_password", label: "etcd password", type: "text", placeholder: "kept in your keyring", secret: true, hint: "Left empty when editing: the stored one is kept." },
     { key: "prefix", label: "Prefix", type: "text", placeholder: "/coreos.com/network", hint: "Optional: flannel's by default." },
     { key: "public_ip", label: "Public IP", type: "text", placeholder: "the default route's source", hint: "Optional: this host's address the others reach." },
     INTERFACE,

@@ -14,8 +14,8 @@ use super::fields::{
 };
 use super::{
     FileProblem, HostgwPeer, HostgwTunnel, Kind, OVERLAY_LEASE_TTL, OVERLAY_PREFIX, OVERLAY_RENEW_MARGIN,
-    OVERLAY_SUBNET_FILE, OverlayTunnel, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpPeer, UdpTunnel, VxlanPeer,
-    VxlanTunnel, WireguardPeer, WireguardTunnel,
+    OVERLAY_SUBNET_FILE, OverlayTunnel, Password, PemFile, Profile, ProfileError, Table, TapTunnel, Tunnel, UdpPeer,
+    UdpTunnel, VxlanPeer, VxlanTunnel, WireguardPeer, WireguardTunnel,
 };
 use crate::mac::MacAddr;
 
@@ -239,6 +239,18 @@ pub struct OverlayDraft {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[ts(as = "Option<Vec<String>>")]
     pub etcd: Vec<String>,
+    /// Paths of PEM files, relative to the profile file; read by the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_username: Option<String>,
+    /// A secret: kept in the keyring by the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,11 +324,15 @@ impl Draft {
     /// The draft with its secrets taken out (a WireGuard private key and preshared keys), as the app's store
     /// writes it and its form shows it.
     pub fn without_secrets(mut self) -> Self {
-        if let Self::Wireguard(w) = &mut self {
-            w.private_key = None;
-            for p in &mut w.peer {
-                p.preshared_key = None;
+        match &mut self {
+            Self::Wireguard(w) => {
+                w.private_key = None;
+                for p in &mut w.peer {
+                    p.preshared_key = None;
+                }
             }
+            Self::Overlay(o) => o.etcd_password = None,
+            _ => {}
         }
         self
     }
@@ -465,6 +481,11 @@ impl From<&Profile> for Draft {
             Tunnel::Overlay(o) => Self::Overlay(OverlayDraft {
                 kind_key: KindKey,
                 etcd: o.etcd.clone(),
+                etcd_ca: o.etcd_ca.as_ref().map(|f| f.path.clone()),
+                etcd_cert: o.etcd_cert.as_ref().map(|f| f.path.clone()),
+                etcd_key: o.etcd_key.as_ref().map(|f| f.path.clone()),
+                etcd_username: o.etcd_username.clone(),
+                etcd_password: o.etcd_password.as_ref().map(|p| p.expose().to_owned()),
                 prefix: (o.prefix != OVERLAY_PREFIX).then(|| o.prefix.clone()),
                 public_ip: o.public_ip.map(|ip| ip.to_string()),
                 interface: o.interface.clone(),
@@ -646,6 +667,11 @@ impl OverlayDraft {
             |field: &str, text: Option<String>, default: u64| text.map_or(Ok(default), |t| duration(field, &t));
         Ok(OverlayTunnel {
             etcd: self.etcd,
+            etcd_ca: self.etcd_ca.map(PemFile::named),
+            etcd_cert: self.etcd_cert.map(PemFile::named),
+            etcd_key: self.etcd_key.map(PemFile::named),
+            etcd_username: self.etcd_username,
+            etcd_password: self.etcd_password.map(Password::new),
             prefix: self.prefix.unwrap_or_else(|| OVERLAY_PREFIX.into()),
             public_ip: self.public_ip.map(|ip| self::ip("public_ip", &ip, "172.31.0.1")).transpose()?,
             interface: self.interface,

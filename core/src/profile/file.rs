@@ -13,7 +13,44 @@ pub fn name_from_path(path: &Path) -> Option<String> {
 /// Reads, parses and validates a profile file: a wg-quick file if its name ends in `.conf`, else TOML.
 pub fn load_file(path: &Path) -> Result<Profile, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
-    parse_file(path, &text)
+    let mut profile = parse_file(path, &text)?;
+    read_etcd_files(&mut profile, path.parent().unwrap_or(Path::new(".")))?;
+    Ok(profile)
+}
+
+/// Reads the PEM files an overlay profile names (paths relative to `base`, the profile file's directory), as
+/// the client that sends it must: culvertd never reads a user's files. Each path becomes the absolute one that
+/// was read, so that a stored copy of the profile still finds it.
+pub fn read_etcd_files(profile: &mut Profile, base: &Path) -> Result<(), LoadError> {
+    let super::Tunnel::Overlay(o) = &mut profile.tunnel else { return Ok(()) };
+    for (field, file) in [("etcd_ca", &mut o.etcd_ca), ("etcd_cert", &mut o.etcd_cert), ("etcd_key", &mut o.etcd_key)] {
+        let Some(file) = file else { continue };
+        let path = base.join(&file.path);
+        let invalid = |problem: String, fix: &str| LoadError::Invalid {
+            path: path.clone(),
+            error: FileProblem::Field(ProfileError::new(field, problem, fix)),
+        };
+        let unreadable = |e: std::io::Error| {
+            invalid(
+                format!("cannot read {}: {e}", path.display()),
+                "name a file you may read; a relative path is taken from the profile's directory",
+            )
+        };
+        let meta = std::fs::metadata(&path).map_err(unreadable)?;
+        if meta.len() > super::MAX_PEM as u64 {
+            return Err(invalid(
+                format!("is larger than {} KiB", super::MAX_PEM / 1024),
+                "name the PEM file itself, not a bundle of everything",
+            ));
+        }
+        let pem = std::fs::read_to_string(&path).map_err(unreadable)?;
+        if !pem.contains("-----BEGIN ") {
+            return Err(invalid("is not a PEM file".into(), "name the PEM file (it starts with -----BEGIN)"));
+        }
+        file.pem = pem;
+        file.path = std::path::absolute(&path).unwrap_or(path).display().to_string();
+    }
+    Ok(())
 }
 
 /// Parses and validates the text of a profile file called `path` (its name decides the format and the tunnel's

@@ -22,7 +22,7 @@ pub use draft::{
     VxlanPeerDraft, WireguardDraft, WireguardPeerDraft,
 };
 pub use error::{FileProblem, LoadError, ProfileError};
-pub use file::{load_file, name_from_path, parse_file};
+pub use file::{load_file, name_from_path, parse_file, read_etcd_files};
 pub use toml_file::{parse_toml, write_toml};
 pub use validate::name as validate_name;
 
@@ -243,12 +243,84 @@ pub const OVERLAY_SUBNET_DIRS: [&str; 2] = ["/run/flannel/", "/run/culvert/"];
 pub const OVERLAY_LEASE_TTL: u64 = 24 * 3600;
 pub const OVERLAY_RENEW_MARGIN: u64 = 3600;
 
+/// A PEM file an overlay's etcd client uses: where the profile names it, and what it holds. The client (the CLI
+/// or the app) reads it and sends the contents, so that culvertd never opens a user's file; `pem` is empty until
+/// [`read_etcd_files`] has read it. The contents are never shown by `Debug` and are zeroed when dropped (a
+/// client key is among them).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PemFile {
+    pub path: String,
+    #[serde(default)]
+    pub pem: String,
+}
+
+impl PemFile {
+    pub fn named(path: impl Into<String>) -> Self {
+        Self { path: path.into(), pem: String::new() }
+    }
+}
+
+impl std::fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PemFile({:?}, {} bytes)", self.path, self.pem.len())
+    }
+}
+
+impl Drop for PemFile {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pem);
+    }
+}
+
+/// A password: never shown by `Debug`, zeroed when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+impl Drop for Password {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// The largest PEM file an overlay may name (a CA bundle of a few dozen certificates fits).
+pub const MAX_PEM: usize = 64 * 1024;
+
 /// A host of a flannel network: culvertd leases one of the network's subnets in etcd, publishes how to reach
 /// it, and makes every other host's lease a peer of the backend the network's config names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OverlayTunnel {
-    /// etcd's client URLs (`http://10.99.0.10:2379`).
+    /// etcd's client URLs (`http://10.99.0.10:2379`, or `https://` with `etcd_ca`).
     pub etcd: Vec<String>,
+    /// The CA that signed etcd's certificates, for https:// endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_ca: Option<PemFile>,
+    /// This host's client certificate and key, when etcd asks for one (`--client-cert-auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_cert: Option<PemFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_key: Option<PemFile>,
+    /// etcd's user and password, when its auth is on. The password is a secret: the keyring in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_password: Option<Password>,
     /// Where the network's config and leases are kept.
     pub prefix: String,
     /// This host's underlay address; the source address of the default route when absent.

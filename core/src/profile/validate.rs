@@ -592,6 +592,7 @@ fn overlay(p: &Profile, o: &OverlayTunnel) -> Result<(), ProfileError> {
             ProfileError::new(format!("etcd[{i}]"), format!("`{url}` {why}"), "write it as http://10.99.0.10:2379")
         })?;
     }
+    etcd_security(o)?;
     let plain = |c: char| c.is_ascii_graphic() && c != '\\';
     if !o.prefix.starts_with('/') || o.prefix.len() < 2 || o.prefix.ends_with('/') || !o.prefix.chars().all(plain) {
         return Err(ProfileError::new(
@@ -630,11 +631,78 @@ fn overlay(p: &Profile, o: &OverlayTunnel) -> Result<(), ProfileError> {
     Ok(())
 }
 
-fn etcd_url(url: &str) -> Result<(), &'static str> {
-    if url.starts_with("https://") {
-        return Err("needs TLS, which this version of culvertd does not speak to etcd yet");
+/// TLS only on https:// endpoints and always with the CA; a certificate with its key; a user with a password.
+fn etcd_security(o: &OverlayTunnel) -> Result<(), ProfileError> {
+    let https = o.etcd.iter().filter(|u| u.starts_with("https://")).count();
+    if https != 0 && https != o.etcd.len() {
+        return Err(ProfileError::new(
+            "etcd",
+            "mixes http:// and https:// endpoints",
+            "list the members of one etcd cluster, all of them with the same scheme",
+        ));
     }
-    let rest = url.strip_prefix("http://").ok_or("is not an http:// URL")?;
+    if https > 0 && o.etcd_ca.is_none() {
+        return Err(ProfileError::new(
+            "etcd_ca",
+            "is missing, and https:// endpoints need it",
+            "set etcd_ca to the CA file that signed etcd's certificate, such as etcd_ca = \"ca.pem\"",
+        ));
+    }
+    let files = [("etcd_ca", &o.etcd_ca), ("etcd_cert", &o.etcd_cert), ("etcd_key", &o.etcd_key)];
+    for (field, file) in files {
+        let Some(file) = file else { continue };
+        if https == 0 {
+            return Err(ProfileError::new(field, "is only for https:// endpoints", "write etcd's URLs as https://"));
+        }
+        if file.path.is_empty() || file.path.len() > 4096 || file.path.contains('\0') {
+            return Err(ProfileError::new(field, "is not a file name", "name the PEM file, such as \"ca.pem\""));
+        }
+        if file.pem.len() > super::MAX_PEM {
+            return Err(ProfileError::new(
+                field,
+                format!("{} is larger than {} KiB", file.path, super::MAX_PEM / 1024),
+                "name the PEM file itself, not a bundle of everything",
+            ));
+        }
+    }
+    if o.etcd_cert.is_some() != o.etcd_key.is_some() {
+        let missing = if o.etcd_cert.is_some() { "etcd_key" } else { "etcd_cert" };
+        return Err(ProfileError::new(
+            missing,
+            "is missing: a client certificate goes with its key",
+            "set both etcd_cert and etcd_key, or neither",
+        ));
+    }
+    match (&o.etcd_username, &o.etcd_password) {
+        (Some(user), Some(password)) => {
+            if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
+                return Err(ProfileError::new(
+                    "etcd_username",
+                    "is not a user name",
+                    "give etcd's user, such as \"node1\"",
+                ));
+            }
+            if password.expose().is_empty() || password.expose().len() > 1024 {
+                return Err(ProfileError::new("etcd_password", "must be 1 to 1024 bytes", "give the user's password"));
+            }
+        }
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(ProfileError::new("etcd_password", "is missing", "give etcd_username's password, or neither"));
+        }
+        (None, Some(_)) => {
+            return Err(ProfileError::new(
+                "etcd_username",
+                "is missing",
+                "give the user etcd_password is for, or neither",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn etcd_url(url: &str) -> Result<(), &'static str> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or("is not an http:// URL")?;
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     let (host, port) = authority.rsplit_once(':').ok_or("has no port")?;
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
@@ -889,12 +957,26 @@ mod tests {
             let e = refused(&format!("{base}{extra}"));
             assert!(e.field == field && e.problem.contains(says), "{extra}: {e}");
         }
-        for (url, says) in
-            [("10.99.0.10:2379", "not an http"), ("http://10.99.0.10", "no port"), ("https://e:2379", "TLS")]
-        {
+        for (url, says) in [("10.99.0.10:2379", "not an http"), ("http://10.99.0.10", "no port")] {
             let e = refused(&format!("kind = \"overlay\"\netcd = [\"{url}\"]\n"));
             assert!(e.field == "etcd[0]" && e.problem.contains(says), "{url}: {e}");
         }
+        let tls = "kind = \"overlay\"\netcd = [\"https://10.99.0.10:2379\"]\n";
+        for (text, field, says) in [
+            (tls.to_owned(), "etcd_ca", "https:// endpoints need it"),
+            (format!("{base}etcd_ca = \"ca.pem\"\n"), "etcd_ca", "only for https://"),
+            (format!("{tls}etcd_ca = \"ca.pem\"\netcd_cert = \"n.pem\"\n"), "etcd_key", "goes with its key"),
+            ("kind = \"overlay\"\netcd = [\"https://a:1\", \"http://b:1\"]\n".to_owned(), "etcd", "mixes"),
+            (format!("{base}etcd_username = \"node1\"\n"), "etcd_password", "missing"),
+            (format!("{base}etcd_password = \"x\"\n"), "etcd_username", "missing"),
+        ] {
+            let e = refused(&text);
+            assert!(e.field == field && e.problem.contains(says), "{text}: {e}");
+        }
+        let good = format!("{tls}etcd_ca = \"ca.pem\"\netcd_cert = \"n.pem\"\netcd_key = \"n-key.pem\"\n");
+        let p = crate::profile::parse_toml("ov", &format!("{good}etcd_username = \"node1\"\netcd_password = \"pw\"\n"));
+        let p = p.unwrap();
+        assert!(!format!("{p:?}").contains("pw\""), "the password must not show: {p:?}");
         let e = refused("kind = \"overlay\"\n");
         assert_eq!(e.field, "etcd");
     }

@@ -12,6 +12,9 @@ impl From<OverlayError> for IpcError {
             OverlayError::Unreachable { .. } | OverlayError::Etcd { .. } => {
                 "check that etcd runs and that this host reaches the profile's `etcd` URLs".to_owned()
             }
+            OverlayError::Refused { .. } => "check etcd_username and etcd_password (for a stored profile, import it \
+                 again), and that etcd grants that user read and write on the prefix"
+                .to_owned(),
             OverlayError::NoConfig { key } => format!(
                 "put the network's config there first, as for flannel: etcdctl put {key} \
                  '{{\"Network\":\"10.5.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}'"

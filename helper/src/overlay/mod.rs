@@ -37,6 +37,8 @@ pub enum OverlayError {
     Unreachable { endpoints: String, message: String },
     #[error("etcd at {endpoints}: {op}: {message}")]
     Etcd { op: String, endpoints: String, message: String },
+    #[error("etcd at {endpoints} refused this host: {message}")]
+    Refused { endpoints: String, message: String },
     #[error("etcd has no network config at {key}")]
     NoConfig { key: String },
     #[error("the network config at {key}: {problem}")]
@@ -122,6 +124,21 @@ pub struct Session {
     /// The peers, and the subnet, last handed to the helper.
     applied: Vec<Node>,
     applied_subnet: Ipv4Net,
+    /// Until the session runs, its lease is given back when it is dropped: an `up` that failed or was
+    /// abandoned at its deadline leaves no lease for the others to route to until its TTL.
+    give_back_on_drop: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.give_back_on_drop {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (mut registry, id) = (self.registry.clone(), self.lease_id);
+            runtime.spawn(async move { registry.revoke(id).await });
+        }
+    }
 }
 
 impl Session {
@@ -137,7 +154,7 @@ impl Session {
             }
             None => default_source()?,
         };
-        let mut registry = Registry::connect(&settings.etcd, &settings.prefix).await?;
+        let mut registry = Registry::connect(settings).await?;
         let network = registry.network().await?;
         let mut private_key = None;
         let own = match network.backend {
@@ -154,7 +171,13 @@ impl Session {
         let previous = settings.subnet_file.as_deref().and_then(|f| subnet_env::previous_subnet(f.as_ref()));
         let (subnet, lease_id) =
             take_lease(&mut registry, &network, &attrs, public_ip, previous, settings.lease_ttl).await?;
-        let (leases, revision) = registry.leases().await?;
+        let (leases, revision) = match registry.leases().await {
+            Ok(found) => found,
+            Err(e) => {
+                registry.revoke(lease_id).await;
+                return Err(e);
+            }
+        };
         let status = OverlayStatus {
             network: network.network.to_string(),
             subnet: subnet.to_string(),
@@ -180,6 +203,7 @@ impl Session {
             view,
             applied: vec![],
             applied_subnet: subnet,
+            give_back_on_drop: true,
         };
         session.applied = session.check_nodes();
         Ok(session)
@@ -204,6 +228,7 @@ impl Session {
     /// The underlay subnet this host's public IP is on: under DirectRouting, hosts on it are routed to directly.
     pub fn set_underlay(&mut self, underlay: Option<Ipv4Net>) {
         self.underlay = underlay;
+        self.applied = self.check_nodes();
     }
 
     /// Where the subnet file goes, if anywhere.
@@ -213,6 +238,7 @@ impl Session {
 
     /// Gives the lease back, for an `up` that failed after taking it.
     pub async fn abandon(mut self) {
+        self.give_back_on_drop = false;
         self.registry.revoke(self.lease_id).await;
     }
 
@@ -230,7 +256,10 @@ impl Session {
     /// Checks every lease, shows them, and gives the peers they make.
     fn check_nodes(&self) -> Vec<Node> {
         let leases: Vec<Lease> = self.leases.values().cloned().collect();
-        let checked = nodes::nodes(&self.network, self.subnet, &leases);
+        let mut checked = nodes::nodes(&self.network, self.subnet, &leases);
+        if let (Backend::HostGw, Some(segment)) = (self.network.backend, self.underlay) {
+            checked = nodes::on_segment(checked, segment);
+        }
         for skipped in checked.shown.iter().filter(|n| n.skipped_reason.is_some()) {
             tracing::debug!("overlay {}: lease {} skipped: {:?}", self.name, skipped.subnet, skipped.skipped_reason);
         }
@@ -241,6 +270,8 @@ impl Session {
     /// Follows the other hosts' leases and keeps this host's own until the tunnel goes down (the task is
     /// aborted): every change of the peers goes to `updates`.
     pub async fn run(mut self, updates: tokio::sync::mpsc::Sender<Update>) {
+        // From here on the tunnel is up, and `down` gives the lease back (through the view).
+        self.give_back_on_drop = false;
         let renew_after = Duration::from_secs(self.settings.lease_ttl - self.settings.lease_renew_margin);
         let mut renew_at = tokio::time::Instant::now() + renew_after;
         let mut backoff = BACKOFF_MIN;
@@ -315,19 +346,16 @@ impl Session {
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
             self.revision = self.revision.max(kv.mod_revision());
-            match event.event_type() {
-                etcd_client::EventType::Put => {
-                    if let Some(lease) = registry::lease(&prefix, kv) {
-                        self.leases.insert(lease.name.clone(), lease);
-                    }
+            // A deleted key's kv carries only its key and revision, version 0; a put's version is 1 or more.
+            // Told apart so rather than by `Event::event_type`, which panics on a type it does not know.
+            if kv.version() > 0 {
+                if let Some(lease) = registry::lease(&prefix, kv) {
+                    self.leases.insert(lease.name.clone(), lease);
                 }
-                etcd_client::EventType::Delete => {
-                    if let Ok(key) = kv.key_str()
-                        && let Some(name) = key.strip_prefix(&prefix)
-                    {
-                        self.leases.remove(name);
-                    }
-                }
+            } else if let Ok(key) = kv.key_str()
+                && let Some(name) = key.strip_prefix(&prefix)
+            {
+                self.leases.remove(name);
             }
         }
     }
@@ -537,6 +565,11 @@ mod tests {
         let network = Network::parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":3}}"#).unwrap();
         let settings = OverlayTunnel {
             etcd: vec!["http://10.99.0.10:2379".into()],
+            etcd_ca: None,
+            etcd_cert: None,
+            etcd_key: None,
+            etcd_username: None,
+            etcd_password: None,
             prefix: "/coreos.com/network".into(),
             public_ip: None,
             interface: None,

@@ -87,6 +87,23 @@ pub fn nodes(network: &Network, own: Ipv4Net, leases: &[Lease]) -> Nodes {
     out
 }
 
+/// host-gw routes via each host's address, so only hosts on this host's own segment can be peers: the others
+/// are skipped and shown with the reason, and the rest of the network still works.
+pub fn on_segment(mut nodes: Nodes, segment: Ipv4Net) -> Nodes {
+    let (near, far): (Vec<Node>, Vec<Node>) = nodes.peers.into_iter().partition(|n| segment.contains(&n.public_ip));
+    for node in far {
+        let subnet = node.subnet.to_string();
+        if let Some(shown) = nodes.shown.iter_mut().find(|s| s.subnet == subnet) {
+            shown.skipped_reason = Some(format!(
+                "PublicIP {} is not on this host's segment {segment}, and host-gw needs one layer-2 segment",
+                node.public_ip
+            ));
+        }
+    }
+    nodes.peers = near;
+    nodes
+}
+
 fn skipped(public_ip: &str, subnet: &str, backend: &str, why: String) -> OverlayNode {
     OverlayNode {
         public_ip: public_ip.into(),
@@ -208,6 +225,21 @@ mod tests {
         let n = nodes(&wg, own, &[key("10.5.2.0-24", "172.31.0.2", 1), key("10.5.3.0-24", "172.31.0.3", 2)]);
         assert_eq!(n.peers.len(), 1);
         assert!(n.shown[1].skipped_reason.as_deref().unwrap_or_default().contains("PublicKey is already 10.5.2.0/24"));
+    }
+
+    #[test]
+    fn a_host_gw_host_off_the_segment_is_skipped_and_the_others_stay() {
+        let own = "10.5.1.0/24".parse().unwrap();
+        let hostgw = Network::parse(br#"{"Network":"10.5.0.0/16","Backend":{"Type":"host-gw"}}"#).unwrap();
+        let lease = |name: &str, ip: &str, created| Lease {
+            name: name.into(),
+            value: format!(r#"{{"PublicIP":"{ip}","BackendType":"host-gw"}}"#).into_bytes(),
+            created,
+        };
+        let all = nodes(&hostgw, own, &[lease("10.5.2.0-24", "172.31.0.2", 1), lease("10.5.3.0-24", "10.9.0.3", 2)]);
+        let n = on_segment(all, "172.31.0.0/24".parse().unwrap());
+        assert_eq!(n.peers.len(), 1);
+        assert!(n.shown[1].skipped_reason.as_deref().unwrap_or_default().contains("not on this host's segment"));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use culvert_core::profile::OverlayTunnel;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
+    WatchOptions,
+};
 use ipnet::Ipv4Net;
 
 use super::OverlayError;
@@ -17,6 +21,23 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// changed") is tried this many times in all, from 200 ms apart, doubling: an election takes about a second.
 const CALL_TRIES: u32 = 4;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// What etcd or the connection said, without the layers of gRPC wrapping around it.
+fn describe(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_owned(),
+        etcd_client::Error::TransportError(t) => {
+            let mut text = t.to_string();
+            let mut source = std::error::Error::source(t);
+            while let Some(inner) = source {
+                text = format!("{text}: {inner}");
+                source = inner.source();
+            }
+            text
+        }
+        other => other.to_string(),
+    }
+}
 
 /// Whether the cluster may answer the same call in a moment: no leader yet, a member gone, a call timed out.
 fn passing(e: &etcd_client::Error) -> bool {
@@ -44,17 +65,36 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, OverlayError> {
-        let options = ConnectOptions::new()
+    /// Connects to the overlay's etcd with the TLS files and the user its profile gives (their contents, as the
+    /// client read them: culvertd reads no user's file). Neither the key nor the password is ever logged.
+    pub async fn connect(settings: &OverlayTunnel) -> Result<Self, OverlayError> {
+        let (endpoints, prefix) = (&settings.etcd, settings.prefix.as_str());
+        let joined = endpoints.join(", ");
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CALL_TIMEOUT)
             .with_timeout(CALL_TIMEOUT)
             .with_keep_alive(Duration::from_secs(5), CALL_TIMEOUT)
             .with_require_leader(true);
-        let joined = endpoints.join(", ");
+        if let Some(ca) = &settings.etcd_ca {
+            let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(&ca.pem));
+            if let (Some(cert), Some(key)) = (&settings.etcd_cert, &settings.etcd_key) {
+                tls = tls.identity(Identity::from_pem(&cert.pem, &key.pem));
+            }
+            options = options.with_tls(tls);
+        }
+        if let (Some(user), Some(password)) = (&settings.etcd_username, &settings.etcd_password) {
+            // etcd's tokens end after 5 idle minutes by default: the client takes a new one when it must.
+            options = options.with_user(user.clone(), password.expose().to_owned()).with_auto_token_refresh(true);
+        }
         let client = tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(endpoints, Some(options)))
             .await
             .map_err(|_| OverlayError::Unreachable { endpoints: joined.clone(), message: "no answer".into() })?
-            .map_err(|e| OverlayError::Unreachable { endpoints: joined.clone(), message: e.to_string() })?;
+            .map_err(|e| match &e {
+                etcd_client::Error::GRpcStatus(s) if s.message().contains("authentication failed") => {
+                    OverlayError::Refused { endpoints: joined.clone(), message: s.message().to_owned() }
+                }
+                _ => OverlayError::Unreachable { endpoints: joined.clone(), message: describe(&e) },
+            })?;
         Ok(Self { client, prefix: prefix.to_owned(), endpoints: joined })
     }
 
@@ -81,7 +121,12 @@ impl Registry {
     }
 
     fn error(&self, op: &str, e: &etcd_client::Error) -> OverlayError {
-        OverlayError::Etcd { op: op.into(), endpoints: self.endpoints.clone(), message: e.to_string() }
+        match e {
+            etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::PermissionDenied => {
+                OverlayError::Refused { endpoints: self.endpoints.clone(), message: format!("{op}: {}", s.message()) }
+            }
+            _ => OverlayError::Etcd { op: op.into(), endpoints: self.endpoints.clone(), message: describe(e) },
+        }
     }
 
     pub fn subnets_prefix(&self) -> String {
