@@ -30,6 +30,11 @@ enum Command {
     /// Change a tunnel that is up to exactly a profile (a file, or a stored profile's name) without bringing it
     /// down: peers that stay keep their sessions. A tunnel that is down is brought up.
     Apply { profile: String },
+    /// Make a system tunnel: culvertd keeps the profile (a file, or a stored profile with its keys from your
+    /// keyring) root-only and brings it up now and whenever it starts. You own it; root may disable it too.
+    Enable { profile: String },
+    /// Bring a system tunnel down and have culvertd forget it.
+    Disable { name: String },
     /// List the stored profiles.
     List,
     /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
@@ -72,6 +77,8 @@ enum Command {
     UpLoaded(Box<profile::Profile>),
     #[command(skip)]
     ApplyLoaded(Box<profile::Profile>),
+    #[command(skip)]
+    EnableLoaded(Box<profile::Profile>),
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -190,6 +197,10 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             let loaded = store()?.load(profile)?;
             Ok(Some(Cli { socket: cli.socket, command: Command::ApplyLoaded(Box::new(loaded)) }))
         }
+        Command::Enable { profile } if !is_file_argument(profile) => {
+            let loaded = store()?.load(profile)?;
+            Ok(Some(Cli { socket: cli.socket, command: Command::EnableLoaded(Box::new(loaded)) }))
+        }
         _ => Ok(Some(cli)),
     }
 }
@@ -224,6 +235,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApplyLoaded(profile) => {
             let (status, changes) = connect(socket).await?.apply(*profile).await?;
             say!("{}", render::applied(&status, &changes))?;
+        }
+        Command::EnableLoaded(profile) => {
+            let status = connect(socket).await?.enable(*profile).await?;
+            say!("{}, and enabled: it comes up whenever culvertd starts", render::up_line(&status))?;
+        }
+        Command::Enable { profile: file } => {
+            let file = PathBuf::from(file);
+            let profile = profile::load_file(&file)?;
+            let status = connect(socket).await?.enable(profile).await.map_err(|e| from_file(&file, e))?;
+            say!("{}, and enabled: it comes up whenever culvertd starts", render::up_line(&status))?;
+        }
+        Command::Disable { name } => {
+            connect(socket).await?.disable(&name).await?;
+            say!("{name} is down and disabled")?;
         }
         Command::Apply { profile: file } => {
             let file = PathBuf::from(file);

@@ -38,7 +38,8 @@ pub fn applied(s: &TunnelStatus, changes: &[String]) -> String {
 pub fn status_block(s: &TunnelStatus) -> String {
     let mut out = String::new();
     let port = s.listen_port.map(|p| format!("  port {p}")).unwrap_or_default();
-    let _ = writeln!(out, "{}: {} {}, interface {}{port}", s.name, s.kind, s.state, s.interface);
+    let system = if s.system { ", system tunnel (enabled)" } else { "" };
+    let _ = writeln!(out, "{}: {} {}, interface {}{port}{system}", s.name, s.kind, s.state, s.interface);
     if let Some(reason) = &s.reason {
         let _ = writeln!(out, "  {reason}");
     }

@@ -198,6 +198,22 @@ impl Client {
         }
     }
 
+    /// Makes `profile` a system tunnel, up now and whenever culvertd starts: its status.
+    pub async fn enable(&mut self, profile: Profile) -> Result<TunnelStatus, ClientError> {
+        match self.request(Request::Enable { profile: Box::new(profile) }).await? {
+            Response::Enabled { status } => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Brings system tunnel `name` down and forgets it.
+    pub async fn disable(&mut self, name: &str) -> Result<(), ClientError> {
+        match self.request(Request::Disable { name: name.into() }).await? {
+            Response::Disabled { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Takes the tunnel to `profile` in place (or brings it up): its status after, and what was done.
     pub async fn apply(&mut self, profile: Profile) -> Result<(TunnelStatus, Vec<String>), ClientError> {
         match self.request(Request::Apply { profile: Box::new(profile) }).await? {

@@ -24,6 +24,10 @@ pub struct TunnelStatus {
     pub listen_port: Option<u16>,
     /// The uid of the caller that brought the tunnel up.
     pub owner_uid: u32,
+    /// A system tunnel (`culvert enable`): culvertd brings it up whenever it starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub system: bool,
     /// Unix time (seconds) when the tunnel came up.
     #[ts(type = "number")]
     pub up_since: u64,
@@ -283,6 +287,7 @@ mod tests {
             interface: "lab".into(),
             listen_port: Some(8285),
             owner_uid: 0,
+            system: false,
             up_since: 1,
             counters: Counters { drops: [("no_route".to_string(), 2)].into(), dropped: 2, ..Default::default() },
             peers: vec![],

@@ -23,6 +23,9 @@ struct Args {
     /// Where the helper records what it created, to undo it after a crash. Locked while the helper runs.
     #[arg(long, default_value = "/var/lib/culvert")]
     state_dir: PathBuf,
+    /// Where system tunnels (`culvert enable`) are kept, root-only; brought up whenever culvertd starts.
+    #[arg(long, default_value = "/etc/culvert")]
+    config_dir: PathBuf,
     /// Members of this group may use the helper; if it does not exist, only root may.
     #[arg(long, default_value = culvert_core::DEFAULT_GROUP)]
     group: String,
@@ -87,10 +90,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let limits = Limits { total: args.max_connections as usize, per_user: args.max_connections_per_user as usize };
     let timeout = Duration::from_secs(args.request_timeout);
-    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout));
+    let system = control::system_tunnels::SystemTunnels::open(&args.config_dir)
+        .with_context(|| format!("cannot use the config directory {}", args.config_dir.display()))?;
+    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout, system));
     let cleaned = helper.recover().await.context("cannot read the records in the state directory")?;
     if cleaned > 0 {
         tracing::info!("removed what {cleaned} tunnel(s) of a previous run left behind");
+    }
+    let enabled = helper.bring_up_system_tunnels().await;
+    if enabled > 0 {
+        tracing::info!("brought up {enabled} system tunnel(s)");
     }
     let listener = listener::bind(&args.socket, &helper.access)?;
     tracing::info!("culvertd {} listening on {}", env!("CARGO_PKG_VERSION"), args.socket.display());

@@ -173,6 +173,7 @@ mod tests {
                 interface: "t".into(),
                 listen_port: None,
                 owner_uid: 0,
+                system: false,
                 up_since: 0,
                 counters: Default::default(),
                 peers: vec![],

@@ -242,6 +242,7 @@ mod tests {
             interface: format!("cv-{name}"),
             listen_port: None,
             owner_uid: current_uid(),
+            system: false,
             up_since,
             counters: Counters { rx_bytes: rx, tx_bytes: tx, ..Counters::default() },
             peers: vec![],

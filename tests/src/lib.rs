@@ -300,6 +300,8 @@ impl Lab {
             .arg(&socket)
             .arg("--state-dir")
             .arg(&state_dir)
+            .arg("--config-dir")
+            .arg(self.dir.join(format!("{tag}-config")))
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())

@@ -190,8 +190,13 @@ fn a_second_helper_refuses_a_taken_state_dir_or_socket() {
     assert!(err.contains("already uses the state directory"), "{err}");
     // Own state directory, but the first helper's live socket.
     let socket = lab.helpers[0].socket.clone();
-    let out =
-        run(in_ns(&b, bin("culvertd")).arg("--socket").arg(&socket).arg("--state-dir").arg(lab.dir.join("b-state")));
+    let out = run(in_ns(&b, bin("culvertd"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(lab.dir.join("b-state"))
+        .arg("--config-dir")
+        .arg(lab.dir.join("b-config")));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("another culvertd answers on"), "{}", stderr(&out));
     // The first helper still serves.

@@ -153,6 +153,8 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
             .arg(&peer_socket)
             .arg("--state-dir")
             .arg(lab.dir.join("peer-state"))
+            .arg("--config-dir")
+            .arg(lab.dir.join("peer-config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),

@@ -52,6 +52,15 @@ pub enum Request {
     },
     /// Brings down every tunnel the caller may bring down.
     DownAll,
+    /// Makes a system tunnel of a complete profile: culvertd keeps it (root-only, in its config directory) and
+    /// brings it up now and whenever it starts, until `Disable`.
+    Enable {
+        profile: Box<Profile>,
+    },
+    /// Brings a system tunnel down and forgets it.
+    Disable {
+        name: String,
+    },
     /// Every tunnel, or only the one named.
     Status {
         name: Option<String>,
@@ -109,6 +118,12 @@ pub enum Response {
     },
     Down {
         names: Vec<String>,
+    },
+    Enabled {
+        status: TunnelStatus,
+    },
+    Disabled {
+        name: String,
     },
     /// Every tunnel, or the one asked for; the helper sends them as [`ServerMessage::Partial`]s before this.
     Status {

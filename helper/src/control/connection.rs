@@ -159,6 +159,10 @@ impl Session {
             }
             Request::Down { name } => helper.down(self.caller, &name).await.map(|names| Response::Down { names }),
             Request::DownAll => Ok(Response::Down { names: helper.down_all(self.caller).await }),
+            Request::Enable { profile } => {
+                helper.enable(self.caller, *profile).await.map(|status| Response::Enabled { status })
+            }
+            Request::Disable { name } => helper.disable(self.caller, &name).await.map(|()| Response::Disabled { name }),
             Request::Status { name } => match helper.visible(self.caller, name.as_deref()) {
                 Ok(visible) => return status(id, visible, out).await,
                 Err(e) => Err(e),

@@ -73,6 +73,8 @@ pub struct Helper {
     /// [`Helper::serve_overlay_updates`] takes them from.
     overlay_updates: tokio::sync::mpsc::Sender<overlay::Update>,
     pending_overlay_updates: Mutex<Option<tokio::sync::mpsc::Receiver<overlay::Update>>>,
+    /// The tunnels `culvert enable` made, kept in the config directory.
+    system: super::system_tunnels::SystemTunnels,
     pub access: Access,
     pub admission: Arc<Admission>,
     pub request_timeout: Duration,
@@ -85,6 +87,7 @@ impl Helper {
         access: Access,
         admission: Arc<Admission>,
         request_timeout: Duration,
+        system: super::system_tunnels::SystemTunnels,
     ) -> Self {
         // A few at a time: `wg` waits for each answer.
         let (sets, pending) = tokio::sync::mpsc::channel(16);
@@ -98,6 +101,7 @@ impl Helper {
             pending_sets: Mutex::new(Some(pending)),
             overlay_updates,
             pending_overlay_updates: Mutex::new(Some(pending_overlay)),
+            system,
             access,
             admission,
             request_timeout,
@@ -523,6 +527,75 @@ impl Helper {
         };
         self.tear_down(tunnel).await;
         Ok(vec![name.into()])
+    }
+
+    /// Makes `profile` a system tunnel of the caller's: up now (changed live if it is up already), kept in the
+    /// config directory, and up again whenever culvertd starts. Nothing is kept if it cannot come up.
+    pub async fn enable(&self, caller: Caller, profile: Profile) -> Result<TunnelStatus, IpcError> {
+        let name = profile.name.clone();
+        if let Some(owner) = self.system.owner(&name)
+            && !caller.owns(owner)
+        {
+            return Err(IpcError::NameTaken { name, owner_uid: owner });
+        }
+        let status = match self.up(caller, profile.clone()).await {
+            Ok(status) => status,
+            Err(IpcError::AlreadyUp { .. }) => self.apply(caller, profile.clone()).await?.0,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = self.system.store(caller.uid, &profile) {
+            let _ = self.down(caller, &name).await;
+            return Err(IpcError::System { op: format!("keeping system tunnel {name}"), message: e.to_string() });
+        }
+        self.mark_system(&name, true);
+        tracing::info!("tunnel {name} is a system tunnel of uid {}", caller.uid);
+        Ok(TunnelStatus { system: true, ..status })
+    }
+
+    /// Brings system tunnel `name` down (if it is up) and forgets it: its owner or root.
+    pub async fn disable(&self, caller: Caller, name: &str) -> Result<(), IpcError> {
+        let owner = self.system.owner(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
+        if !caller.owns(owner) {
+            return Err(IpcError::NotOwner { name: name.into(), owner_uid: owner, action: "disable it".into() });
+        }
+        match self.down(Caller { uid: owner, ..caller }, name).await {
+            Ok(_) | Err(IpcError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.system
+            .remove(name)
+            .map_err(|e| IpcError::System { op: format!("forgetting system tunnel {name}"), message: e.to_string() })?;
+        tracing::info!("tunnel {name} is no longer a system tunnel");
+        Ok(())
+    }
+
+    fn mark_system(&self, name: &str, system: bool) {
+        if let Some(Entry::Up { tunnel, .. }) = self.registry().get(name) {
+            tunnel.info.set_system(system);
+        }
+    }
+
+    /// Brings every system tunnel up as its owner, as culvertd starts (after the previous run's leftovers are
+    /// gone); one that cannot come up is logged with why and left for its owner.
+    pub async fn bring_up_system_tunnels(&self) -> usize {
+        let mut up = 0;
+        for (name, stored) in self.system.list() {
+            let (owner, profile) = match stored {
+                Ok(found) => found,
+                Err(why) => {
+                    tracing::warn!("system tunnel {name} is not brought up: {why}");
+                    continue;
+                }
+            };
+            match self.up(Caller { uid: owner, gid: 0 }, profile).await {
+                Ok(_) => {
+                    self.mark_system(&name, true);
+                    up += 1;
+                }
+                Err(e) => tracing::warn!("system tunnel {name} did not come up: {e}"),
+            }
+        }
+        up
     }
 
     /// Brings down every tunnel the caller may manage.

@@ -9,6 +9,7 @@ mod errors;
 pub mod events;
 pub mod helper;
 pub mod listener;
+pub mod system_tunnels;
 
 pub use access::Access;
 pub use helper::{Caller, Helper};

@@ -120,6 +120,8 @@ pub struct TunnelInfo {
     /// Set for an overlay's tunnel, whose peers its registry keeps.
     registry: std::sync::OnceLock<Arc<dyn RegistrySource>>,
     down: AtomicBool,
+    /// A system tunnel (`culvert enable`), as control keeps it: shown in status.
+    system: AtomicBool,
 }
 
 impl TunnelInfo {
@@ -141,11 +143,17 @@ impl TunnelInfo {
             sampler: None,
             registry: std::sync::OnceLock::new(),
             down: AtomicBool::new(false),
+            system: AtomicBool::new(false),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Marks the tunnel as a system tunnel, or not, for status.
+    pub fn set_system(&self, system: bool) {
+        self.system.store(system, Ordering::Relaxed);
     }
 
     pub fn listen_port(&self) -> Option<u16> {
@@ -190,6 +198,7 @@ impl TunnelInfo {
             interface: self.source.interface().unwrap_or_else(|| profile.interface().to_owned()),
             listen_port: self.listen_port(),
             owner_uid: self.owner_uid,
+            system: self.system.load(Ordering::Relaxed),
             up_since: self.up_since,
             counters: self.source.counters().unwrap_or_else(|| self.engine_counters()),
             peers: self.source.peers(&profile),

@@ -18,6 +18,10 @@ reason?: string | null, interface: string, listen_port?: number | null,
  */
 owner_uid: number, 
 /**
+ * A system tunnel (`culvert enable`): culvertd brings it up whenever it starts.
+ */
+system?: boolean, 
+/**
  * Unix time (seconds) when the tunnel came up.
  */
 up_since: number, peers: Array<PeerStatus>, 
