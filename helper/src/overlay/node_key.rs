@@ -3,7 +3,7 @@
 //! leaving it but as the public key in the lease.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -31,18 +31,8 @@ pub fn load_or_make(path: &Path) -> io::Result<SecretKey> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key = SecretKey::generate_private();
-            let tmp = path.with_extension("key.tmp");
-            let _ = fs::remove_file(&tmp);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(key.to_base64().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
+            let text = zeroize::Zeroizing::new(format!("{}\n", key.to_base64().as_str()));
+            crate::system::files::write_atomically(path, text.as_bytes(), 0o600)?;
             Ok(key)
         }
         Err(e) => Err(e),

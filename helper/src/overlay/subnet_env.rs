@@ -1,8 +1,7 @@
 //! flannel's subnet file (`/run/flannel/subnet.env`), which CNI configs and scripts read: written as flanneld
 //! writes it (`WriteSubnetFile`), atomically, mode 0644, never through a symbolic link.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use culvert_core::profile::OVERLAY_SUBNET_DIRS;
@@ -49,25 +48,7 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
         }
         Err(e) => return Err(e),
     }
-    let name = path.file_name().ok_or_else(|| refused("has no file name"))?.to_string_lossy();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)?;
-    let written = file
-        .write_all(text.as_bytes())
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        // rename replaces a link at `path` itself; it never writes through one.
-        .and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    crate::system::files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

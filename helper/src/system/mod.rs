@@ -2,6 +2,7 @@
 //! of those changes in the state directory that lets a restarted helper undo what a crashed one left.
 
 pub mod dns;
+pub mod files;
 pub mod memory;
 pub mod netlink;
 pub mod nft;
