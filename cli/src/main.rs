@@ -32,7 +32,16 @@ enum Command {
     Apply { profile: String },
     /// Make a system tunnel: culvertd keeps the profile (a file, or a stored profile with its keys from your
     /// keyring) root-only and brings it up now and whenever it starts. You own it; root may disable it too.
-    Enable { profile: String },
+    Enable {
+        profile: String,
+        /// Nothing leaves the host around the tunnel while it is enabled, even when it or culvertd fails (a
+        /// WireGuard full tunnel; as `kill_switch = true` in TOML, for wg-quick files, which have no key for it).
+        #[arg(long)]
+        kill_switch: bool,
+        /// With the kill switch, the local networks stay reachable outside the tunnel (`allow_lan = true`).
+        #[arg(long, requires = "kill_switch")]
+        allow_lan: bool,
+    },
     /// Bring a system tunnel down and have culvertd forget it.
     Disable { name: String },
     /// List the stored profiles.
@@ -51,6 +60,9 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Turn lockdown on or off, or say whether it is on: while it is on, nothing leaves the host but through a
+    /// WireGuard full tunnel, whether one is up or not, from boot on.
+    Lockdown { state: Option<OnOff> },
     /// Show the tunnels that are up, or one of them.
     Status {
         name: Option<String>,
@@ -78,7 +90,7 @@ enum Command {
     #[command(skip)]
     ApplyLoaded(Box<profile::Profile>),
     #[command(skip)]
-    EnableLoaded(Box<profile::Profile>),
+    EnableLoaded(Box<profile::Profile>, bool, bool),
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         name: String,
@@ -197,11 +209,37 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             let loaded = store()?.load(profile)?;
             Ok(Some(Cli { socket: cli.socket, command: Command::ApplyLoaded(Box::new(loaded)) }))
         }
-        Command::Enable { profile } if !is_file_argument(profile) => {
+        Command::Enable { profile, kill_switch, allow_lan } if !is_file_argument(profile) => {
             let loaded = store()?.load(profile)?;
-            Ok(Some(Cli { socket: cli.socket, command: Command::EnableLoaded(Box::new(loaded)) }))
+            let command = Command::EnableLoaded(Box::new(loaded), *kill_switch, *allow_lan);
+            Ok(Some(Cli { socket: cli.socket, command }))
         }
         _ => Ok(Some(cli)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// `profile` with the kill switch `culvert enable` was asked for (added to what the profile says).
+fn guarded(mut profile: profile::Profile, kill_switch: bool, allow_lan: bool) -> anyhow::Result<profile::Profile> {
+    if !kill_switch {
+        return Ok(profile);
+    }
+    match &mut profile.tunnel {
+        profile::Tunnel::Wireguard(w) => {
+            w.kill_switch = true;
+            w.allow_lan |= allow_lan;
+            Ok(profile)
+        }
+        _ => anyhow::bail!(
+            "--kill-switch is for WireGuard full tunnels, and {} is a {} tunnel",
+            profile.name,
+            profile.kind()
+        ),
     }
 }
 
@@ -236,15 +274,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (status, changes) = connect(socket).await?.apply(*profile).await?;
             say!("{}", render::applied(&status, &changes))?;
         }
-        Command::EnableLoaded(profile) => {
-            let status = connect(socket).await?.enable(*profile).await?;
-            say!("{}, and enabled: it comes up whenever culvertd starts", render::up_line(&status))?;
+        Command::EnableLoaded(profile, kill_switch, allow_lan) => {
+            let profile = guarded(*profile, kill_switch, allow_lan)?;
+            let status = connect(socket).await?.enable(profile).await?;
+            say!("{}", render::enabled(&status))?;
         }
-        Command::Enable { profile: file } => {
+        Command::Enable { profile: file, kill_switch, allow_lan } => {
             let file = PathBuf::from(file);
-            let profile = profile::load_file(&file)?;
+            let profile = guarded(profile::load_file(&file)?, kill_switch, allow_lan)?;
             let status = connect(socket).await?.enable(profile).await.map_err(|e| from_file(&file, e))?;
-            say!("{}, and enabled: it comes up whenever culvertd starts", render::up_line(&status))?;
+            say!("{}", render::enabled(&status))?;
+        }
+        Command::Lockdown { state } => {
+            let on = connect(socket).await?.lockdown(state.map(|s| s == OnOff::On)).await?;
+            say!(
+                "{}",
+                if on {
+                    "lockdown is on: nothing leaves this host but through a WireGuard full tunnel"
+                } else {
+                    "lockdown is off"
+                }
+            )?;
         }
         Command::Disable { name } => {
             connect(socket).await?.disable(&name).await?;

@@ -12,7 +12,13 @@ pub fn up_line(s: &TunnelStatus) -> String {
         n => format!("{n} peers"),
     };
     let label = if s.kind.encrypted() { "" } else { ", unencrypted" };
-    format!("{} is up on {} ({}{label}{port}, {peers})", s.name, s.interface, s.kind)
+    let switch = if s.kill_switch { "; kill switch on: nothing leaves this host around it" } else { "" };
+    format!("{} is up on {} ({}{label}{port}, {peers}){switch}", s.name, s.interface, s.kind)
+}
+
+/// What `culvert enable` did.
+pub fn enabled(s: &TunnelStatus) -> String {
+    format!("{}, and enabled: it comes up whenever culvertd starts", up_line(s))
 }
 
 /// A tunnel in `culvert status`: in full, or another user's as only what they may see of it.
@@ -38,7 +44,12 @@ pub fn applied(s: &TunnelStatus, changes: &[String]) -> String {
 pub fn status_block(s: &TunnelStatus) -> String {
     let mut out = String::new();
     let port = s.listen_port.map(|p| format!("  port {p}")).unwrap_or_default();
-    let system = if s.system { ", system tunnel (enabled)" } else { "" };
+    let system = match (s.system, s.kill_switch) {
+        (true, true) => ", system tunnel (enabled), kill switch on",
+        (true, false) => ", system tunnel (enabled)",
+        (false, true) => ", kill switch on",
+        (false, false) => "",
+    };
     let _ = writeln!(out, "{}: {} {}, interface {}{port}{system}", s.name, s.kind, s.state, s.interface);
     if let Some(reason) = &s.reason {
         let _ = writeln!(out, "  {reason}");

@@ -214,6 +214,14 @@ impl Client {
         }
     }
 
+    /// Turns lockdown on or off (`None`: leaves it), and says whether it is on.
+    pub async fn lockdown(&mut self, on: Option<bool>) -> Result<bool, ClientError> {
+        match self.request(Request::Lockdown { on }).await? {
+            Response::Lockdown { on } => Ok(on),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Takes the tunnel to `profile` in place (or brings it up): its status after, and what was done.
     pub async fn apply(&mut self, profile: Profile) -> Result<(TunnelStatus, Vec<String>), ClientError> {
         match self.request(Request::Apply { profile: Box::new(profile) }).await? {

@@ -28,6 +28,10 @@ pub struct TunnelStatus {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>", optional)]
     pub system: bool,
+    /// Nothing leaves the host around this tunnel (its profile's `kill_switch`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub kill_switch: bool,
     /// Unix time (seconds) when the tunnel came up.
     #[ts(type = "number")]
     pub up_since: u64,
@@ -139,6 +143,10 @@ pub enum TunnelState {
     /// Handshakes keep failing; the status's `reason` says what to check.
     #[serde(rename = "no handshake")]
     NoHandshake,
+    /// Not up, and nothing leaves the host around it: its kill switch (or lockdown) holds; `reason` says why and
+    /// how to lift it.
+    #[serde(rename = "blocked")]
+    Blocked,
 }
 
 impl std::fmt::Display for TunnelState {
@@ -147,6 +155,7 @@ impl std::fmt::Display for TunnelState {
             Self::Up => "up",
             Self::Connecting => "connecting",
             Self::NoHandshake => "no handshake",
+            Self::Blocked => "blocked",
         })
     }
 }
@@ -288,6 +297,7 @@ mod tests {
             listen_port: Some(8285),
             owner_uid: 0,
             system: false,
+            kill_switch: false,
             up_since: 1,
             counters: Counters { drops: [("no_route".to_string(), 2)].into(), dropped: 2, ..Default::default() },
             peers: vec![],

@@ -104,6 +104,8 @@ fn cores() -> &'static Cores {
             dns_search: vec![],
             table: Table::Auto,
             fwmark: None,
+            kill_switch: false,
+            allow_lan: false,
             peers: vec![wg_peer(2, "10.8.0.2/32", PEER), wg_peer(3, "10.8.1.0/24", "192.0.2.3:51820")],
         };
         let endpoints = config.peers.iter().map(|p| match &p.endpoint {

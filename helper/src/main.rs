@@ -38,6 +38,10 @@ struct Args {
     /// Seconds culvertd works on one request (bringing a tunnel up, say) before it undoes it and answers why.
     #[arg(long, default_value_t = control::helper::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout: u64,
+    /// Put the kill switch's table in place as the last run left it (and lockdown, if it is on), then exit:
+    /// for the unit that runs before the network is up at boot.
+    #[arg(long)]
+    block_at_boot: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +79,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         tracing::warn!("culvertd is not running as root: creating devices and routes needs root or CAP_NET_ADMIN");
     }
+    if args.block_at_boot {
+        let kill_switch = control::kill_switch::KillSwitch::open(&args.state_dir, &args.config_dir)?;
+        kill_switch.sync().await.context("cannot put the kill switch's table in place")?;
+        tracing::info!("the kill switch is as culvertd left it (lockdown {})", kill_switch.lockdown_word());
+        return Ok(());
+    }
     let state = StateDir::open(&args.state_dir)?;
     listener::check_free(&args.socket)?;
     let netlink = Netlink::connect().context("cannot open a netlink socket")?;
@@ -92,7 +102,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.request_timeout);
     let system = control::system_tunnels::SystemTunnels::open(&args.config_dir)
         .with_context(|| format!("cannot use the config directory {}", args.config_dir.display()))?;
-    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout, system));
+    let kill_switch = control::kill_switch::KillSwitch::open(state.path(), &args.config_dir)
+        .with_context(|| format!("cannot read the kill switch's record in {}", state.path().display()))?;
+    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout, system, kill_switch));
     let cleaned = helper.recover().await.context("cannot read the records in the state directory")?;
     if cleaned > 0 {
         tracing::info!("removed what {cleaned} tunnel(s) of a previous run left behind");
@@ -110,6 +122,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(system::memory::trim_when_released());
     tokio::spawn(helper.clone().serve_uapi_sets());
     tokio::spawn(helper.clone().serve_overlay_updates());
+    match system::netlink::watch::watch() {
+        Ok(changes) => {
+            tokio::spawn(helper.clone().follow_underlay(changes));
+        }
+        Err(e) => tracing::warn!("cannot follow the host's network changes: {e}; tunnels follow them at their timers"),
+    }
+    tokio::spawn({
+        let helper = helper.clone();
+        async move {
+            match tokio::time::timeout(Duration::from_secs(5), system::sleep::resumes()).await {
+                Ok(Ok(resumes)) => helper.follow_sleep(resumes).await,
+                Ok(Err(e)) => {
+                    tracing::info!("no system bus ({e}): resumes from suspend are left to the tunnels' timers")
+                }
+                Err(_) => tracing::warn!("the system bus did not answer: resumes from suspend are left to the timers"),
+            }
+        }
+    });
     let mut backoff = listener::Backoff::default();
     loop {
         tokio::select! {

@@ -47,7 +47,7 @@ impl Look {
     /// is still connecting wins over the connected ones.
     pub fn of(snapshot: &Snapshot) -> Self {
         if snapshot.helper.kind != HelperStateKind::Ok
-            || snapshot.tunnels.iter().any(|t| t.state == TunnelState::NoHandshake)
+            || snapshot.tunnels.iter().any(|t| matches!(t.state, TunnelState::NoHandshake | TunnelState::Blocked))
         {
             Self::Error
         } else if snapshot.tunnels.iter().any(|t| t.state == TunnelState::Connecting) {
@@ -174,6 +174,7 @@ mod tests {
                 listen_port: None,
                 owner_uid: 0,
                 system: false,
+                kill_switch: false,
                 up_since: 0,
                 counters: Default::default(),
                 peers: vec![],

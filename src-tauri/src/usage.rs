@@ -243,6 +243,7 @@ mod tests {
             listen_port: None,
             owner_uid: current_uid(),
             system: false,
+            kill_switch: false,
             up_since,
             counters: Counters { rx_bytes: rx, tx_bytes: tx, ..Counters::default() },
             peers: vec![],

@@ -200,6 +200,8 @@ pub struct Lab {
     pub children: Vec<Child>,
     /// Files outside the lab's directory to remove when it is dropped (sockets of killed peers).
     pub stray_files: Vec<PathBuf>,
+    /// Environment every helper started from now on gets (a private system bus, say).
+    pub helper_env: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -209,7 +211,14 @@ impl Lab {
         fs::create_dir_all(&dir).expect("scratch dir");
         // Callers of other uids must reach sockets in here.
         check(Command::new("chmod").arg("755").arg(&dir));
-        Self { dir, namespaces: Vec::new(), helpers: Vec::new(), children: Vec::new(), stray_files: Vec::new() }
+        Self {
+            dir,
+            namespaces: Vec::new(),
+            helpers: Vec::new(),
+            children: Vec::new(),
+            stray_files: Vec::new(),
+            helper_env: Vec::new(),
+        }
     }
 
     pub fn netns(&mut self) -> String {
@@ -232,6 +241,13 @@ impl Lab {
             }
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
+    }
+
+    /// The name of the one veth device in `ns`.
+    pub fn veth_in(ns: &str) -> String {
+        let links = ip(&["-n", ns, "-o", "link", "show", "type", "veth"]);
+        let name = links.split(':').nth(1).map(|d| d.trim().split('@').next().unwrap_or_default().to_owned());
+        name.expect("a veth device in the namespace")
     }
 
     /// Two namespaces joined by veth: A is 172.31.0.1/24 and fd00:31::1/64, B 172.31.0.2/24 and fd00:31::2/64.
@@ -303,6 +319,7 @@ impl Lab {
             .arg("--config-dir")
             .arg(self.dir.join(format!("{tag}-config")))
             .args(extra)
+            .envs(self.helper_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

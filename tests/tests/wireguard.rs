@@ -138,6 +138,114 @@ fn spoofed_sources_are_dropped_and_a_roaming_peer_keeps_working() {
     assert_eq!(s["peers"][0]["endpoint"], "172.31.0.2:51999", "{s}");
 }
 
+/// The host's underlay address changes under a running tunnel: culvertd hears of it from the kernel and starts a
+/// handshake at once from the new address, so the peer (which only answers to where it last heard from) roams
+/// there. Without that, nothing of Culvert's would reach it (no keepalive, no traffic from this side) and its
+/// packets would go to the old address for good.
+#[test]
+fn a_new_underlay_address_is_followed_and_traffic_resumes_within_two_seconds() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let (_wgo, _, wg0) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    assert!(ping(&a, "10.8.0.2", 1));
+    assert!(ping(&b, "10.8.0.1", 1));
+    let dev = Lab::veth_in(&a);
+    // As a DHCP renumbering does it: the new address first, then the old one goes (and the new one, a secondary
+    // of the same subnet, is promoted instead of removed with it).
+    culvert_tests::check(in_ns(&a, "sysctl").args(["-qw", &format!("net.ipv4.conf.{dev}.promote_secondaries=1")]));
+    ip(&["-n", &a, "addr", "add", "172.31.0.5/24", "dev", &dev]);
+    let moved = std::time::Instant::now();
+    ip(&["-n", &a, "addr", "del", "172.31.0.1/24", "dev", &dev]);
+    let resumed = wait_until(Duration::from_secs(5), || {
+        run(in_ns(&b, "ping").args(["-c", "1", "-W", "0.2", "10.8.0.1"])).status.success()
+    });
+    let took = moved.elapsed();
+    eprintln!("traffic resumed {} ms after the address changed", took.as_millis());
+    assert!(resumed, "wireguard-go never heard from the new address");
+    assert!(took < Duration::from_secs(2), "traffic resumed only after {took:?}");
+    let s = lab.helpers[0].status(&wg0);
+    assert!(lab.helpers[0].log_text().contains("network changed"), "{s}");
+}
+
+/// logind's stand-in on a private bus: it owns logind's name and announces a sleep and a resume when told.
+struct StandInLogind {
+    resume: tokio::sync::mpsc::Sender<()>,
+}
+
+impl StandInLogind {
+    fn start(bus: &str) -> Self {
+        let (resume, mut resumes) = tokio::sync::mpsc::channel::<()>(1);
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let bus = bus.to_owned();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let conn = zbus::connection::Builder::address(bus.as_str())
+                    .unwrap()
+                    .name("org.freedesktop.login1")
+                    .unwrap()
+                    .build()
+                    .await
+                    .unwrap();
+                ready.send(()).unwrap();
+                while resumes.recv().await.is_some() {
+                    for before in [true, false] {
+                        conn.emit_signal(
+                            None::<zbus::names::BusName<'_>>,
+                            "/org/freedesktop/login1",
+                            "org.freedesktop.login1.Manager",
+                            "PrepareForSleep",
+                            &(before,),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                }
+            });
+        });
+        is_ready.recv_timeout(Duration::from_secs(5)).expect("the stand-in logind did not take its name");
+        Self { resume }
+    }
+
+    fn sleep_and_resume(&self) {
+        self.resume.blocking_send(()).unwrap();
+    }
+}
+
+/// After a resume from suspend (`PrepareForSleep(false)` from logind on the system bus), culvertd starts a
+/// handshake with every peer at once instead of waiting for its timers. logind is a stand-in here, on a real
+/// dbus-daemon: these machines have no logind (systemd is not PID 1).
+#[test]
+fn a_resume_from_suspend_starts_handshakes_at_once() {
+    let mut lab = Lab::new();
+    let socket = lab.dir.join("system-bus");
+    let bus = format!("unix:path={}", socket.display());
+    lab.spawn(std::process::Command::new("dbus-daemon").args([
+        "--session",
+        "--nofork",
+        "--nopidfile",
+        &format!("--address={bus}"),
+    ]));
+    assert!(wait_until(Duration::from_secs(5), || socket.exists()), "the bus did not start");
+    let logind = StandInLogind::start(&bus);
+    lab.helper_env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), bus));
+    let (a, b) = lab.two_hosts();
+    let (wgo, _, _wg0) = culvert_and_wireguard_go(&mut lab, &a, &b, None);
+    assert!(ping(&a, "10.8.0.2", 1));
+    let following = wait_until(Duration::from_secs(5), || lab.helpers[0].log_text().contains("following suspend"));
+    assert!(following, "{}", lab.helpers[0].log_text());
+    let before = wgo.peers()[0].2;
+    // Handshake times are whole seconds: the next one must be in a later second.
+    std::thread::sleep(Duration::from_millis(1100));
+    logind.sleep_and_resume();
+    let resumed = std::time::Instant::now();
+    let shook = wait_until(Duration::from_secs(5), || wgo.peers()[0].2 > before);
+    eprintln!("handshake {} ms after the resume", resumed.elapsed().as_millis());
+    assert!(shook, "no handshake after the resume: {}", lab.helpers[0].log_text());
+    assert!(resumed.elapsed() < Duration::from_secs(2), "the handshake took {:?}", resumed.elapsed());
+    assert!(lab.helpers[0].log_text().contains("resumed from sleep"));
+}
+
 #[test]
 fn a_wrong_public_key_never_shakes_hands_and_the_status_says_so() {
     let mut lab = Lab::new();

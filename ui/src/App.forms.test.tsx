@@ -361,6 +361,21 @@ describe("editing", () => {
     expect($('li.profile[data-name="wg0"]')).toBeNull();
   });
 
+  it("turns the kill switch on with its checkbox, and the draft says so", async () => {
+    await mount();
+    await click(row("wg0").querySelector(".edit"));
+    const killSwitch = top("kill_switch");
+    expect(killSwitch.type).toBe("checkbox");
+    expect(killSwitch.checked).toBe(false);
+    await act(async () => {
+      killSwitch.checked = true;
+      killSwitch.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await validated();
+    expect(top("kill_switch").checked).toBe(true);
+    expect(lastValidation()).toEqual(["wg0", { ...EDITABLES.wg0.draft, kill_switch: true }, "wg0"]);
+  });
+
   it("replaces the stored key only with a generated pair", async () => {
     await mount();
     await click(row("wg0").querySelector(".edit"));

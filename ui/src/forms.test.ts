@@ -26,7 +26,7 @@ function form(kind: Kind, values: Record<string, string>, peers: Record<string, 
 describe("the fields of each kind", () => {
   it("are the README's TOML keys, interface everywhere but hostgw", () => {
     const keys = (k: Kind) => FIELDS[k].map((f) => f.key).sort();
-    expect(keys("wireguard")).toEqual(["address", "dns", "fwmark", "interface", "listen_port", "mtu", "table"]);
+    expect(keys("wireguard")).toEqual(["address", "allow_lan", "dns", "fwmark", "interface", "kill_switch", "listen_port", "mtu", "table"]);
     expect(keys("udp")).toEqual(["address", "interface", "listen_port", "mtu"]);
     expect(keys("tap")).toEqual(["address", "interface", "listen_port", "mac", "mtu"]);
     expect(keys("vxlan")).toEqual(["address", "bridge", "forward", "interface", "local", "mac", "mtu", "port", "underlay", "vni"]);
@@ -183,6 +183,15 @@ describe("the draft", () => {
     expect(mark("off")).toBe("off");
     expect(mark("0xca6c")).toBe("0xca6c");
     expect(mark("")).toBeUndefined();
+  });
+
+  it("writes a switch that is on as true and leaves one that is off out, as the files do", () => {
+    const draft = buildDraft(form("wireguard", { kill_switch: "true", allow_lan: "" })).draft;
+    expect(draft.kill_switch).toBe(true);
+    expect("allow_lan" in draft).toBe(false);
+    const back = formFromDraft("lab", { kind: "wireguard", address: [], kill_switch: true }, null);
+    expect(back.values.kill_switch).toBe("true");
+    expect(buildDraft(form("overlay", { ip_masq: "true" })).draft.ip_masq).toBe(true);
   });
 
   it("says which number field holds something that is not a number", () => {

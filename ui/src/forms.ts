@@ -16,9 +16,10 @@ type PeerKey<K extends Kind> = keyof PeerOf<K> & string;
 
 /**
  * How a field's text becomes its value in the draft: `text` as is (trimmed), `list` comma-separated,
- * `int` a whole number, `table` auto, off or a number, `fwmark` off, a number or 0x-hex.
+ * `int` a whole number, `table` auto, off or a number, `fwmark` off, a number or 0x-hex, `switch` a checkbox
+ * (its text "true" when on; off is left out of the draft, as the files leave it out).
  */
-export type FieldType = "text" | "list" | "int" | "table" | "fwmark";
+export type FieldType = "text" | "list" | "int" | "table" | "fwmark" | "switch";
 
 export type FieldDef<Key extends string = string> = {
   /** The TOML key, also the input's `name`: checked against the Rust schema. */
@@ -88,6 +89,13 @@ export const FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
     { key: "dns", label: "DNS", type: "list", placeholder: "10.8.0.1, corp.example", hint: "Servers and search domains while the tunnel is up; comma-separated." },
     { key: "table", label: "Table", type: "table", placeholder: "auto", hint: "auto, off (no routes), or a table number." },
     { key: "fwmark", label: "FwMark", type: "fwmark", placeholder: "off", hint: "off, or a mark such as 51820 or 0xca6c." },
+    {
+      key: "kill_switch",
+      label: "Kill switch",
+      type: "switch",
+      hint: "Nothing leaves this computer around the tunnel while it is meant to be up, even when it fails. Full tunnels only (a peer with 0.0.0.0/0).",
+    },
+    { key: "allow_lan", label: "Allow LAN", type: "switch", hint: "With the kill switch: the local network stays reachable." },
   ],
   udp: [INTERFACE, ADDRESS("10.9.0.1/24"), LISTEN_PORT("8285"), MTU("1420")],
   tap: [
@@ -120,6 +128,7 @@ export const FIELDS: Readonly<Record<Kind, readonly FieldDef[]>> = {
     { key: "prefix", label: "Prefix", type: "text", placeholder: "/coreos.com/network", hint: "Optional: flannel's by default." },
     { key: "public_ip", label: "Public IP", type: "text", placeholder: "the default route's source", hint: "Optional: this host's address the others reach." },
     INTERFACE,
+    { key: "ip_masq", label: "IP masquerade", type: "switch", hint: "NAT for pod traffic leaving the network, as flannel's --ip-masq." },
     { key: "subnet_file", label: "Subnet file", type: "text", placeholder: "/run/flannel/subnet.env", hint: "Optional: in /run/flannel/ or /run/culvert/." },
     { key: "lease_ttl", label: "Lease TTL", type: "text", placeholder: "24h", hint: "Optional, as 24h, 90m or 30s." },
     { key: "lease_renew_margin", label: "Renew margin", type: "text", placeholder: "1h", hint: "Optional: how long before its end the lease is renewed." },
@@ -280,6 +289,8 @@ export function parseField(field: FieldDef, text: string, path: string): Parsed 
       if (t === "") return {};
       return { value: /^\d+$/.test(t) ? Number(t) : t };
     }
+    case "switch":
+      return t === "true" ? { value: true } : {};
     case "text":
       return t === "" ? {} : { value: t };
   }

@@ -47,6 +47,16 @@ describe("profileState", () => {
     expect(n).toMatchObject({ state: "no-handshake", label: "No handshake", reason });
   });
 
+  it("shows a tunnel whose kill switch holds as blocked, with how to lift it", () => {
+    const reason = "culvertd restarted while wg0 was up: its kill switch holds until `culvert up wg0` or `culvert down wg0`";
+    const b = profileState(
+      { name: "wg0" },
+      snapshot([tunnel({ name: "wg0", kind: "wireguard", state: "blocked", reason, peers: [] })]),
+      NOW_MS,
+    );
+    expect(b).toMatchObject({ state: "blocked", label: "Blocked", reason });
+  });
+
   it("marks a WireGuard tunnel stale only past 180 s since its newest handshake", () => {
     const at = (age: number) =>
       profileState({ name: "wg0" }, snapshot([tunnel({ name: "wg0", kind: "wireguard", peers: [wgPeer(NOW_S - age)] })]), NOW_MS);

@@ -6,7 +6,7 @@ import type { Snapshot } from "./bindings/Snapshot";
 import type { TunnelStatus } from "./bindings/TunnelStatus";
 import { ageSeconds, formatAge } from "./format";
 
-export type DisplayState = "down" | "up" | "connecting" | "no-handshake" | "stale";
+export type DisplayState = "down" | "up" | "connecting" | "no-handshake" | "stale" | "blocked";
 
 /** A WireGuard peer whose latest handshake is older than this is stale (WireGuard rekeys every 120 s). */
 export const STALE_AFTER_S = 180;
@@ -17,6 +17,7 @@ export const STATE_LABELS: Record<DisplayState, string> = {
   connecting: "Connecting",
   "no-handshake": "No handshake",
   stale: "Stale",
+  blocked: "Blocked",
 };
 
 export type ProfileState = {
@@ -60,6 +61,9 @@ export function profileState(
       return { state: "connecting", label: STATE_LABELS.connecting, reason, tunnel };
     case "no handshake":
       return { state: "no-handshake", label: STATE_LABELS["no-handshake"], reason, tunnel };
+    case "blocked":
+      // Not up, and its kill switch keeps everything from leaving around it: the reason says how to lift it.
+      return { state: "blocked", label: STATE_LABELS.blocked, reason, tunnel };
     case "up":
       break;
   }

@@ -61,6 +61,12 @@ pub enum Request {
     Disable {
         name: String,
     },
+    /// Turns lockdown on or off (`None`: only asks): while it is on, nothing leaves the host but through a full
+    /// tunnel, whether one is up or not, from boot on.
+    Lockdown {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<bool>,
+    },
     /// Every tunnel, or only the one named.
     Status {
         name: Option<String>,
@@ -124,6 +130,10 @@ pub enum Response {
     },
     Disabled {
         name: String,
+    },
+    /// Whether lockdown is on, after the request.
+    Lockdown {
+        on: bool,
     },
     /// Every tunnel, or the one asked for; the helper sends them as [`ServerMessage::Partial`]s before this.
     Status {

@@ -137,6 +137,10 @@ pub struct WireguardDraft {
     pub table: Option<NumberOrText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fwmark: Option<NumberOrText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_switch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_lan: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[ts(as = "Option<Vec<WireguardPeerDraft>>")]
     pub peer: Vec<WireguardPeerDraft>,
@@ -434,6 +438,8 @@ impl From<&Profile> for Draft {
                     Table::Id(id) => Some(NumberOrText::Number(id.into())),
                 },
                 fwmark: w.fwmark.map(|m| NumberOrText::Number(m.into())),
+                kill_switch: w.kill_switch.then_some(true),
+                allow_lan: w.allow_lan.then_some(true),
                 peer: w
                     .peers
                     .iter()
@@ -591,6 +597,8 @@ impl WireguardDraft {
             dns_search,
             table: self.table.map(|t| table(&t.text())).transpose()?.unwrap_or_default(),
             fwmark: self.fwmark.map(|f| fwmark(&f.text())).transpose()?.flatten(),
+            kill_switch: self.kill_switch.unwrap_or(false),
+            allow_lan: self.allow_lan.unwrap_or(false),
             peers,
         })
     }

@@ -364,7 +364,22 @@ pub struct WireguardTunnel {
     /// The firewall mark on the tunnel's own UDP packets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fwmark: Option<u32>,
+    /// While this full tunnel is meant to be up, nothing leaves the host around it (Culvert's `inet culvert`
+    /// table), even when culvertd or the tunnel fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill_switch: bool,
+    /// With the kill switch (or lockdown), the local subnets stay reachable outside the tunnel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_lan: bool,
     pub peers: Vec<WireguardPeer>,
+}
+
+impl WireguardTunnel {
+    /// Whether everything goes through the tunnel: a peer routes a /0 and the routes go where wg-quick's
+    /// `Table = auto` puts them (the only table for which Culvert adds the policy rules of a full tunnel).
+    pub fn is_full(&self) -> bool {
+        self.table == Table::Auto && self.peers.iter().flat_map(|p| &p.allowed_ips).any(|n| n.prefix_len() == 0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -505,6 +520,11 @@ impl Profile {
     }
 
     /// Whether the tunnel has a link of its own (host-gw only adds routes on existing ones).
+    /// Whether nothing may leave around this tunnel while it is meant to be up.
+    pub fn kill_switch(&self) -> bool {
+        matches!(&self.tunnel, Tunnel::Wireguard(w) if w.kill_switch)
+    }
+
     pub fn has_link(&self) -> bool {
         !matches!(self.tunnel, Tunnel::Hostgw(_))
     }

@@ -297,6 +297,16 @@ fn wireguard(p: &Profile, w: &WireguardTunnel, peers_may_be_none: bool) -> Resul
             "set it to auto, off, or a table number such as 51820",
         ));
     }
+    for (field, on) in [("kill_switch", w.kill_switch), ("allow_lan", w.allow_lan)] {
+        if on && !w.is_full() {
+            return Err(ProfileError::new(
+                field,
+                "needs a full tunnel: without a default route through it, the traffic the tunnel does not carry \
+                 leaves around it by design",
+                "give a peer allowed_ips = [\"0.0.0.0/0\"] (and \"::/0\" for IPv6) with table = auto, or remove it",
+            ));
+        }
+    }
     if w.dns.len() > MAX_DNS || w.dns_search.len() > MAX_DNS {
         return Err(ProfileError::new(
             "dns",
@@ -861,6 +871,32 @@ mod tests {
         parse(&UDP.replace("172.31.0.2:8285", "127.0.0.1:9000")).unwrap();
         let e = refused(&UDP.replace("10.9.0.1/24", "172.31.0.1/24"));
         assert!(e.problem.contains("holds") && e.problem.contains("172.31.0.2"), "{e}");
+    }
+
+    #[test]
+    fn a_kill_switch_is_only_for_full_tunnels() {
+        let wg = |extra: &str, allowed: &str| {
+            format!(
+                "kind = \"wireguard\"\nprivate_key = \"yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\"\n\
+                 address = [\"10.8.0.1/24\"]\n{extra}\n[[peer]]\npublic_key = \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n\
+                 allowed_ips = [{allowed}]\nendpoint = \"172.31.0.2:51820\"\n"
+            )
+        };
+        let full = parse(&wg("kill_switch = true\nallow_lan = true", "\"0.0.0.0/0\"")).unwrap();
+        assert!(full.kill_switch());
+        let Tunnel::Wireguard(w) = &full.tunnel else { panic!() };
+        assert!(w.allow_lan && w.is_full());
+        parse(&wg("kill_switch = true", "\"::/0\", \"10.9.0.0/16\"")).unwrap();
+        for (extra, allowed, field) in [
+            ("kill_switch = true", "\"10.8.0.2/32\"", "kill_switch"),
+            ("allow_lan = true", "\"10.8.0.2/32\"", "allow_lan"),
+            ("kill_switch = true\ntable = 1234", "\"0.0.0.0/0\"", "kill_switch"),
+            ("kill_switch = true\ntable = \"off\"", "\"0.0.0.0/0\"", "kill_switch"),
+        ] {
+            let e = refused(&wg(extra, allowed));
+            assert_eq!(e.field, field, "{extra}: {e}");
+            assert!(e.problem.contains("full tunnel") && e.fix.contains("0.0.0.0/0"), "{e}");
+        }
     }
 
     #[test]

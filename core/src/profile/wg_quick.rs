@@ -330,6 +330,9 @@ impl RawInterface {
                 .map(|(line, f)| fwmark(f).map_err(|e| at_line(*line, e)))
                 .transpose()?
                 .flatten(),
+            // wg-quick has no key for these: `culvert enable --kill-switch` sets them on a system tunnel.
+            kill_switch: false,
+            allow_lan: false,
             peers: out_peers,
         })
     }

@@ -16,7 +16,7 @@ use culvert_core::ipc::{
     Response, ServerMessage,
 };
 use culvert_core::packets::MAX_ONE_IN;
-use culvert_core::stats::TunnelView;
+use culvert_core::stats::{TunnelStatus, TunnelView};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -163,7 +163,8 @@ impl Session {
                 helper.enable(self.caller, *profile).await.map(|status| Response::Enabled { status })
             }
             Request::Disable { name } => helper.disable(self.caller, &name).await.map(|()| Response::Disabled { name }),
-            Request::Status { name } => match helper.visible(self.caller, name.as_deref()) {
+            Request::Lockdown { on } => helper.lockdown(self.caller, on).await.map(|on| Response::Lockdown { on }),
+            Request::Status { name } => match helper.statuses(self.caller, name.as_deref()) {
                 Ok(visible) => return status(id, visible, out).await,
                 Err(e) => Err(e),
             },
@@ -255,9 +256,9 @@ async fn respond(out: &mpsc::Sender<Bytes>, id: u64, result: Result<Response, Ip
 
 /// A status, one tunnel per frame: however many tunnels and peers there are, each part fits (profiles are
 /// bounded), and the client puts them together.
-async fn status(id: u64, visible: Vec<(Arc<TunnelInfo>, bool)>, out: &mpsc::Sender<Bytes>) -> Result<(), Closed> {
-    for (info, full) in visible {
-        let status = info.status();
+async fn status(id: u64, visible: Vec<(TunnelStatus, bool)>, out: &mpsc::Sender<Bytes>) -> Result<(), Closed> {
+    for (status, full) in visible {
+        let name = status.name.clone();
         let view = if full { TunnelView::Full(status) } else { TunnelView::Other(status.for_others()) };
         match encode_frame(&ServerMessage::Partial { id, tunnel: Box::new(view) }) {
             Ok(frame) => out.send(frame).await.map_err(|_| Closed)?,
@@ -266,7 +267,7 @@ async fn status(id: u64, visible: Vec<(Arc<TunnelInfo>, bool)>, out: &mpsc::Send
                     FrameError::TooLarge { size } => size,
                     FrameError::Json(_) => 0,
                 };
-                let what = format!("the status of tunnel `{}`", info.name());
+                let what = format!("the status of tunnel `{name}`");
                 return respond(out, id, Err(IpcError::TooLarge { what, size, limit: MAX_FRAME })).await;
             }
         }

@@ -6,7 +6,7 @@
 //! stopping while it takes it apart. Every `up` is bounded by the helper's request timeout; one that runs over
 //! is undone from its record on disk, which always covers what it may have made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,11 +17,19 @@ use culvert_core::stats::TunnelStatus;
 use super::Access;
 use super::admission::Admission;
 use super::claims::{self, Claim};
+use super::kill_switch::{Guard, KillSwitch};
 use crate::overlay;
+use crate::system::netlink::Way;
+use crate::system::netlink::watch as system_watch;
 use crate::system::{Netlink, Records};
 use crate::tunnel::resolve::{self, Progress};
 use crate::tunnel::uapi::{SetRequest, SetRequests};
 use crate::tunnel::{self, Tunnel, TunnelInfo, changes};
+
+/// How long a burst of the kernel's network announcements is let settle before the tunnels follow it: an
+/// address change comes with its routes' changes within a few milliseconds, and 2 s is what a roaming peer
+/// may wait.
+const UNDERLAY_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long culvertd works on one request before it gives up, undoes it and says why (`--request-timeout`).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,6 +83,10 @@ pub struct Helper {
     pending_overlay_updates: Mutex<Option<tokio::sync::mpsc::Receiver<overlay::Update>>>,
     /// The tunnels `culvert enable` made, kept in the config directory.
     system: super::system_tunnels::SystemTunnels,
+    kill_switch: KillSwitch,
+    /// The way to each WireGuard endpoint as last seen (by tunnel and endpoint): what a change of the host's
+    /// network is compared with.
+    ways: Mutex<HashMap<(String, std::net::SocketAddr), Option<Way>>>,
     pub access: Access,
     pub admission: Arc<Admission>,
     pub request_timeout: Duration,
@@ -88,6 +100,7 @@ impl Helper {
         admission: Arc<Admission>,
         request_timeout: Duration,
         system: super::system_tunnels::SystemTunnels,
+        kill_switch: KillSwitch,
     ) -> Self {
         // A few at a time: `wg` waits for each answer.
         let (sets, pending) = tokio::sync::mpsc::channel(16);
@@ -102,6 +115,8 @@ impl Helper {
             overlay_updates,
             pending_overlay_updates: Mutex::new(Some(pending_overlay)),
             system,
+            kill_switch,
+            ways: Mutex::default(),
             access,
             admission,
             request_timeout,
@@ -119,6 +134,15 @@ impl Helper {
             tracing::info!("removing what tunnel {} left behind: {:?}", record.name, record.objects);
             changes::undo(&self.netlink, &self.records, record).await;
         }
+        // The kill switch is not a leftover: what it guarded stays blocked until each owner says otherwise.
+        let blocked = self.kill_switch.blocked(None);
+        if !blocked.is_empty() {
+            let names: Vec<&str> = blocked.iter().map(|b| b.name.as_str()).collect();
+            tracing::info!("the kill switch still holds for {}", names.join(", "));
+        }
+        if let Err(e) = self.kill_switch.sync().await {
+            tracing::warn!("cannot make the kill switch's table what it was: {e}");
+        }
         Ok(leftovers.len())
     }
 
@@ -131,6 +155,11 @@ impl Helper {
                 why: "it is host infrastructure: its routes come from etcd, which culvertd talks to on its behalf"
                     .into(),
             });
+        }
+        if let Some(owner) = self.kill_switch.owner(&name)
+            && !caller.owns(owner)
+        {
+            return Err(IpcError::NameTaken { name, owner_uid: owner });
         }
         self.reserve(caller, &name, Claim::of(&profile, caller.uid, &[]))?;
         let progress = Progress::default();
@@ -156,17 +185,62 @@ impl Helper {
                 })
             }
         };
-        let mut registry = self.registry();
+        let built = match built {
+            Ok((tunnel, claim)) => self.guard(tunnel).await.map(|tunnel| (tunnel, claim)),
+            Err(e) => Err(e),
+        };
         match built {
             Ok((tunnel, claim)) => {
                 let status = tunnel.info.status();
                 tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
-                registry.insert(name, Entry::Up { tunnel, claim, changing: false });
+                self.registry().insert(name.clone(), Entry::Up { tunnel, claim, changing: false });
+                // What the next change of the host's network is compared with.
+                self.follow_ways(Some(&name)).await;
                 Ok(status)
             }
             Err(e) => {
-                registry.remove(&name);
+                self.registry().remove(&name);
                 Err(e)
+            }
+        }
+    }
+
+    /// The kill switch's view of a tunnel that is up: a full WireGuard tunnel's interface and mark.
+    fn guard_of(tunnel: &Tunnel) -> Option<Guard> {
+        let profile = tunnel.info.profile();
+        let culvert_core::profile::Tunnel::Wireguard(w) = &profile.tunnel else { return None };
+        Some(Guard {
+            owner_uid: tunnel.info.owner_uid,
+            interface: profile.interface().to_owned(),
+            fwmark: tunnel.full_tunnel_mark()?,
+            kill_switch: w.kill_switch,
+            allow_lan: w.allow_lan,
+            system: tunnel.info.is_system(),
+            up: true,
+        })
+    }
+
+    /// Puts a full tunnel that just came up under the kill switch (its way out opened, its handshakes started
+    /// at once); one whose switch cannot be put in place is taken down again, since it would not be safe.
+    async fn guard(&self, tunnel: Tunnel) -> Result<Tunnel, IpcError> {
+        let Some(guard) = Self::guard_of(&tunnel) else { return Ok(tunnel) };
+        let name = tunnel.info.name().to_owned();
+        let let_through = guard.kill_switch || self.kill_switch.lockdown();
+        match self.kill_switch.guard(&name, guard).await {
+            Ok(()) => {
+                if let_through {
+                    tunnel.handshake_now();
+                }
+                Ok(tunnel)
+            }
+            Err(e) => {
+                let mut tunnel = tunnel;
+                tunnel.stop().await;
+                changes::undo(&self.netlink, &self.records, &tunnel.record).await;
+                Err(IpcError::System {
+                    op: format!("putting the kill switch of `{name}` in place"),
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -402,8 +476,22 @@ impl Helper {
         };
         let changed = self.change(caller, &parts, profile).await;
         let (status, notes) = self.finish_change(&name, changed)?;
+        self.reguard(&name).await?;
         tracing::info!("tunnel {name} changed for uid {}: {}", caller.uid, notes.join("; "));
         Ok((status, notes))
+    }
+
+    /// Makes the kill switch follow a change of tunnel `name` (its switch turned on or off, or the LAN).
+    async fn reguard(&self, name: &str) -> Result<(), IpcError> {
+        let guard = match self.registry().get(name) {
+            Some(Entry::Up { tunnel, .. }) => Self::guard_of(tunnel),
+            _ => return Ok(()),
+        };
+        let Some(guard) = guard else { return Ok(()) };
+        self.kill_switch.guard(name, guard).await.map_err(|e| IpcError::System {
+            op: format!("changing the kill switch for `{name}` (the tunnel itself changed)"),
+            message: e.to_string(),
+        })
     }
 
     /// Ends a change of tunnel `name`: keeps what it did (or, when it failed, nothing) and frees the tunnel
@@ -503,6 +591,14 @@ impl Helper {
     }
 
     pub async fn down(&self, caller: Caller, name: &str) -> Result<Vec<String>, IpcError> {
+        self.down_keeping(caller, name, false).await
+    }
+
+    /// Brings tunnel `name` down; with `keep_switch`, its kill switch stays (culvertd is stopping).
+    async fn down_keeping(&self, caller: Caller, name: &str, keep_switch: bool) -> Result<Vec<String>, IpcError> {
+        if !self.registry().contains_key(name) {
+            return self.unblock(caller, name).await;
+        }
         let tunnel = {
             let mut registry = self.registry();
             let entry = registry.remove(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
@@ -526,7 +622,39 @@ impl Helper {
             }
         };
         self.tear_down(tunnel).await;
+        if !keep_switch {
+            self.kill_switch.release(name).await.map_err(|e| IpcError::System {
+                op: format!("lifting the kill switch of `{name}`, which is down"),
+                message: e.to_string(),
+            })?;
+        }
         Ok(vec![name.into()])
+    }
+
+    /// `down` of a tunnel that is not up: lifts its kill switch if it still holds.
+    async fn unblock(&self, caller: Caller, name: &str) -> Result<Vec<String>, IpcError> {
+        let owner = self.kill_switch.owner(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
+        if !caller.owns(owner) {
+            return Err(IpcError::NotOwner { name: name.into(), owner_uid: owner, action: "bring it down".into() });
+        }
+        self.kill_switch.release(name).await.map_err(|e| IpcError::System {
+            op: format!("lifting the kill switch of `{name}`"),
+            message: e.to_string(),
+        })?;
+        tracing::info!("the kill switch of {name} is lifted by uid {}", caller.uid);
+        Ok(vec![name.into()])
+    }
+
+    /// Turns lockdown on or off (`None`: leaves it as it is); whether it is on.
+    pub async fn lockdown(&self, caller: Caller, on: Option<bool>) -> Result<bool, IpcError> {
+        if let Some(on) = on {
+            self.kill_switch.set_lockdown(on).await.map_err(|e| IpcError::System {
+                op: format!("turning lockdown {}", if on { "on" } else { "off" }),
+                message: e.to_string(),
+            })?;
+            tracing::info!("lockdown is {} (uid {})", if on { "on" } else { "off" }, caller.uid);
+        }
+        Ok(self.kill_switch.lockdown())
     }
 
     /// Makes `profile` a system tunnel of the caller's: up now (changed live if it is up already), kept in the
@@ -548,6 +676,9 @@ impl Helper {
             return Err(IpcError::System { op: format!("keeping system tunnel {name}"), message: e.to_string() });
         }
         self.mark_system(&name, true);
+        if let Err(e) = self.kill_switch.sync().await {
+            tracing::warn!("tunnel {name}: keeping its kill switch as a system tunnel's: {e}");
+        }
         tracing::info!("tunnel {name} is a system tunnel of uid {}", caller.uid);
         Ok(TunnelStatus { system: true, ..status })
     }
@@ -573,6 +704,7 @@ impl Helper {
         if let Some(Entry::Up { tunnel, .. }) = self.registry().get(name) {
             tunnel.info.set_system(system);
         }
+        self.kill_switch.set_system(name, system);
     }
 
     /// Brings every system tunnel up as its owner, as culvertd starts (after the previous run's leftovers are
@@ -590,6 +722,9 @@ impl Helper {
             match self.up(Caller { uid: owner, gid: 0 }, profile).await {
                 Ok(_) => {
                     self.mark_system(&name, true);
+                    if let Err(e) = self.kill_switch.sync().await {
+                        tracing::warn!("system tunnel {name}: keeping its kill switch: {e}");
+                    }
                     up += 1;
                 }
                 Err(e) => tracing::warn!("system tunnel {name} did not come up: {e}"),
@@ -610,6 +745,12 @@ impl Helper {
         for name in names {
             if self.down(caller, &name).await.is_ok() {
                 down.push(name);
+            }
+        }
+        // And the blocks the kill switch still holds for the caller's tunnels that are not up.
+        for blocked in self.kill_switch.blocked(None) {
+            if caller.owns(blocked.guard.owner_uid) && self.unblock(caller, &blocked.name).await.is_ok() {
+                down.push(blocked.name);
             }
         }
         down
@@ -656,8 +797,160 @@ impl Helper {
         Ok(info)
     }
 
-    /// Brings every tunnel down, as on SIGTERM.
+    /// Follows the host's network until the helper ends: after each burst of link, address or route changes,
+    /// the way (interface, source address, gateway) to every WireGuard peer's endpoint is looked up again, and
+    /// each peer whose way changed gets a handshake at once, from where its packets leave now, and its tunnel
+    /// looks its host names up again. So a new address or default route is used, and a roaming peer learns it,
+    /// within moments; a change that moves no endpoint (a tunnel's own routes, a link-local address) moves no
+    /// session.
+    pub async fn follow_underlay(self: Arc<Self>, mut changes: tokio::sync::mpsc::Receiver<system_watch::Change>) {
+        while changes.recv().await.is_some() {
+            // One change comes with others (an address takes its routes with it): act once on the whole burst.
+            tokio::time::sleep(UNDERLAY_SETTLE).await;
+            while changes.try_recv().is_ok() {}
+            let followed = self.follow_ways(None).await;
+            if !followed.is_empty() {
+                tracing::info!("the host's network changed: new handshakes for {}", followed.join(", "));
+            }
+        }
+    }
+
+    /// Looks up the way to each endpoint of the WireGuard tunnels (all, or the one named) and compares it with
+    /// the last one seen: peers whose way changed get a handshake at once. An endpoint seen for the first time
+    /// (a new tunnel, a peer that roamed) is only remembered. Returns the tunnels that had a peer's way change.
+    async fn follow_ways(&self, only: Option<&str>) -> Vec<String> {
+        let followed: Vec<(String, Option<u32>, tunnel::Engine, Arc<TunnelInfo>)> = self
+            .registry()
+            .iter()
+            .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+            .filter_map(|(name, e)| match e {
+                Entry::Up { tunnel, .. } if matches!(tunnel.engine, tunnel::Engine::Wireguard(_)) => {
+                    let profile = tunnel.info.profile();
+                    let mark = match &profile.tunnel {
+                        culvert_core::profile::Tunnel::Wireguard(w) => tunnel.full_tunnel_mark().or(w.fwmark),
+                        _ => None,
+                    };
+                    Some((name.clone(), mark, tunnel.engine.clone(), tunnel.info.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut moved = Vec::new();
+        for (name, mark, engine, info) in followed {
+            let tunnel::Engine::Wireguard(proto) = engine else { continue };
+            let core = proto.load();
+            let mut any = false;
+            let mut current = std::collections::HashSet::new();
+            for peer in &core.peers {
+                let Some(endpoint) = peer.endpoint() else { continue };
+                current.insert(endpoint);
+                let way = self.netlink.way_to(endpoint.ip(), mark).await.ok().flatten();
+                let before = self.ways().insert((name.clone(), endpoint), way);
+                if before.is_some_and(|before| before != way) {
+                    peer.restart_handshake();
+                    any = true;
+                }
+            }
+            // Where peers roamed from is no longer compared with anything.
+            self.ways().retain(|(n, endpoint), _| *n != name || current.contains(endpoint));
+            if any {
+                info.network_changed.notify_one();
+                moved.push(name);
+            }
+        }
+        if only.is_none() {
+            let registry = self.registry();
+            self.ways().retain(|(name, _), _| matches!(registry.get(name), Some(Entry::Up { .. })));
+        }
+        moved
+    }
+
+    fn ways(&self) -> MutexGuard<'_, HashMap<(String, std::net::SocketAddr), Option<Way>>> {
+        self.ways.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After each resume from suspend (logind's `PrepareForSleep`), every WireGuard tunnel starts over as after
+    /// a change of the network, until the stream ends.
+    pub async fn follow_sleep(self: Arc<Self>, resumes: impl futures::Stream<Item = ()>) {
+        tracing::info!("following suspend and resume through logind on the system bus");
+        let mut resumes = std::pin::pin!(resumes);
+        while futures::StreamExt::next(&mut resumes).await.is_some() {
+            let followed = self.network_changed();
+            tracing::info!("resumed from sleep: new handshakes for {}", followed.join(", "));
+        }
+    }
+
+    /// Tells every WireGuard tunnel that the host's network changed; their names.
+    fn network_changed(&self) -> Vec<String> {
+        let mut followed = Vec::new();
+        for entry in self.registry().values() {
+            if let Entry::Up { tunnel, .. } = entry
+                && matches!(tunnel.engine, tunnel::Engine::Wireguard(_))
+            {
+                tunnel.network_changed();
+                followed.push(tunnel.info.name().to_owned());
+            }
+        }
+        followed
+    }
+
+    /// Brings every tunnel down, as on SIGTERM. System tunnels' kill switches and lockdown stay: culvertd brings
+    /// those tunnels up again when it starts, and until then nothing leaves around them.
     pub async fn shut_down(&self) {
-        self.down_all(Caller::ROOT).await;
+        let names: Vec<String> =
+            self.registry().iter().filter(|(_, e)| matches!(e, Entry::Up { .. })).map(|(n, _)| n.clone()).collect();
+        for name in names {
+            if let Err(e) = self.down_keeping(Caller::ROOT, &name, true).await {
+                tracing::warn!("tunnel {name}: {e}");
+            }
+        }
+        if let Err(e) = self.kill_switch.stopping().await {
+            tracing::warn!("the kill switch as culvertd stops: {e}");
+        }
+    }
+
+    /// The status of every tunnel the caller may see (or the one named), each with whether they see it in full:
+    /// those that are up, and those whose kill switch holds while they are not.
+    pub fn statuses(&self, caller: Caller, name: Option<&str>) -> Result<Vec<(TunnelStatus, bool)>, IpcError> {
+        let up = match self.visible(caller, name) {
+            Ok(up) => up,
+            Err(IpcError::NotFound { .. }) if name.is_some() => vec![],
+            Err(e) => return Err(e),
+        };
+        let mut all: Vec<(TunnelStatus, bool)> = up.into_iter().map(|(info, full)| (info.status(), full)).collect();
+        let up_names: std::collections::BTreeSet<String> = self.registry().keys().cloned().collect();
+        for blocked in self.kill_switch.blocked(name) {
+            if up_names.contains(&blocked.name) {
+                continue;
+            }
+            let why = if blocked.guard.kill_switch { "its kill switch holds" } else { "lockdown is on" };
+            let reason = format!(
+                "not up, and nothing leaves the host around it: {why} (culvertd restarted or stopped while it was                  up); `culvert up {0}` connects again, `culvert down {0}` lifts the block",
+                blocked.name
+            );
+            let status = TunnelStatus {
+                name: blocked.name.clone(),
+                kind: culvert_core::profile::Kind::Wireguard,
+                state: culvert_core::stats::TunnelState::Blocked,
+                reason: Some(reason),
+                interface: blocked.guard.interface.clone(),
+                listen_port: None,
+                owner_uid: blocked.guard.owner_uid,
+                system: blocked.guard.system,
+                kill_switch: blocked.guard.kill_switch,
+                up_since: 0,
+                counters: Default::default(),
+                peers: vec![],
+                overlay: None,
+            };
+            all.push((status, caller.owns(blocked.guard.owner_uid)));
+        }
+        if all.is_empty()
+            && let Some(name) = name
+        {
+            return Err(IpcError::NotFound { name: name.into() });
+        }
+        all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(all)
     }
 }

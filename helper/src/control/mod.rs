@@ -8,6 +8,7 @@ pub mod connection;
 mod errors;
 pub mod events;
 pub mod helper;
+pub mod kill_switch;
 pub mod listener;
 pub mod system_tunnels;
 

@@ -4,15 +4,20 @@
 //! enabled it, its owner. An overlay's PEM files are kept beside it, so that nothing a user owns is read again.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use culvert_core::profile::{self, Profile, Tunnel};
 
-/// The first line of every file: who enabled it.
+use crate::system::files::{self, remove_if_there};
+
+/// The first line of every file: who enabled it, and for a `.conf` (wg-quick has no key for them) the kill
+/// switch's settings: `# culvert: enabled by uid 1000; kill_switch; allow_lan`.
 const OWNER_LINE: &str = "# culvert: enabled by uid ";
+const KILL_SWITCH: &str = "kill_switch";
+const ALLOW_LAN: &str = "allow_lan";
 
 #[derive(Debug)]
 pub struct SystemTunnels {
@@ -49,11 +54,19 @@ impl SystemTunnels {
                 file.path = path.display().to_string();
             }
         }
-        let (path, text) = match profile::wg_quick::write(&kept) {
-            Some(conf) => (self.files(name)[0].clone(), conf),
-            None => (self.files(name)[1].clone(), profile::write_toml(&kept)),
+        let (path, text, flags) = match (profile::wg_quick::write(&kept), &kept.tunnel) {
+            (Some(conf), Tunnel::Wireguard(w)) => {
+                let flags = [(KILL_SWITCH, w.kill_switch), (ALLOW_LAN, w.allow_lan)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(flag, _)| format!("; {flag}"))
+                    .collect();
+                (self.files(name)[0].clone(), conf, flags)
+            }
+            (Some(conf), _) => (self.files(name)[0].clone(), conf, String::new()),
+            (None, _) => (self.files(name)[1].clone(), profile::write_toml(&kept), String::new()),
         };
-        let text = zeroize::Zeroizing::new(format!("{OWNER_LINE}{owner}\n{text}"));
+        let text = zeroize::Zeroizing::new(format!("{OWNER_LINE}{owner}{flags}\n{text}"));
         write_root_only(&path, text.as_bytes())?;
         // A tunnel that changed kind leaves no file of its old kind behind.
         for other in self.files(name).into_iter().filter(|p| *p != path) {
@@ -100,31 +113,24 @@ impl SystemTunnels {
         let owner = owner_of(&text).ok_or_else(|| format!("{} has no `{OWNER_LINE}N` first line", path.display()))?;
         let mut profile = profile::parse_file(path, &text).map_err(|e| e.to_string())?;
         profile::read_etcd_files(&mut profile, &self.dir).map_err(|e| e.to_string())?;
+        if let Tunnel::Wireguard(w) = &mut profile.tunnel
+            && path.extension().is_some_and(|e| e == "conf")
+        {
+            let flags: Vec<&str> = text.lines().next().unwrap_or_default().split(';').map(str::trim).collect();
+            w.kill_switch = flags.contains(&KILL_SWITCH);
+            w.allow_lan = flags.contains(&ALLOW_LAN);
+        }
         Ok((owner, profile))
     }
 }
 
 fn owner_of(text: &str) -> Option<u32> {
-    text.lines().next()?.strip_prefix(OWNER_LINE)?.trim().parse().ok()
+    let first = text.lines().next()?.strip_prefix(OWNER_LINE)?;
+    first.split(';').next()?.trim().parse().ok()
 }
 
-/// Written whole or not at all, mode 0600, never through a link.
 fn write_root_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    remove_if_there(&tmp)?;
-    let mut f =
-        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
-}
-
-fn remove_if_there(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
+    files::write_atomically(path, bytes, 0o600)
 }
 
 #[cfg(test)]
@@ -148,6 +154,15 @@ mod tests {
         let listed = system.list();
         let (owner, back) = listed["wg0"].as_ref().unwrap();
         assert_eq!((*owner, back), (1000, &profile));
+        // wg-quick has no key for the kill switch: the first line keeps it.
+        let mut guarded =
+            profile::parse_file(Path::new("wg0.conf"), &text.replace("10.8.0.2/32", "0.0.0.0/0")).unwrap();
+        let Tunnel::Wireguard(w) = &mut guarded.tunnel else { panic!() };
+        w.kill_switch = true;
+        system.store(1000, &guarded).unwrap();
+        let kept = fs::read_to_string(&file).unwrap();
+        assert!(kept.starts_with("# culvert: enabled by uid 1000; kill_switch\n"), "{kept}");
+        assert_eq!(system.list()["wg0"].as_ref().unwrap(), &(1000, guarded));
         assert!(system.remove("wg0").unwrap());
         assert!(system.list().is_empty() && system.owner("wg0").is_none());
         fs::remove_dir_all(&dir).unwrap();

@@ -485,6 +485,8 @@ mod tests {
             dns_search: vec![],
             table: Table::Auto,
             fwmark: None,
+            kill_switch: false,
+            allow_lan: false,
             peers: vec![WireguardPeer {
                 public_key: peer.public_key(),
                 preshared_key: None,

@@ -384,7 +384,9 @@ impl Protocol for WgCore {
         let first = !p.initiated.swap(true, Ordering::Relaxed);
         let base = out.as_ptr() as usize;
         let mut tunn = p.tunn();
-        let result = if first { tunn.format_handshake_initiation(out, false) } else { tunn.update_timers(out) };
+        // Forced: a restart comes after the way to the peer changed, so a handshake still in progress went
+        // where it may never arrive (a previous endpoint, an old source address, a firewall not yet open).
+        let result = if first { tunn.format_handshake_initiation(out, true) } else { tunn.update_timers(out) };
         let (offset, len) = match result {
             TunnResult::WriteToNetwork(d) => placed(base, d),
             _ => return Seal::Nothing,
@@ -450,6 +452,8 @@ mod tests {
             dns_search: vec![],
             table: Table::Auto,
             fwmark: None,
+            kill_switch: false,
+            allow_lan: false,
             peers: vec![WireguardPeer {
                 public_key: SecretKey::generate_private().public_key(),
                 preshared_key: None,

@@ -529,6 +529,8 @@ pub fn backend_profile(
             dns_search: vec![],
             table: Table::Auto,
             fwmark: None,
+            kill_switch: false,
+            allow_lan: false,
             peers: peers
                 .iter()
                 .filter_map(|n| {

@@ -8,6 +8,7 @@ pub mod netlink;
 pub mod nft;
 pub mod notify;
 pub mod record;
+pub mod sleep;
 pub mod socket_file;
 pub mod state_dir;
 pub mod sysctl;

@@ -122,6 +122,8 @@ pub struct TunnelInfo {
     down: AtomicBool,
     /// A system tunnel (`culvert enable`), as control keeps it: shown in status.
     system: AtomicBool,
+    /// Told when the host's network changed under the tunnel: its host names are looked up again at once.
+    pub network_changed: tokio::sync::Notify,
 }
 
 impl TunnelInfo {
@@ -144,11 +146,16 @@ impl TunnelInfo {
             registry: std::sync::OnceLock::new(),
             down: AtomicBool::new(false),
             system: AtomicBool::new(false),
+            network_changed: tokio::sync::Notify::new(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.system.load(Ordering::Relaxed)
     }
 
     /// Marks the tunnel as a system tunnel, or not, for status.
@@ -199,6 +206,7 @@ impl TunnelInfo {
             listen_port: self.listen_port(),
             owner_uid: self.owner_uid,
             system: self.system.load(Ordering::Relaxed),
+            kill_switch: profile.kill_switch(),
             up_since: self.up_since,
             counters: self.source.counters().unwrap_or_else(|| self.engine_counters()),
             peers: self.source.peers(&profile),
@@ -293,6 +301,31 @@ impl Tunnel {
 
     pub fn kind(&self) -> Kind {
         self.info.profile().kind()
+    }
+
+    /// A full tunnel's mark, which its `not fwmark` rule holds: the mark of its own packets.
+    pub fn full_tunnel_mark(&self) -> Option<u32> {
+        self.record.objects.iter().find_map(|o| match o {
+            crate::system::Object::Rule(r) if r.invert => r.fwmark,
+            _ => None,
+        })
+    }
+
+    /// The host's network changed (an address, a route, a link): host names are looked up again and every
+    /// WireGuard peer gets a handshake at once, from wherever the packets leave now, so that peers that roam to
+    /// our new address hear of it without waiting for a timer.
+    pub fn network_changed(&self) {
+        self.handshake_now();
+        self.info.network_changed.notify_one();
+    }
+
+    /// Starts a handshake with every WireGuard peer now, instead of at its timer (the way out was just opened).
+    pub fn handshake_now(&self) {
+        if let Engine::Wireguard(proto) = &self.engine {
+            for peer in &proto.load().peers {
+                peer.restart_handshake();
+            }
+        }
     }
 
     /// What a live change needs of the tunnel, to work on without holding the registry.

@@ -70,13 +70,19 @@ const RERESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// REJECT_AFTER_TIME plus a margin).
 const STALE_HANDSHAKE: Duration = Duration::from_secs(135);
 
-/// Looks host-name endpoints up again while their peers have no recent handshake: the name may point elsewhere
-/// now (a dynamic DNS name, a moved server). The names are the profile's of the moment: `apply` may change them.
+/// Looks host-name endpoints up again while their peers have no recent handshake, and all of them at once when
+/// the host's network changed: the name may point elsewhere now (a dynamic DNS name, a moved server, another
+/// network's resolver). The names are the profile's of the moment: `apply` may change them.
 async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>) {
     let mut tick = tokio::time::interval(RERESOLVE_EVERY);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        // After a change of the host's network every name is looked up again, answering peer or not: the
+        // change may be a move to a network where the name means another address.
+        let every_peer = tokio::select! {
+            _ = tick.tick() => false,
+            () = info.network_changed.notified() => true,
+        };
         let profile = info.profile();
         let culvert_core::profile::Tunnel::Wireguard(config) = &profile.tunnel else { return };
         let named = config.peers.iter().filter_map(|p| match &p.endpoint {
@@ -86,7 +92,7 @@ async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>) {
         for (key, host, port) in named.collect::<Vec<_>>() {
             let core = proto.load();
             let Some(peer) = core.peer(&key.0) else { continue };
-            if peer.since_handshake().is_some_and(|d| d < STALE_HANDSHAKE) {
+            if !every_peer && peer.since_handshake().is_some_and(|d| d < STALE_HANDSHAKE) {
                 continue;
             }
             let Ok(Some(addr)) = super::resolve::lookup(&host, port).await else { continue };

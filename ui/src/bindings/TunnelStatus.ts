@@ -22,6 +22,10 @@ owner_uid: number,
  */
 system?: boolean, 
 /**
+ * Nothing leaves the host around this tunnel (its profile's `kill_switch`).
+ */
+kill_switch?: boolean, 
+/**
  * Unix time (seconds) when the tunnel came up.
  */
 up_since: number, peers: Array<PeerStatus>, 

@@ -10,4 +10,4 @@ private_key?: string, address: Array<string>, listen_port?: number, mtu?: number
 /**
  * Servers and search domains together, as wg-quick's `DNS =` takes them.
  */
-dns?: Array<string>, table?: NumberOrText, fwmark?: NumberOrText, peer?: Array<WireguardPeerDraft>, };
+dns?: Array<string>, table?: NumberOrText, fwmark?: NumberOrText, kill_switch?: boolean, allow_lan?: boolean, peer?: Array<WireguardPeerDraft>, };

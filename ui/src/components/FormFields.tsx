@@ -17,6 +17,20 @@ export function FieldErrors({ id, errors }: { id: string; errors: FormError[] | 
   );
 }
 
+/** What goes under a field's input: its hint, then its errors. */
+function FieldFooter(props: { hint: string | undefined; hintId: string; errorId: string; errors: FormError[] | undefined }) {
+  return (
+    <>
+      {props.hint ? (
+        <p class="field-hint" id={props.hintId}>
+          {props.hint}
+        </p>
+      ) : null}
+      <FieldErrors id={props.errorId} errors={props.errors} />
+    </>
+  );
+}
+
 export type InputProps = {
   id: string;
   def: FieldDef;
@@ -45,18 +59,32 @@ export function Field({ id, def, value, errors, placeholder, onInput }: InputPro
     "aria-describedby": describedBy,
     onInput: (e: TargetedEvent<HTMLInputElement>) => onInput(e.currentTarget.value),
   };
+  if (def.type === "switch") {
+    return (
+      <div class={`field switch${invalid ? " invalid" : ""}`} data-field={def.key}>
+        <label for={id}>
+          <input
+            type="checkbox"
+            id={id}
+            name={def.key}
+            checked={value === "true"}
+            aria-invalid={attrs["aria-invalid"]}
+            aria-describedby={describedBy}
+            onChange={(e: TargetedEvent<HTMLInputElement>) => onInput(e.currentTarget.checked ? "true" : "")}
+          />{" "}
+          {def.label} <code class="field-key">{def.key}</code>
+        </label>
+        <FieldFooter hint={def.hint} hintId={hintId} errorId={errorId} errors={errors} />
+      </div>
+    );
+  }
   return (
     <div class={`field${invalid ? " invalid" : ""}${def.type === "list" || def.wide ? " wide" : ""}`} data-field={def.key}>
       <label for={id}>
         {def.label} <code class="field-key">{def.key}</code>
       </label>
       {def.secret ? <input type="password" {...attrs} /> : <input type="text" {...attrs} />}
-      {def.hint ? (
-        <p class="field-hint" id={hintId}>
-          {def.hint}
-        </p>
-      ) : null}
-      <FieldErrors id={errorId} errors={errors} />
+      <FieldFooter hint={def.hint} hintId={hintId} errorId={errorId} errors={errors} />
     </div>
   );
 }

@@ -236,6 +236,16 @@ impl FakeKernel {
         Ok(self.routes.iter().filter(|r| r.dst == dst && r.table == table).map(|r| r.index).collect())
     }
 
+    /// The longest-prefix route of the main table that holds `dst`: its interface, and its gateway.
+    pub fn way_to(&self, dst: std::net::IpAddr) -> Result<Option<super::Way>, NetlinkError> {
+        let best = self
+            .routes
+            .iter()
+            .filter(|r| r.table == super::MAIN_TABLE && r.dst.contains(&dst))
+            .max_by_key(|r| r.dst.prefix_len());
+        Ok(best.map(|r| super::Way { interface: Some(r.index), source: None, gateway: r.via }))
+    }
+
     pub fn read_sysctl(&self, key: &str) -> std::io::Result<String> {
         self.sysctls.get(key).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }

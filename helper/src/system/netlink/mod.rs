@@ -126,6 +126,15 @@ impl Rule {
 
 #[cfg(test)]
 pub mod fake;
+pub mod watch;
+
+/// How packets to one destination leave: by which interface, from which address, through which gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Way {
+    pub interface: Option<u32>,
+    pub source: Option<IpAddr>,
+    pub gateway: Option<IpAddr>,
+}
 
 /// The helper's one way to the kernel's network state and sysctls: rtnetlink, or in unit tests an in-memory
 /// kernel ([`fake::FakeKernel`]) that answers the same calls.
@@ -538,6 +547,44 @@ impl Netlink {
             }
         }
         Ok(found)
+    }
+
+    /// How the kernel would send a packet to `dst` now, with the firewall mark `mark` (which a full tunnel's own
+    /// packets carry, so that they leave around it): `None` when nothing routes there.
+    pub async fn way_to(&self, dst: IpAddr, mark: Option<u32>) -> Result<Option<Way>, NetlinkError> {
+        or_fake!(self, k => k.way_to(dst));
+        let len = if dst.is_ipv4() { 32 } else { 128 };
+        let Ok(builder) = RouteMessageBuilder::<IpAddr>::new().destination_prefix(dst, len) else { return Ok(None) };
+        let mut query = builder.build();
+        if let Some(mark) = mark {
+            query.attributes.push(RouteAttribute::Mark(mark));
+        }
+        let mut answer = self.handle.route().get(query).execute();
+        let msg = match answer.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if matches!(-e.raw_code(), libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(NetlinkError::new("looking up the route to an endpoint", &e)),
+        };
+        let address = |a: &RouteAddress| match a {
+            RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+            RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+            _ => None,
+        };
+        let mut way = Way::default();
+        for attribute in &msg.attributes {
+            match attribute {
+                RouteAttribute::Oif(i) => way.interface = Some(*i),
+                RouteAttribute::PrefSource(a) => way.source = address(a),
+                RouteAttribute::Gateway(a) => way.gateway = address(a),
+                _ => {}
+            }
+        }
+        Ok(Some(way))
     }
 
     /// The interfaces of the routes to exactly `dst` in `table`.
