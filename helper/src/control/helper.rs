@@ -675,10 +675,7 @@ impl Helper {
             let _ = self.down(caller, &name).await;
             return Err(IpcError::System { op: format!("keeping system tunnel {name}"), message: e.to_string() });
         }
-        self.mark_system(&name, true);
-        if let Err(e) = self.kill_switch.sync().await {
-            tracing::warn!("tunnel {name}: keeping its kill switch as a system tunnel's: {e}");
-        }
+        self.mark_system(&name, true).await;
         tracing::info!("tunnel {name} is a system tunnel of uid {}", caller.uid);
         Ok(TunnelStatus { system: true, ..status })
     }
@@ -700,11 +697,15 @@ impl Helper {
         Ok(())
     }
 
-    fn mark_system(&self, name: &str, system: bool) {
+    /// Marks a tunnel that is up as a system tunnel (or not), in its status and in its kill switch's record, so
+    /// that the switch outlives a stopped culvertd as a system tunnel's does.
+    async fn mark_system(&self, name: &str, system: bool) {
         if let Some(Entry::Up { tunnel, .. }) = self.registry().get(name) {
             tunnel.info.set_system(system);
         }
-        self.kill_switch.set_system(name, system);
+        if let Err(e) = self.kill_switch.set_system(name, system).await {
+            tracing::warn!("tunnel {name}: keeping its kill switch as a system tunnel's: {e}");
+        }
     }
 
     /// Brings every system tunnel up as its owner, as culvertd starts (after the previous run's leftovers are
@@ -721,10 +722,7 @@ impl Helper {
             };
             match self.up(Caller { uid: owner, gid: 0 }, profile).await {
                 Ok(_) => {
-                    self.mark_system(&name, true);
-                    if let Err(e) = self.kill_switch.sync().await {
-                        tracing::warn!("system tunnel {name}: keeping its kill switch: {e}");
-                    }
+                    self.mark_system(&name, true).await;
                     up += 1;
                 }
                 Err(e) => tracing::warn!("system tunnel {name} did not come up: {e}"),

@@ -179,10 +179,15 @@ impl KillSwitch {
         self.sync().await
     }
 
-    pub fn set_system(&self, name: &str, system: bool) {
-        if let Some(g) = self.state().guards.get_mut(name) {
-            g.system = system;
-        }
+    pub async fn set_system(&self, name: &str, system: bool) -> Result<(), KillSwitchError> {
+        let changed = match self.state().guards.get_mut(name) {
+            Some(g) if g.system != system => {
+                g.system = system;
+                true
+            }
+            _ => false,
+        };
+        if changed { self.sync().await } else { Ok(()) }
     }
 
     /// Turns lockdown on or off, kept across restarts and reboots.

@@ -50,7 +50,7 @@ impl SystemTunnels {
             {
                 let Some(file) = file else { continue };
                 let path = self.dir.join(format!("{name}.{field}.pem"));
-                write_root_only(&path, file.pem.as_bytes())?;
+                files::write_atomically(&path, file.pem.as_bytes(), 0o600)?;
                 file.path = path.display().to_string();
             }
         }
@@ -67,7 +67,7 @@ impl SystemTunnels {
             (None, _) => (self.files(name)[1].clone(), profile::write_toml(&kept), String::new()),
         };
         let text = zeroize::Zeroizing::new(format!("{OWNER_LINE}{owner}{flags}\n{text}"));
-        write_root_only(&path, text.as_bytes())?;
+        files::write_atomically(&path, text.as_bytes(), 0o600)?;
         // A tunnel that changed kind leaves no file of its old kind behind.
         for other in self.files(name).into_iter().filter(|p| *p != path) {
             remove_if_there(&other)?;
@@ -127,10 +127,6 @@ impl SystemTunnels {
 fn owner_of(text: &str) -> Option<u32> {
     let first = text.lines().next()?.strip_prefix(OWNER_LINE)?;
     first.split(';').next()?.trim().parse().ok()
-}
-
-fn write_root_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    files::write_atomically(path, bytes, 0o600)
 }
 
 #[cfg(test)]

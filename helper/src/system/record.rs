@@ -23,6 +23,16 @@ pub struct Record {
     pub objects: Vec<Object>,
 }
 
+impl Record {
+    /// A full tunnel's mark, which its `not fwmark` rule holds: the mark of the tunnel's own packets.
+    pub fn full_tunnel_mark(&self) -> Option<u32> {
+        self.objects.iter().find_map(|o| match o {
+            Object::Rule(r) if r.invert => r.fwmark,
+            _ => None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Object {

@@ -226,14 +226,7 @@ fn remark(
 /// The mark a WireGuard tunnel's socket carries: a full tunnel's, which its `not fwmark` rule holds, else the
 /// profile's.
 fn socket_mark(record: &Record, config: &culvert_core::profile::WireguardTunnel) -> Option<u32> {
-    record
-        .objects
-        .iter()
-        .find_map(|o| match o {
-            Object::Rule(r) if r.invert => r.fwmark,
-            _ => None,
-        })
-        .or(config.fwmark)
+    record.full_tunnel_mark().or(config.fwmark)
 }
 
 /// The objects the profile decides, with the field each comes from, refusing what cannot change live.

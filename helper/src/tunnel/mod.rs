@@ -305,10 +305,7 @@ impl Tunnel {
 
     /// A full tunnel's mark, which its `not fwmark` rule holds: the mark of its own packets.
     pub fn full_tunnel_mark(&self) -> Option<u32> {
-        self.record.objects.iter().find_map(|o| match o {
-            crate::system::Object::Rule(r) if r.invert => r.fwmark,
-            _ => None,
-        })
+        self.record.full_tunnel_mark()
     }
 
     /// The host's network changed (an address, a route, a link): host names are looked up again and every
