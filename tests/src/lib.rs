@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+pub mod capture;
 pub mod overlay;
+pub mod vm;
 pub mod webdriver;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);

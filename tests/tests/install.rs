@@ -17,6 +17,7 @@ use culvert_tests::{Lab, check, in_ns, run, udp_profile, wait_until};
 
 const PACKAGE: &str = "culvert";
 const UNIT: &str = "/usr/lib/systemd/system/culvertd.service";
+const EARLY_UNIT: &str = "/usr/lib/systemd/system/culvertd-early-block.service";
 
 fn dpkg(args: &[&str]) -> std::process::Output {
     run(Command::new("dpkg").args(args).env("DEBIAN_FRONTEND", "noninteractive"))
@@ -84,6 +85,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         ("/usr/bin/culvertd", 0o755),
         ("/usr/bin/culvert", 0o755),
         (UNIT, 0o644),
+        (EARLY_UNIT, 0o644),
         ("/usr/lib/sysusers.d/culvert.conf", 0o644),
         ("/usr/share/applications/Culvert.desktop", 0o644),
         ("/usr/share/icons/hicolor/16x16/apps/culvert-app.png", 0o644),
@@ -100,13 +102,15 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     }
     let desktop = std::fs::read_to_string("/usr/share/applications/Culvert.desktop").unwrap();
     assert!(desktop.contains("Exec=culvert-app"), "{desktop}");
-    assert!(
-        Path::new("/etc/systemd/system/multi-user.target.wants/culvertd.service").exists(),
-        "install did not enable the unit"
-    );
+    for link in [
+        "/etc/systemd/system/multi-user.target.wants/culvertd.service",
+        "/etc/systemd/system/sysinit.target.wants/culvertd-early-block.service",
+    ] {
+        assert!(Path::new(link).exists(), "install did not enable the unit: no {link}");
+    }
 
-    // The unit as systemd reads it.
-    let verify = run(Command::new("systemd-analyze").args(["verify", UNIT]));
+    // The units as systemd reads them.
+    let verify = run(Command::new("systemd-analyze").args(["verify", UNIT, EARLY_UNIT]));
     assert!(
         verify.status.success(),
         "systemd-analyze verify: {}{}",
@@ -203,6 +207,10 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert!(left.is_empty(), "files outlived removal: {left:?}");
     assert!(!Path::new("/etc/systemd/system/multi-user.target.wants/culvertd.service").exists(), "still enabled");
     assert!(
+        !Path::new("/etc/systemd/system/sysinit.target.wants/culvertd-early-block.service").exists(),
+        "the early block is still enabled"
+    );
+    assert!(
         group_gid("culvert").is_some() && Path::new("/var/lib/culvert").exists(),
         "remove (not purge) keeps group and state"
     );
@@ -235,6 +243,7 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         "/usr/bin/culvertd",
         "/usr/bin/culvert",
         UNIT,
+        EARLY_UNIT,
         "/usr/lib/sysusers.d/culvert.conf",
         "/usr/share/applications/Culvert.desktop",
         "/usr/share/icons/hicolor/48x48/apps/culvert-app.png",

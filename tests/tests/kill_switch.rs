@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use culvert_tests::capture::Capture;
 use culvert_tests::{Lab, WireguardGo, culvert_keypair, in_ns, ip, ping, run, stderr, wait_until};
 
 /// Probe destinations: "the internet" outside the tunnel, over both families.
@@ -19,53 +19,6 @@ const TARGETS: [&str; 2] = ["198.51.100.7", "2001:db8:77::7"];
 /// DHCP and IPv6 neighbour discovery (ICMPv6 133 to 136).
 const ALLOWED: &str = "arp or (udp port 51821) or (icmp6 and ip6[40] >= 133 and ip6[40] <= 136) or \
                        (udp and (port 67 or port 68 or port 546 or port 547))";
-
-/// tcpdump on the peer's end of the veth, keeping what the host under test sent.
-struct Capture {
-    child: Child,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(lab: &Lab, ns: &str, dev: &str, tag: &str) -> Self {
-        let file = lab.dir.join(format!("{tag}.pcap"));
-        let log = lab.dir.join(format!("{tag}.tcpdump.log"));
-        let child = in_ns(ns, "tcpdump")
-            .args(["-i", dev, "-Q", "in", "-n", "-U", "-w"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let listening = wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&log).unwrap_or_default().contains("listening on")
-        });
-        assert!(listening, "tcpdump did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        Self { child, file }
-    }
-
-    /// Ends the capture (by its PID) and returns the packets that were not allowed, one line each.
-    fn leaked(mut self) -> Vec<String> {
-        let _ = run(Command::new("kill").arg("-INT").arg(self.child.id().to_string()));
-        let _ = self.child.wait();
-        packets(&self.file, &format!("not ({ALLOWED})"))
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn packets(file: &Path, filter: &str) -> Vec<String> {
-    let out = run(Command::new("tcpdump").args(["-n", "-r"]).arg(file).arg(filter));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
-}
 
 /// Sends probes from `ns` for `seconds`; returns how many it tried.
 fn probe(ns: &str, seconds: f32) -> u64 {
@@ -78,10 +31,10 @@ fn probe(ns: &str, seconds: f32) -> u64 {
 
 /// Probes for a second under a fresh capture; returns the leaked packets.
 fn leaks_while_probing(lab: &Lab, far: &str, dev: &str, tag: &str, host: &str) -> Vec<String> {
-    let capture = Capture::start(lab, far, dev, tag);
+    let capture = Capture::start(&lab.dir, far, dev, tag);
     let tried = probe(host, 1.0);
     assert!(tried >= 80, "only {tried} probes in a second");
-    capture.leaked()
+    capture.leaked(ALLOWED)
 }
 
 struct Setup {

@@ -113,7 +113,7 @@ fn a_first_deb_install_creates_the_group_enables_and_starts_the_helper_and_tells
     let ran = m.run("postinst", &["configure", ""]);
     for call in [
         "systemd-sysusers culvert.conf",
-        "systemctl enable culvertd.service",
+        "systemctl enable culvertd.service culvertd-early-block.service",
         "systemctl daemon-reload",
         "systemctl start culvertd.service",
     ] {
@@ -142,7 +142,7 @@ fn without_systemd_an_rpm_install_succeeds_with_a_message_and_groupadd() {
     let m = Machine::new("nosystemd").without("systemd-sysusers");
     let ran = m.run("postinst", &["1"]);
     assert!(has(&ran, "groupadd --system culvert"), "{:?}", ran.calls);
-    assert!(has(&ran, "systemctl enable culvertd.service"), "{:?}", ran.calls);
+    assert!(has(&ran, "systemctl enable culvertd.service culvertd-early-block.service"), "{:?}", ran.calls);
     assert!(!ran.calls.iter().any(|c| c.contains("start") || c.contains("daemon-reload")), "{:?}", ran.calls);
     assert!(ran.stdout.contains("systemd is not running"), "{}", ran.stdout);
     assert!(ran.stdout.contains("sudo usermod -aG culvert USER"), "no user known: {}", ran.stdout);
@@ -163,7 +163,8 @@ fn removal_stops_and_disables_the_helper_but_an_upgrade_does_not() {
     }
     for args in [&["remove"][..], &["0"][..]] {
         let ran = m.run("prerm", args);
-        assert_eq!(ran.calls, ["systemctl stop culvertd.service", "systemctl disable culvertd.service"], "{args:?}");
+        let disable = "systemctl disable culvertd.service culvertd-early-block.service";
+        assert_eq!(ran.calls, ["systemctl stop culvertd.service", disable], "{args:?}");
     }
 }
 
@@ -181,17 +182,22 @@ fn removal_without_systemd_takes_a_hand_started_helpers_tunnels_down() {
 fn purge_removes_the_state_and_only_a_group_that_install_created() {
     let m = Machine::new("purge").env("GROUP_EXISTS", "1");
     let state = m.root.join("var/lib/culvert");
+    let config = m.root.join("etc/culvert");
     std::fs::create_dir_all(state.join("tunnels")).unwrap();
+    std::fs::create_dir_all(config.join("tunnels")).unwrap();
+    std::fs::write(config.join("lockdown"), "on\n").unwrap();
     std::fs::write(m.marker(), "").unwrap();
 
     let ran = m.run("postrm", &["remove"]);
     assert!(state.exists() && ran.calls.is_empty(), "remove keeps state and group: {:?}", ran.calls);
+    assert!(config.join("lockdown").exists(), "remove keeps the system tunnels and lockdown");
     assert!(m.run("postrm", &["upgrade", "0.2.0"]).calls.is_empty());
     assert!(m.run("postrm", &["1"]).calls.is_empty(), "an rpm upgrade removes nothing");
 
     let ran = m.run("postrm", &["purge"]);
     assert!(has(&ran, "groupdel culvert"), "{:?}", ran.calls);
     assert!(!state.exists(), "purge left {}", state.display());
+    assert!(!config.exists(), "purge left {}: a later install would come up in lockdown", config.display());
 
     // An admin's own group culvert outlives the package, on an rpm erase as on a purge.
     std::fs::create_dir_all(&state).unwrap();
