@@ -200,6 +200,15 @@ pub fn underlay_with(lab: &mut Lab, members: u8) -> Etcd {
     underlay_of(lab, members, None)
 }
 
+/// A one-member etcd without TLS in `ns`, listening on `address`, which the caller put on a link there.
+pub fn etcd_at(lab: &Lab, ns: &str, address: &str) -> Etcd {
+    let member = Member { name: "n0".into(), ip: address.into(), data_dir: lab.dir.join(unique("etcd")), child: None };
+    let endpoints = vec![format!("http://{address}:2379")];
+    let mut etcd = Etcd { ns: ns.into(), members: vec![member], endpoints, pki: None, root: None };
+    etcd.start();
+    etcd
+}
+
 fn underlay_of(lab: &mut Lab, members: u8, pki: Option<Pki>) -> Etcd {
     let ns = lab.netns();
     ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);

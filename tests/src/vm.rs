@@ -244,7 +244,7 @@ impl Vm {
             .arg(&image.kernel)
             .arg("-initrd")
             .arg(&image.initrd)
-            .args(["-append", "console=ttyS0 root=/dev/vda rw net.ifnames=0 systemd.show_status=0"])
+            .args(["-append", "console=ttyS0 root=/dev/vda rw net.ifnames=0 systemd.show_status=1"])
             .arg("-drive")
             .arg(drive(&image.disk, "snapshot=on"))
             .arg("-drive")
@@ -361,17 +361,24 @@ impl Vm {
 
     /// Reboots the guest through systemd and waits until it answers again, from a new boot.
     pub fn reboot(&mut self) -> Result<()> {
+        const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
         let before = self.boot_id();
         let started = Instant::now();
         // Answered before systemd stops the agent.
         self.sh("systemd-run --on-active=1 systemctl reboot >/dev/null");
+        // Each question is short: one the old agent read but did not answer before it was stopped is never
+        // answered, and one it did not read is answered by the new agent, after the boot.
         let deadline = Instant::now() + Duration::from_secs(360);
         while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_secs(2));
-            self.wait_for_agent(deadline.saturating_duration_since(Instant::now()))?;
-            if self.boot_id() != before {
-                eprintln!("vm: rebooted and answering in {:.1?}", started.elapsed());
-                return Ok(());
+            if let Ok(Some(status)) = self.qemu.try_wait() {
+                bail!("qemu exited ({status}) during the reboot; console:\n{}", self.console_tail(40));
+            }
+            match self.try_sh(BOOT_ID, Duration::from_secs(3)) {
+                Ok((0, id)) if id.trim() != before => {
+                    eprintln!("vm: rebooted and answering in {:.1?}", started.elapsed());
+                    return Ok(());
+                }
+                _ => std::thread::sleep(Duration::from_millis(500)),
             }
         }
         bail!("the guest did not reboot; console:\n{}", self.console_tail(40))

@@ -1,9 +1,10 @@
 //! Culvert's .deb on a Debian VM booted with systemd: what no namespace can show. The hardened unit runs culvertd
-//! under a real PID 1 (its capabilities, its sandbox, the directories systemd makes); a tunnel enabled with a
-//! kill switch carries traffic to a wireguard-go peer on the host, comes back after culvertd is killed and after
-//! a reboot; with lockdown on, a capture on the VM's link from before the reboot sees nothing leave the guest
-//! while a probe unit sends from the moment the network is configured; and a purge with lockdown still on
-//! leaves the guest online and nothing of Culvert behind.
+//! under a real PID 1 (its capabilities, its sandbox, the directories systemd makes); an overlay leases its subnet
+//! from an etcd on the host and writes flannel's subnet file; a tunnel enabled with a kill switch carries traffic
+//! to a wireguard-go peer on the host, comes back after culvertd is killed and after a reboot; with lockdown on, a
+//! capture on the VM's link from before the reboot sees nothing leave the guest while a probe unit sends from the
+//! moment the network is configured; and a purge with lockdown still on leaves the guest online and nothing of
+//! Culvert behind.
 //!
 //! Needs the package built first (`packaging/build`) and its path in CULVERT_DEB; scripts/test does both. The
 //! image is built once (debootstrap, 3-5 minutes) and kept under target/vm/.
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use culvert_tests::capture::Capture;
+use culvert_tests::overlay;
 use culvert_tests::vm::{self, GUEST_ADDR, HOST_ADDR, Vm};
 use culvert_tests::{Lab, WireguardGo, wg_keypair};
 
@@ -81,6 +83,10 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     );
     std::fs::write(share.join(format!("{TUNNEL}.conf")), conf).unwrap();
     std::fs::write(share.join("culvert-test-probe.service"), PROBE_UNIT).unwrap();
+    let overlay_profile = format!(
+        "kind = \"overlay\"\netcd = [\"http://{HOST_ADDR}:2379\"]\npublic_ip = \"{GUEST_ADDR}\"\nip_masq = true\n"
+    );
+    std::fs::write(share.join("ov.toml"), overlay_profile).unwrap();
 
     let mut vm = Vm::boot(&image, &ns, &share).unwrap();
     assert!(guest_pings(&mut vm, HOST_ADDR), "the guest cannot reach the host before anything is installed");
@@ -103,6 +109,28 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     assert_eq!(vm.sh("stat -c '%a %U %G' /run/culvert/culvertd.sock").trim(), "660 root culvert");
     let security = vm.sh("systemd-analyze security culvertd.service --no-pager 2>&1 | tail -n 1");
     eprintln!("systemd-analyze security culvertd: {}", security.trim());
+
+    // An overlay from an etcd on the host: under the sandbox, culvertd leases a subnet, writes flannel's subnet
+    // file into /run/flannel (a RuntimeDirectory of the unit), makes the kernel VXLAN link (its module loaded on
+    // demand, although the unit may not load modules itself) and the ip_masq NAT through /usr/sbin/nft.
+    let etcd = overlay::etcd_at(&lab, &ns, HOST_ADDR);
+    etcd.ctl(&[
+        "put",
+        "/coreos.com/network/config",
+        r#"{"Network":"10.5.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}"#,
+    ]);
+    vm.sh("culvert up /mnt/host/ov.toml");
+    let env = vm.sh("cat /run/flannel/subnet.env");
+    assert!(env.contains("FLANNEL_NETWORK=10.5.0.0/16") && env.contains("FLANNEL_SUBNET=10.5."), "{env}");
+    let leases = etcd.ctl(&["get", "--prefix", "/coreos.com/network/subnets/"]);
+    assert!(leases.contains(&format!("\"PublicIP\":\"{GUEST_ADDR}\"")), "no lease of the guest's in etcd: {leases}");
+    assert!(!vm.sh("ip -d -o link show type vxlan").trim().is_empty(), "no VXLAN link in the guest");
+    assert!(vm.sh("nft list ruleset").contains("masquerade"), "no ip_masq NAT in the guest");
+    vm.sh("culvert down ov");
+    // The subnet file stays, as flanneld leaves it: the next `up` asks etcd for the same subnet again.
+    assert!(vm.sh("ip -d -o link show type vxlan").trim().is_empty(), "the VXLAN link outlived down");
+    assert!(!vm.sh("nft list ruleset").contains("masquerade"), "the NAT outlived down");
+    drop(etcd);
 
     // An always-on full tunnel with a kill switch: its file root's own in /etc/culvert (the sandbox lets culvertd
     // write there), its table from /usr/sbin/nft run inside the sandbox, its traffic to the peer.
@@ -132,6 +160,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
         vm.sh("journalctl -b -u culvertd --no-pager -n 30 2>&1")
     );
     eprintln!("vm: tunnel traffic {:.1?} after the agent answered", booted.elapsed());
+    eprintln!("vm: {}", vm.sh("systemd-analyze time | head -n 1").trim());
     assert_eq!(tunnel_status(&mut vm)["system"], true, "the tunnel is not a system tunnel after the reboot");
 
     // Disabled, the tunnel and its kill switch go; the guest reaches the host directly again.
@@ -161,6 +190,9 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     };
     let (block_at, network_at) = (started(&mut vm, "culvertd-early-block"), started(&mut vm, "systemd-networkd"));
     assert!(block_at < network_at, "the early block started at {block_at} us, networkd at {network_at} us");
+    let exited = vm.sh("systemctl show culvertd-early-block -p ExecMainExitTimestampMonotonic --value");
+    let took = exited.trim().parse::<u64>().unwrap_or(0).saturating_sub(block_at);
+    eprintln!("vm: the early block took {} ms, {} ms after boot", took / 1000, block_at / 1000);
     std::thread::sleep(Duration::from_secs(2));
     vm.sh("systemctl stop culvert-test-probe");
     let leaked = capture.leaked(BLOCKED_ALLOWED);
