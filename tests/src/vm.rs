@@ -27,6 +27,9 @@ use crate::{check, ip, run, stderr, unique, wait_until};
 pub const HOST_ADDR: &str = "10.88.0.1";
 pub const GUEST_ADDR: &str = "10.88.0.2";
 
+/// Read in the guest: it changes with every boot.
+const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
+
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 /// What every image holds besides the test's packages: systemd as init, a kernel with virtio drivers, the tools
@@ -356,12 +359,11 @@ impl Vm {
 
     /// The guest's boot id: it changes with every boot.
     pub fn boot_id(&mut self) -> String {
-        self.sh("cat /proc/sys/kernel/random/boot_id").trim().to_owned()
+        self.sh(BOOT_ID).trim().to_owned()
     }
 
     /// Reboots the guest through systemd and waits until it answers again, from a new boot.
     pub fn reboot(&mut self) -> Result<()> {
-        const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
         let before = self.boot_id();
         let started = Instant::now();
         // Answered before systemd stops the agent.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use culvert_tests::capture::Capture;
 use culvert_tests::overlay;
 use culvert_tests::vm::{self, GUEST_ADDR, HOST_ADDR, Vm};
-use culvert_tests::{Lab, WireguardGo, wg_keypair};
+use culvert_tests::{Lab, WireguardGo, wait_until, wg_keypair};
 
 /// The tunnel's name, its interface and its file's name in the guest.
 const TUNNEL: &str = "wgvm";
@@ -41,17 +41,6 @@ WantedBy=multi-user.target
 
 fn guest_pings(vm: &mut Vm, dst: &str) -> bool {
     vm.try_sh(&format!("ping -n -c 1 -W 2 {dst}"), Duration::from_secs(30)).is_ok_and(|(rc, _)| rc == 0)
-}
-
-fn wait_in_guest(vm: &mut Vm, within: Duration, mut f: impl FnMut(&mut Vm) -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f(vm) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    false
 }
 
 fn tunnel_status(vm: &mut Vm) -> serde_json::Value {
@@ -95,8 +84,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     let out = vm.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y /mnt/host/culvert.deb 2>&1");
     eprintln!("apt-get install: {}", out.lines().rev().take(3).collect::<Vec<_>>().join(" | "));
     assert!(
-        wait_in_guest(&mut vm, Duration::from_secs(30), |vm| vm.sh("systemctl is-active culvertd || true").trim()
-            == "active"),
+        wait_until(Duration::from_secs(30), || vm.sh("systemctl is-active culvertd || true").trim() == "active"),
         "culvertd is not active after install: {}",
         vm.sh("systemctl status culvertd --no-pager -l 2>&1 || true")
     );
@@ -135,7 +123,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     // An always-on full tunnel with a kill switch: its file root's own in /etc/culvert (the sandbox lets culvertd
     // write there), its table from /usr/sbin/nft run inside the sandbox, its traffic to the peer.
     vm.sh(&format!("culvert enable /mnt/host/{TUNNEL}.conf --kill-switch"));
-    assert!(wait_in_guest(&mut vm, Duration::from_secs(20), |vm| guest_pings(vm, "10.99.0.1")), "no traffic");
+    assert!(wait_until(Duration::from_secs(20), || guest_pings(&mut vm, "10.99.0.1")), "no traffic");
     assert_eq!(vm.sh(&format!("stat -c '%a %U' /etc/culvert/tunnels/{TUNNEL}.conf")).trim(), "600 root");
     assert!(vm.sh("nft list table inet culvert").contains(TUNNEL), "the kill switch does not let the tunnel out");
     assert!(wgo.peers().iter().any(|p| p.0 == public && p.3 > 0), "wireguard-go received nothing");
@@ -145,7 +133,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     vm.sh("systemctl kill -s KILL culvertd");
     let back = Instant::now();
     assert!(
-        wait_in_guest(&mut vm, Duration::from_secs(60), |vm| guest_pings(vm, "10.99.0.1")),
+        wait_until(Duration::from_secs(60), || guest_pings(&mut vm, "10.99.0.1")),
         "the tunnel did not come back after culvertd was killed: {}",
         vm.sh("journalctl -u culvertd --no-pager -n 30 2>&1")
     );
@@ -155,7 +143,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     vm.reboot().unwrap();
     let booted = Instant::now();
     assert!(
-        wait_in_guest(&mut vm, Duration::from_secs(60), |vm| guest_pings(vm, "10.99.0.1")),
+        wait_until(Duration::from_secs(60), || guest_pings(&mut vm, "10.99.0.1")),
         "the enabled tunnel is not up after a reboot: {}",
         vm.sh("journalctl -b -u culvertd --no-pager -n 30 2>&1")
     );
@@ -165,7 +153,7 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
 
     // Disabled, the tunnel and its kill switch go; the guest reaches the host directly again.
     vm.sh(&format!("culvert disable {TUNNEL}"));
-    assert!(wait_in_guest(&mut vm, Duration::from_secs(10), |vm| guest_pings(vm, HOST_ADDR)), "blocked after disable");
+    assert!(wait_until(Duration::from_secs(10), || guest_pings(&mut vm, HOST_ADDR)), "blocked after disable");
 
     // The probe leaks while nothing blocks it: the capture and the probe work.
     vm.sh("cp /mnt/host/culvert-test-probe.service /etc/systemd/system/ && systemctl daemon-reload");
