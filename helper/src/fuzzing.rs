@@ -1,5 +1,5 @@
 //! Entry points of the fuzz targets (`fuzz/fuzz_targets/`) for the parsers of outside bytes that live in the
-//! helper: the userspace API's requests, and the datagrams and device packets each userspace kind classifies.
+//! helper: the userspace API's requests, DNS answers to culvertd's own lookups, and the datagrams and device packets each userspace kind classifies.
 //! Each must never panic. The committed corpora are replayed through these same functions by ordinary tests
 //! (`helper/tests/fuzz_corpus.rs`).
 
@@ -44,6 +44,19 @@ pub fn etcd_records(data: &[u8]) {
         }
         let checked = nodes(network, network.subnets().next().expect("a subnet"), &leases);
         let _ = crate::overlay::nodes::on_segment(checked, network.network);
+    }
+}
+
+/// An answer from a DNS server to culvertd's own lookup of `peer.example` (system/resolver.rs). The answer's
+/// first two bytes are taken as the question's id, so that the parser goes past the header.
+pub fn dns_answer(data: &[u8]) {
+    use crate::system::dns_wire::{RecordType, addresses};
+    let id = match data {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    };
+    for kind in [RecordType::A, RecordType::Aaaa] {
+        let _ = addresses(data, id, "peer.example", kind);
     }
 }
 

@@ -25,3 +25,8 @@ fn device_packet() {
 fn etcd_records() {
     replay("etcd_records", culvert_helper::fuzzing::etcd_records);
 }
+
+#[test]
+fn dns_answer() {
+    replay("dns_answer", culvert_helper::fuzzing::dns_answer);
+}

@@ -259,6 +259,85 @@ fn lockdown_blocks_with_no_tunnel_lets_a_full_tunnel_through_and_a_stopped_helpe
     }
 }
 
+/// The peer's name in the name-lookup test, known only to the far side's DNS server.
+const PEER_NAME: &str = "peer.culvert.test";
+/// That server: beyond the far side's router, so that only a default route reaches it (a full tunnel's, or the
+/// underlay's).
+const NAME_SERVER: &str = "192.0.2.53";
+
+/// A blocked tunnel whose peer is known by name finds it again through its own block: culvertd asks the host's
+/// DNS server itself, on sockets with its control mark that the kill switch lets out to port 53, while every
+/// other lookup stays refused. Before this, such a tunnel could not come back ("does not resolve"). And once it
+/// is up and its peer falls silent, a change of the host's network has the name looked up past the tunnel,
+/// not into it.
+#[test]
+fn a_blocked_tunnel_finds_its_peer_by_name_while_every_other_lookup_stays_refused() {
+    let mut s = setup();
+    ip(&["-n", &s.far, "addr", "add", &format!("{NAME_SERVER}/32"), "dev", "lo"]);
+    let log = s.lab.dir.join("dns.log");
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/dns_server.py");
+    s.lab.spawn(in_ns(&s.far, "python3").arg(server).args([NAME_SERVER, PEER_NAME, "172.31.0.2"]).arg(&log));
+    let asked = || std::fs::read_to_string(&log).unwrap_or_default().matches(PEER_NAME).count();
+    let listening = || std::fs::read_to_string(&log).unwrap_or_default().contains("listening");
+    assert!(wait_until(Duration::from_secs(5), listening), "the name server did not start");
+    // The host's resolver file names that server; culvertd and the applications see it.
+    let resolv = s.lab.dir.join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {NAME_SERVER}\n")).unwrap();
+    let binds = [(resolv.as_path(), "/etc/resolv.conf")];
+    let name = culvert_tests::unique("ksn");
+    let file = s.lab.profile(
+        &name,
+        &format!(
+            "kind = \"wireguard\"\nprivate_key = \"{}\"\naddress = [\"10.8.0.1/24\"]\nlisten_port = 51820\n\
+             kill_switch = true\n[[peer]]\npublic_key = \"{}\"\nallowed_ips = [\"0.0.0.0/0\"]\n\
+             endpoint = \"{PEER_NAME}:51821\"\n",
+            s.private, s.wgo.public_key
+        ),
+    );
+    let file = file.to_str().unwrap().to_owned();
+    let first = s.lab.spawn_helper_with_binds(&s.host, "h", &[], &binds).unwrap();
+    s.lab.helpers.push(first);
+    s.peer_answers();
+    s.lab.helpers[0].culvert_ok(&["up", &file]);
+    assert!(wait_until(Duration::from_secs(10), || ping(&s.host, "10.8.0.2", 1)), "no traffic by name");
+
+    // A crash leaves the block; the restarted helper lists the tunnel as blocked.
+    assert!(s.lab.helpers[0].stop_with(9));
+    let restarted = s.lab.spawn_helper_with_binds(&s.host, "h", &[], &binds).unwrap();
+    assert_eq!(restarted.status(&name)["state"], "blocked");
+
+    // An application's lookup is refused by the block...
+    let getent = run(in_ns(&s.host, "unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!("mount --bind {} /etc/resolv.conf && exec getent hosts {PEER_NAME}", resolv.display())));
+    assert!(!getent.status.success(), "an application resolved {PEER_NAME} through the block");
+
+    // ...culvertd's own is not: the tunnel comes back by name, and nothing else leaves.
+    let before = asked();
+    let capture = Capture::start(&s.lab.dir, &s.far, &s.far_dev, "by-name");
+    restarted.culvert_ok(&["up", &file]);
+    assert!(wait_until(Duration::from_secs(10), || ping(&s.host, "10.8.0.2", 1)), "no reconnect by name");
+    let tried = probe(&s.host, 1.0);
+    assert!(tried >= 80, "only {tried} probes in a second");
+    let leaked = capture.leaked(&format!("{ALLOWED} or (udp port 53 and host {NAME_SERVER})"));
+    assert!(asked() > before, "the name server was not asked after the restart");
+
+    // The peer falls silent and the host is renumbered: the name is looked up again at once, past the dead
+    // tunnel (into it, the question would never arrive).
+    s.peer_ignores();
+    let dev = Lab::veth_in(&s.host);
+    culvert_tests::check(in_ns(&s.host, "sysctl").args(["-qw", &format!("net.ipv4.conf.{dev}.promote_secondaries=1")]));
+    let before = asked();
+    ip(&["-n", &s.host, "addr", "add", "172.31.0.9/24", "dev", &dev]);
+    ip(&["-n", &s.host, "addr", "del", "172.31.0.1/24", "dev", &dev]);
+    ip(&["-n", &s.host, "route", "replace", "default", "via", "172.31.0.2"]);
+    let again = wait_until(Duration::from_secs(5), || asked() > before);
+    s.lab.helpers.push(restarted);
+    assert!(again, "the name was not looked up past the tunnel after the network changed");
+    eprintln!("kill switch, reconnect by name through the block: {} packets leaked", leaked.len());
+    assert!(leaked.is_empty(), "leaked\n{}", leaked.join("\n"));
+}
+
 /// At boot, before any network, `culvertd --block-at-boot` puts lockdown's table in place from the config
 /// directory alone, and exits.
 #[test]

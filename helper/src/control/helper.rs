@@ -21,9 +21,10 @@ use super::kill_switch::{Guard, KillSwitch};
 use crate::overlay;
 use crate::system::netlink::Way;
 use crate::system::netlink::watch as system_watch;
+use crate::system::resolver::{Files, Resolver};
 use crate::system::{Netlink, Records};
 use crate::tunnel::resolve::{self, Progress};
-use crate::tunnel::uapi::{SetRequest, SetRequests};
+use crate::tunnel::uapi::SetRequest;
 use crate::tunnel::{self, Tunnel, TunnelInfo, changes};
 
 /// How long a burst of the kernel's network announcements is let settle before the tunnels follow it: an
@@ -73,9 +74,9 @@ pub struct Helper {
     netlink: Netlink,
     records: Records,
     registry: Mutex<BTreeMap<String, Entry>>,
-    /// Where WireGuard tunnels' userspace APIs send `set` requests, and where [`Helper::serve_uapi_sets`] takes
-    /// them from.
-    sets: SetRequests,
+    /// What tunnels are lent: where WireGuard's userspace APIs send `set` requests (and where
+    /// [`Helper::serve_uapi_sets`] takes them from), and the resolver of endpoint names.
+    services: tunnel::Services,
     pending_sets: Mutex<Option<tokio::sync::mpsc::Receiver<SetRequest>>>,
     /// Where overlays send their backend tunnels as their peers change, and where
     /// [`Helper::serve_overlay_updates`] takes them from.
@@ -104,13 +105,17 @@ impl Helper {
     ) -> Self {
         // A few at a time: `wg` waits for each answer.
         let (sets, pending) = tokio::sync::mpsc::channel(16);
+        // Lookups go around the system's resolver while the kill switch's table is there, which the kill switch
+        // says.
+        let resolver = Resolver::new(Files::system(records.dns_originals()));
+        let kill_switch = kill_switch.steering(resolver.clone());
         // Each overlay waits while its update is full; the helper takes the newest per tunnel.
         let (overlay_updates, pending_overlay) = tokio::sync::mpsc::channel(64);
         Self {
             netlink,
             records,
             registry: Mutex::default(),
-            sets,
+            services: tunnel::Services { sets, resolver },
             pending_sets: Mutex::new(Some(pending)),
             overlay_updates,
             pending_overlay_updates: Mutex::new(Some(pending_overlay)),
@@ -191,6 +196,7 @@ impl Helper {
         };
         match built {
             Ok((tunnel, claim)) => {
+                self.note_dns(&tunnel.info.profile());
                 let status = tunnel.info.status();
                 tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
                 self.registry().insert(name.clone(), Entry::Up { tunnel, claim, changing: false });
@@ -285,13 +291,13 @@ impl Helper {
     /// and the engine.
     async fn build(&self, caller: Caller, profile: Profile, progress: &Progress) -> Result<(Tunnel, Claim), IpcError> {
         progress.set("checking the host's links and addresses");
-        let resolved = resolve::endpoints(&profile, progress).await?;
+        let resolved = resolve::endpoints(&self.services.resolver, &profile, progress).await?;
         tunnel::host_check::check(&self.netlink, &profile, &resolved, false).await?;
         // The endpoints host names gave are part of what the tunnel holds.
         let claim = Claim::of(&profile, caller.uid, &resolved);
         self.hold_for_up(&profile.name, &claim, caller.uid == 0)?;
         progress.set("configuring the device, its addresses and routes");
-        let tunnel = tunnel::up(&self.netlink, &self.records, profile, &resolved, caller.uid, &self.sets).await?;
+        let tunnel = tunnel::up(&self.netlink, &self.records, profile, &resolved, caller.uid, &self.services).await?;
         Ok((tunnel, claim))
     }
 
@@ -322,7 +328,7 @@ impl Helper {
             let claim = Claim::of(&backend, caller.uid, &[]);
             self.hold_for_up(name, &claim, true)?;
             let mut tunnel =
-                tunnel::up(&self.netlink, &self.records, backend, &Vec::new(), caller.uid, &self.sets).await?;
+                tunnel::up(&self.netlink, &self.records, backend, &Vec::new(), caller.uid, &self.services).await?;
             if let Err(e) = self.finish_overlay(&mut tunnel, &session, settings).await {
                 tunnel.stop().await;
                 changes::undo(&self.netlink, &self.records, &tunnel.record).await;
@@ -476,9 +482,21 @@ impl Helper {
         };
         let changed = self.change(caller, &parts, profile).await;
         let (status, notes) = self.finish_change(&name, changed)?;
+        if let Some(info) = self.visible(Caller::ROOT, Some(&name)).ok().and_then(|v| v.into_iter().next()) {
+            self.note_dns(&info.0.profile());
+        }
         self.reguard(&name).await?;
         tracing::info!("tunnel {name} changed for uid {}: {}", caller.uid, notes.join("; "));
         Ok((status, notes))
+    }
+
+    /// Tells the resolver which DNS servers a tunnel that is up sets: they are never asked for an endpoint.
+    fn note_dns(&self, profile: &Profile) {
+        let servers = match &profile.tunnel {
+            culvert_core::profile::Tunnel::Wireguard(w) => w.dns.as_slice(),
+            _ => &[],
+        };
+        self.services.resolver.set_tunnel_dns(&profile.name, servers);
     }
 
     /// Makes the kill switch follow a change of tunnel `name` (its switch turned on or off, or the LAN).
@@ -523,7 +541,12 @@ impl Helper {
     ) -> Result<(tunnel::apply::Applied, Claim), IpcError> {
         let progress = Progress::default();
         // Only the resolver may wait: the change itself is bounded by netlink, and must not stop half-way.
-        let resolved = match tokio::time::timeout(self.request_timeout, resolve::endpoints(&profile, &progress)).await {
+        let resolved = match tokio::time::timeout(
+            self.request_timeout,
+            resolve::endpoints(&self.services.resolver, &profile, &progress),
+        )
+        .await
+        {
             Ok(resolved) => resolved?,
             Err(_) => {
                 return Err(IpcError::TimedOut {
@@ -764,6 +787,7 @@ impl Helper {
             }
         }
         changes::undo(&self.netlink, &self.records, &tunnel.record).await;
+        self.services.resolver.set_tunnel_dns(tunnel.info.name(), &[]);
         tracing::info!("{kind} tunnel {} is down", tunnel.info.name());
         self.registry().remove(tunnel.info.name());
         // A userspace tunnel's buffers are large: worth giving back.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::system::files;
 use crate::system::nft::{self, Passage};
+use crate::system::resolver::Resolver;
 
 /// One full tunnel, as the kill switch knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +69,8 @@ pub struct KillSwitch {
     applying: tokio::sync::Mutex<()>,
     /// Off in unit tests over the fake kernel, which has no nftables.
     tables: bool,
+    /// Told whether the table is in place, so that endpoints' names are looked up past it.
+    resolver: Option<Resolver>,
 }
 
 /// A tunnel the kill switch still guards while it is not up.
@@ -97,7 +100,19 @@ impl KillSwitch {
         let mut state = State { guards, lockdown };
         // What was guarded only by lockdown, with lockdown now off, is not blocked.
         state.guards.retain(|_, g| g.kill_switch || lockdown);
-        Ok(Self { state_file, lockdown_file, state: Mutex::new(state), applying: Default::default(), tables: true })
+        Ok(Self {
+            state_file,
+            lockdown_file,
+            state: Mutex::new(state),
+            applying: Default::default(),
+            tables: true,
+            resolver: None,
+        })
+    }
+
+    /// Has `resolver` look names up with marked sockets whenever the table is in place.
+    pub fn steering(self, resolver: Resolver) -> Self {
+        Self { resolver: Some(resolver), ..self }
     }
 
     /// For unit tests over the fake kernel: kept in memory and files, with no table.
@@ -221,12 +236,15 @@ impl KillSwitch {
             files::remove_if_there(&self.state_file).map(|_| ())
         };
         kept.map_err(|e| KillSwitchError::File { path: self.state_file.clone(), source: e })?;
-        if !self.tables {
-            return Ok(());
+        let in_place = passages.is_some();
+        if self.tables {
+            match passages {
+                Some(passages) => nft::apply(nft::kill_switch_ruleset(&passages)).await?,
+                None => nft::apply(nft::kill_switch_removal()).await?,
+            }
         }
-        match passages {
-            Some(passages) => nft::apply(nft::kill_switch_ruleset(&passages)).await?,
-            None => nft::apply(nft::kill_switch_removal()).await?,
+        if let Some(resolver) = &self.resolver {
+            resolver.set_marked(in_place);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The resolver file the fallback rewrites.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The first line of a resolver file Culvert wrote: how a second tunnel, and crash cleanup, recognize it.
-const MARKER: &str = "# Written by culvertd";
+pub(crate) const MARKER: &str = "# Written by culvertd";
 const RESOLVCONF_PATHS: [&str; 2] = ["/usr/sbin/resolvconf", "/sbin/resolvconf"];
 /// How long to wait for the system bus before deciding systemd-resolved is not there.
 const BUS_TIMEOUT: Duration = Duration::from_secs(2);

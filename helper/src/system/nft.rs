@@ -125,8 +125,9 @@ const LAN_V6: [&str; 3] = ["fe80::/10", "fc00::/7", "ff02::/16"];
 const NDP: [&str; 4] = ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"];
 
 /// The kill switch over `passages` (none: lockdown with no tunnel, which lets nothing out): output and forward
-/// chains that drop by default. Output lets through loopback, each tunnel's interface and marked packets, DHCP
-/// and neighbour discovery, and the LAN where a tunnel allows it; DNS to port 53 goes only through a tunnel,
+/// chains that drop by default. Output lets through loopback, each tunnel's interface and marked packets,
+/// culvertd's own DNS lookups (marked [`super::CONTROL_MARK`]), DHCP and neighbour discovery, and the LAN where
+/// a tunnel allows it; other DNS to port 53 goes only through a tunnel,
 /// everything else is refused (an error at once, rather than a wait). Forwarding passes only to and from the
 /// tunnels. IPv6 needs no rule of its own: a tunnel without an IPv6 default route leaves IPv6 to the underlay,
 /// where it is dropped.
@@ -156,6 +157,15 @@ pub fn kill_switch_ruleset(passages: &[Passage]) -> Nftables<'static> {
     for p in passages {
         output.push(vec![meta_eq(MetaKey::Mark, Expression::Number(p.fwmark)), accept()]);
         output.push(vec![meta_eq(MetaKey::Oifname, text(&p.interface)), accept()]);
+    }
+    // culvertd's own lookups of endpoint names (super::resolver), to the host's servers; everyone else's DNS
+    // goes into a tunnel or is refused.
+    for proto in ["udp", "tcp"] {
+        output.push(vec![
+            meta_eq(MetaKey::Mark, Expression::Number(super::CONTROL_MARK)),
+            port(proto, "dport", 53),
+            accept(),
+        ]);
     }
     for proto in ["udp", "tcp"] {
         output.push(vec![port(proto, "dport", 53), reject(RejectCode::PortUnreach)]);
@@ -276,8 +286,11 @@ mod tests {
         let rules: Vec<String> =
             commands.iter().filter(|c| c["add"]["rule"].is_object()).map(|c| c["add"]["rule"].to_string()).collect();
         let position = |needle: &str| rules.iter().position(|r| r.contains(needle)).unwrap_or(usize::MAX);
-        // Tunnels first, then DNS refused, and the LAN only because wg1 allows it; the last word is a refusal.
+        // Tunnels first, then culvertd's own lookups, then DNS refused, and the LAN only because wg1 allows it;
+        // the last word is a refusal.
         assert!(position("51821") < position(r#""right":53"#), "{text}");
+        let control = position(&format!(r#""right":{}"#, crate::system::CONTROL_MARK));
+        assert!(control < position("port-unreachable") && rules[control].contains("accept"), "{text}");
         assert!(position(r#""oifname"}},"op":"==","right":"wg1""#) < position(r#""right":53"#), "{text}");
         assert!(text.contains(r#""prefix":{"addr":"192.168.0.0","len":16}"#), "{text}");
         let last_out = rules.iter().rfind(|r| r.contains(r#""chain":"output""#)).unwrap();
@@ -287,7 +300,10 @@ mod tests {
         let none = serde_json::to_value(kill_switch_ruleset(&passages[..1])).unwrap().to_string();
         assert!(!none.contains("192.168.0.0"), "{none}");
         let lockdown = serde_json::to_value(kill_switch_ruleset(&[])).unwrap().to_string();
-        assert!(!lockdown.contains("mark") && lockdown.contains("nd-neighbor-solicit"), "{lockdown}");
+        assert!(
+            lockdown.matches(r#""key":"mark""#).count() == 2 && lockdown.contains("nd-neighbor-solicit"),
+            "{lockdown}"
+        );
     }
 
     #[test]

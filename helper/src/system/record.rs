@@ -221,7 +221,12 @@ impl Records {
 
     /// Where the original resolver file is kept while tunnel `name` has rewritten it.
     pub fn dns_backup(&self, name: &str) -> PathBuf {
-        self.dir.parent().unwrap_or(&self.dir).join("dns").join(format!("{name}.resolv.conf"))
+        self.dns_originals().join(format!("{name}.resolv.conf"))
+    }
+
+    /// The directory of the original resolver files kept while tunnels have rewritten it.
+    pub fn dns_originals(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join("dns")
     }
 
     pub fn remove(&self, name: &str) -> io::Result<()> {

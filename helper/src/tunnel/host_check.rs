@@ -11,7 +11,8 @@ use crate::system::Netlink;
 
 /// Checks what only the host can tell about a profile: that its interface name is no existing link's (Culvert
 /// never takes one over), that no peer's endpoint is the tunnel's own socket (one of this host's addresses with
-/// the tunnel's listen port: it would send to itself), and that no host-gw next hop is this host.
+/// the tunnel's listen port: it would send to itself), that no host-gw next hop is this host, and that no
+/// WireGuard tunnel takes culvertd's own mark.
 /// `up`: whether the tunnel is up already (a live change), so that its link is its own.
 pub async fn check(netlink: &Netlink, profile: &Profile, resolved: &Resolved, up: bool) -> Result<(), TunnelError> {
     let interface = profile.interface();
@@ -46,6 +47,14 @@ pub async fn check(netlink: &Netlink, profile: &Profile, resolved: &Resolved, up
             .iter()
             .enumerate()
             .try_for_each(|(i, p)| own_socket(format!("peer[{i}].endpoint"), p.endpoint, Some(t.listen_port))),
+        Config::Wireguard(w) if w.fwmark == Some(crate::system::CONTROL_MARK) => Err(TunnelError::Profile {
+            field: "fwmark".into(),
+            reason: format!(
+                "{:#x} is the mark of culvertd's own lookups, which the kill switch and full tunnels' rules let past                  every tunnel",
+                crate::system::CONTROL_MARK
+            ),
+            fix: "choose another fwmark, or leave it out".into(),
+        }),
         Config::Wireguard(w) => resolved
             .iter()
             .enumerate()

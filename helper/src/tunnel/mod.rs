@@ -29,9 +29,18 @@ use crate::dataplane::tap_core::TapCore;
 use crate::dataplane::udp_core::UdpCore;
 use crate::dataplane::udp_io::Socket;
 use crate::dataplane::wg_core::WgCore;
+use crate::system::resolver::Resolver;
 use crate::system::{Netlink, Record, Records};
 pub use error::TunnelError;
 use resolve::Resolved;
+
+/// What the helper lends the tunnels it brings up: where WireGuard's userspace API sends its `set` requests, and
+/// the resolver that looks endpoints' host names up again while a tunnel runs.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub sets: uapi::SetRequests,
+    pub resolver: Resolver,
+}
 
 /// Brings up the tunnel `profile` describes for `owner_uid`, its host names resolved to `resolved`. On an error
 /// nothing it made is left.
@@ -41,11 +50,11 @@ pub async fn up(
     profile: Profile,
     resolved: &Resolved,
     owner_uid: u32,
-    sets: &uapi::SetRequests,
+    services: &Services,
 ) -> Result<Tunnel, TunnelError> {
     match profile.tunnel.clone() {
         Config::Udp(c) => udp::up(netlink, records, profile, &c, owner_uid).await,
-        Config::Wireguard(c) => wireguard::up(netlink, records, profile, &c, resolved, owner_uid, sets).await,
+        Config::Wireguard(c) => wireguard::up(netlink, records, profile, &c, resolved, owner_uid, services).await,
         Config::Vxlan(c) => vxlan::up(netlink, records, profile, &c, owner_uid).await,
         Config::Tap(c) => tap::up(netlink, records, profile, &c, owner_uid).await,
         Config::Hostgw(c) => hostgw::up(netlink, records, profile, &c, owner_uid).await,

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use culvert_core::profile::{Endpoint, Profile, Tunnel};
 
+use crate::system::resolver::Resolver;
+
 /// What a tunnel's bring-up is doing, in words that complete "did not finish while ...".
 #[derive(Debug, Default)]
 pub struct Progress(Mutex<String>);
@@ -26,7 +28,7 @@ impl Progress {
 pub type Resolved = Vec<Option<SocketAddr>>;
 
 /// Resolves every host-name endpoint of `profile`; one that does not resolve fails the request, naming the peer.
-pub async fn endpoints(profile: &Profile, progress: &Progress) -> Result<Resolved, TunnelError> {
+pub async fn endpoints(resolver: &Resolver, profile: &Profile, progress: &Progress) -> Result<Resolved, TunnelError> {
     let Tunnel::Wireguard(w) = &profile.tunnel else { return Ok(Vec::new()) };
     let names: Vec<String> = w
         .peers
@@ -43,18 +45,14 @@ pub async fn endpoints(profile: &Profile, progress: &Progress) -> Result<Resolve
         match &p.endpoint {
             None => Ok(None),
             Some(Endpoint::Addr(a)) => Ok(Some(*a)),
-            Some(Endpoint::Host { host, port }) => lookup(host, *port).await.map_err(|reason| TunnelError::Profile {
-                field: format!("peer[{i}].endpoint"),
-                reason: format!("{host} does not resolve: {reason}"),
-                fix: "check the name, or give the peer's address instead".into(),
-            }),
+            Some(Endpoint::Host { host, port }) => {
+                resolver.lookup(host, *port).await.map_err(|reason| TunnelError::Profile {
+                    field: format!("peer[{i}].endpoint"),
+                    reason: format!("{host} does not resolve: {reason}"),
+                    fix: "check the name, or give the peer's address instead".into(),
+                })
+            }
         }
     });
     futures::future::try_join_all(lookups).await
-}
-
-/// The address a host name resolves to, IPv4 first when it has both (as `wg` prefers).
-pub async fn lookup(host: &str, port: u16) -> Result<Option<SocketAddr>, String> {
-    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?.collect();
-    Ok(all.iter().find(|a| a.is_ipv4()).or(all.first()).copied())
 }

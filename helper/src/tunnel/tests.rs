@@ -33,6 +33,13 @@ fn kernel() -> (Netlink, Arc<Mutex<FakeKernel>>) {
     Netlink::fake(k)
 }
 
+/// No `set` reaches a helper here, and the resolver asks the system's (no test resolves a name).
+fn services() -> super::Services {
+    let (sets, _) = tokio::sync::mpsc::channel(1);
+    let resolver = crate::system::resolver::Resolver::new(crate::system::resolver::Files::system(std::env::temp_dir()));
+    super::Services { sets, resolver }
+}
+
 fn snapshot(k: &Arc<Mutex<FakeKernel>>) -> FakeKernel {
     k.lock().unwrap().state()
 }
@@ -59,8 +66,7 @@ const TWO: [(&str, &str, &str); 2] =
     [("172.31.0.2", "10.244.2.0", "10.244.2.0/24"), ("172.31.0.3", "10.244.3.0", "10.244.3.0/24")];
 
 async fn up(netlink: &Netlink, records: &Records, profile: Profile) -> super::Tunnel {
-    let (set, _) = tokio::sync::mpsc::channel(1);
-    super::up(netlink, records, profile, &vec![], 0, &set).await.unwrap()
+    super::up(netlink, records, profile, &vec![], 0, &services()).await.unwrap()
 }
 
 #[tokio::test]
@@ -164,6 +170,10 @@ async fn a_full_tunnel_takes_the_first_free_table_and_keeps_it_when_it_changes()
     assert!(r.full && r.fwmark == Some(51820), "{:?}", r.fwmark);
     assert!(r.rules.iter().any(|rule| rule.invert && rule.table == 51820 && rule.fwmark == Some(51820)));
     assert!(r.rules.iter().any(|rule| rule.suppress_prefixlen == Some(0)));
+    // culvertd's own lookups go by the main table, before the tunnel's rules.
+    let control = r.rules.iter().find(|rule| rule.fwmark == Some(crate::system::CONTROL_MARK)).unwrap();
+    assert!(!control.invert && control.table == crate::system::netlink::MAIN_TABLE);
+    assert!(r.rules.iter().all(|rule| rule.fwmark == control.fwmark || rule.priority > control.priority));
     assert_eq!(r.sysctls, vec![("net/ipv4/conf/all/src_valid_mark".to_string(), "1".to_string())]);
     // Table 51820 in use by something else: the next one.
     let eth = k.lock().unwrap().links.iter().find(|l| l.name == "eth0").unwrap().index;

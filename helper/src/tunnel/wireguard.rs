@@ -16,6 +16,7 @@ use crate::dataplane::udp_io;
 use crate::dataplane::wg_core::{WgCore, WgPeer};
 use crate::system::dns::DnsConfig;
 use crate::system::netlink::{MAIN_TABLE, Rule};
+use crate::system::resolver::Resolver;
 use crate::system::{Netlink, Records};
 
 /// wg-quick's first table (and mark) for a full tunnel; the next free one is taken when it is in use.
@@ -23,6 +24,9 @@ const FIRST_FULL_TUNNEL_TABLE: u32 = 51820;
 /// The priorities of a full tunnel's rules: the `suppress_prefixlength 0` lookup in main must come before the
 /// `not fwmark` lookup in the tunnel's table, as wg-quick orders them (it gets 32764 and 32765 by default).
 const SUPPRESS_RULE_PRIORITY: u32 = 32763;
+/// Before both: culvertd's control traffic (its marked DNS lookups of endpoint names) is routed by the main
+/// table, so that a tunnel whose peer moved can still look the peer up past itself.
+const CONTROL_RULE_PRIORITY: u32 = 32762;
 const FWMARK_RULE_PRIORITY: u32 = 32764;
 
 pub async fn up(
@@ -32,7 +36,7 @@ pub async fn up(
     config: &WireguardTunnel,
     endpoints: &Resolved,
     owner_uid: u32,
-    sets: &super::uapi::SetRequests,
+    services: &super::Services,
 ) -> Result<Tunnel, TunnelError> {
     let routing = routing(netlink, config, None).await?;
     let ipv6 = endpoints.iter().flatten().any(SocketAddr::is_ipv6);
@@ -56,10 +60,10 @@ pub async fn up(
         sysctls: routing.sysctls,
         dns,
         tap: None,
-        uapi: Some((proto.clone(), sets.clone())),
+        uapi: Some((proto.clone(), services.sets.clone())),
     };
     let mut tunnel = userspace::up(netlink, records, profile, owner_uid, plan).await?;
-    tunnel.add_task(tokio::spawn(reresolve(proto.clone(), tunnel.info.clone())));
+    tunnel.add_task(tokio::spawn(reresolve(proto.clone(), tunnel.info.clone(), services.resolver.clone())));
     tunnel.engine = super::Engine::Wireguard(proto);
     Ok(tunnel)
 }
@@ -73,7 +77,7 @@ const STALE_HANDSHAKE: Duration = Duration::from_secs(135);
 /// Looks host-name endpoints up again while their peers have no recent handshake, and all of them at once when
 /// the host's network changed: the name may point elsewhere now (a dynamic DNS name, a moved server, another
 /// network's resolver). The names are the profile's of the moment: `apply` may change them.
-async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>) {
+async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>, resolver: Resolver) {
     let mut tick = tokio::time::interval(RERESOLVE_EVERY);
     tick.tick().await;
     loop {
@@ -95,7 +99,7 @@ async fn reresolve(proto: Arc<Live<WgCore>>, info: Arc<super::TunnelInfo>) {
             if !every_peer && peer.since_handshake().is_some_and(|d| d < STALE_HANDSHAKE) {
                 continue;
             }
-            let Ok(Some(addr)) = super::resolve::lookup(&host, port).await else { continue };
+            let Ok(Some(addr)) = resolver.lookup(&host, port).await else { continue };
             if peer.endpoint() != Some(addr) {
                 tracing::info!("peer {key}: {host} now resolves to {addr}");
                 peer.set_endpoint(addr);
@@ -170,6 +174,14 @@ pub(super) async fn routing(
                 table,
                 fwmark: Some(mark),
                 invert: true,
+                suppress_prefixlen: None,
+            });
+            out.rules.push(Rule {
+                v6,
+                priority: CONTROL_RULE_PRIORITY,
+                table: MAIN_TABLE,
+                fwmark: Some(crate::system::CONTROL_MARK),
+                invert: false,
                 suppress_prefixlen: None,
             });
             out.rules.push(Rule {
