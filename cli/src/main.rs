@@ -44,6 +44,12 @@ enum Command {
     },
     /// Bring a system tunnel down and have culvertd forget it.
     Disable { name: String },
+    /// List the system tunnels you enabled (root: all), and whether each is up now.
+    Enabled {
+        /// A JSON array of objects with `name`, `kind`, `owner_uid`, `kill_switch` and `state`.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the stored profiles.
     List,
     /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
@@ -299,6 +305,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Disable { name } => {
             connect(socket).await?.disable(&name).await?;
             say!("{name} is down and disabled")?;
+        }
+        Command::Enabled { json } => {
+            let mut client = connect(socket).await?;
+            let enabled = client.system_tunnels().await?;
+            let up = client.status(None).await?;
+            let listed = render::enabled_list(&enabled, &up);
+            if json {
+                say!("{}", serde_json::to_string_pretty(&listed)?)?;
+            } else if listed.is_empty() {
+                say!("no system tunnel: `culvert enable NAME|FILE` makes one")?;
+            } else {
+                for t in &listed {
+                    say!("{}", t.line())?;
+                }
+            }
         }
         Command::Apply { profile: file } => {
             let file = PathBuf::from(file);

@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write};
 
-use culvert_core::stats::{Counters, Rates, TunnelStatus, TunnelView, human_bytes};
+use culvert_core::stats::{Counters, Rates, SystemTunnel, TunnelStatus, TunnelView, human_bytes};
 use serde::Serialize;
 
 pub fn up_line(s: &TunnelStatus) -> String {
@@ -19,6 +19,36 @@ pub fn up_line(s: &TunnelStatus) -> String {
 /// What `culvert enable` did.
 pub fn enabled(s: &TunnelStatus) -> String {
     format!("{}, and enabled: it comes up whenever culvertd starts", up_line(s))
+}
+
+/// A system tunnel as `culvert enabled` lists it: what culvertd keeps, and its state now (`down` when it is not
+/// up).
+#[derive(Debug, Serialize)]
+pub struct Enabled<'a> {
+    #[serde(flatten)]
+    pub tunnel: &'a SystemTunnel,
+    pub state: String,
+}
+
+impl Enabled<'_> {
+    pub fn line(&self) -> String {
+        let t = self.tunnel;
+        let switch = if t.kill_switch { ", kill switch on" } else { "" };
+        format!("{}: {} {}, enabled by uid {}{switch}", t.name, t.kind, self.state, t.owner_uid)
+    }
+}
+
+pub fn enabled_list<'a>(enabled: &'a [SystemTunnel], up: &[TunnelView]) -> Vec<Enabled<'a>> {
+    enabled
+        .iter()
+        .map(|t| {
+            let state = up.iter().find(|v| v.name() == t.name).map(|v| match v {
+                TunnelView::Full(s) => s.state.to_string(),
+                TunnelView::Other(o) => o.state.to_string(),
+            });
+            Enabled { tunnel: t, state: state.unwrap_or_else(|| "down".into()) }
+        })
+        .collect()
 }
 
 /// A tunnel in `culvert status`: in full, or another user's as only what they may see of it.

@@ -222,6 +222,14 @@ impl Client {
         }
     }
 
+    /// The system tunnels this user may change (root: all), up or not.
+    pub async fn system_tunnels(&mut self) -> Result<Vec<crate::stats::SystemTunnel>, ClientError> {
+        match self.request(Request::SystemTunnels).await? {
+            Response::SystemTunnels { tunnels } => Ok(tunnels),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Takes the tunnel to `profile` in place (or brings it up): its status after, and what was done.
     pub async fn apply(&mut self, profile: Profile) -> Result<(TunnelStatus, Vec<String>), ClientError> {
         match self.request(Request::Apply { profile: Box::new(profile) }).await? {

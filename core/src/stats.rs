@@ -90,6 +90,17 @@ pub enum TunnelView {
     Other(OtherTunnel),
 }
 
+/// A system tunnel (`culvert enable`): culvertd keeps its profile and brings it up whenever it starts, until it
+/// is disabled. Whether it is up now is the status's to say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SystemTunnel {
+    pub name: String,
+    pub kind: Kind,
+    pub owner_uid: u32,
+    pub kill_switch: bool,
+}
+
 /// Another user's tunnel: its name, kind, state and owner, and nothing of its addresses, peers or traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]

@@ -36,7 +36,14 @@ fn an_enabled_tunnel_comes_back_after_a_crash_and_disable_forgets_it() {
     let s = lab.helpers[0].status("on");
     assert_eq!((s["system"].as_bool(), s["owner_uid"].as_u64()), (Some(true), Some(u64::from(USER.0))), "{s}");
 
-    // Another user may neither take the name nor disable it.
+    // Its owner sees it among the system tunnels; another user does not, and may neither take the name nor
+    // disable it.
+    let listed = lab.helpers[0].culvert_as(USER.0, USER.1, &["enabled", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["name"], "on", "{listed}");
+    assert_eq!((listed[0]["state"].as_str(), listed[0]["kind"].as_str()), (Some("up"), Some("udp")), "{listed}");
+    let others = lab.helpers[0].culvert_as(OTHER.0, OTHER.1, &["enabled"]);
+    assert!(String::from_utf8_lossy(&others.stdout).contains("no system tunnel"), "{others:?}");
     let theirs = lab.helpers[0].culvert_as(OTHER.0, OTHER.1, &["disable", "on"]);
     assert!(!theirs.status.success() && stderr(&theirs).contains("on"), "{}", stderr(&theirs));
     assert!(kept.exists());
@@ -52,6 +59,7 @@ fn an_enabled_tunnel_comes_back_after_a_crash_and_disable_forgets_it() {
     // A plain `down` leaves it enabled; `disable` by root brings it down and forgets it.
     restarted.culvert_ok(&["down", "on"]);
     assert!(kept.exists());
+    assert!(restarted.culvert_ok(&["enabled"]).contains(&format!("on: udp down, enabled by uid {}", USER.0)));
     restarted.culvert_ok(&["disable", "on"]);
     assert!(!kept.exists(), "disable left the file");
     let missing = restarted.culvert(&["disable", "on"]);

@@ -67,6 +67,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         on: Option<bool>,
     },
+    /// The system tunnels the caller may change (their own; root: all), up or not.
+    SystemTunnels,
     /// Every tunnel, or only the one named.
     Status {
         name: Option<String>,
@@ -134,6 +136,9 @@ pub enum Response {
     /// Whether lockdown is on, after the request.
     Lockdown {
         on: bool,
+    },
+    SystemTunnels {
+        tunnels: Vec<crate::stats::SystemTunnel>,
     },
     /// Every tunnel, or the one asked for; the helper sends them as [`ServerMessage::Partial`]s before this.
     Status {

@@ -164,6 +164,7 @@ impl Session {
             }
             Request::Disable { name } => helper.disable(self.caller, &name).await.map(|()| Response::Disabled { name }),
             Request::Lockdown { on } => helper.lockdown(self.caller, on).await.map(|on| Response::Lockdown { on }),
+            Request::SystemTunnels => Ok(Response::SystemTunnels { tunnels: helper.system_tunnels(self.caller) }),
             Request::Status { name } => match helper.statuses(self.caller, name.as_deref()) {
                 Ok(visible) => return status(id, visible, out).await,
                 Err(e) => Err(e),

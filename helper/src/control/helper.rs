@@ -703,6 +703,23 @@ impl Helper {
         Ok(TunnelStatus { system: true, ..status })
     }
 
+    /// The system tunnels `caller` owns (root: all), up or not; a file that cannot be read is left out (its
+    /// tunnel's start said why in the log).
+    pub fn system_tunnels(&self, caller: Caller) -> Vec<culvert_core::stats::SystemTunnel> {
+        self.system
+            .list()
+            .into_iter()
+            .filter_map(|(name, stored)| stored.ok().map(|(owner, profile)| (name, owner, profile)))
+            .filter(|(_, owner, _)| caller.owns(*owner))
+            .map(|(name, owner_uid, profile)| culvert_core::stats::SystemTunnel {
+                kind: profile.kind(),
+                kill_switch: matches!(&profile.tunnel, culvert_core::profile::Tunnel::Wireguard(w) if w.kill_switch),
+                name,
+                owner_uid,
+            })
+            .collect()
+    }
+
     /// Brings system tunnel `name` down (if it is up) and forgets it: its owner or root.
     pub async fn disable(&self, caller: Caller, name: &str) -> Result<(), IpcError> {
         let owner = self.system.owner(name).ok_or_else(|| IpcError::NotFound { name: name.into() })?;
