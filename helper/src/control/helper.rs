@@ -964,7 +964,8 @@ impl Helper {
             }
             let why = if blocked.guard.kill_switch { "its kill switch holds" } else { "lockdown is on" };
             let reason = format!(
-                "not up, and nothing leaves the host around it: {why} (culvertd restarted or stopped while it was                  up); `culvert up {0}` connects again, `culvert down {0}` lifts the block",
+                "not up, and nothing leaves the host around it: {why} (culvertd restarted or stopped while it was \
+                 up); `culvert up {0}` connects again, `culvert down {0}` lifts the block",
                 blocked.name
             );
             let status = TunnelStatus {
