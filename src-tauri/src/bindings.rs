@@ -17,6 +17,8 @@ culvert_app_macros::commands!(crate::commands:
     export_profile,
     connect,
     disconnect,
+    set_always_on,
+    set_lockdown,
     watch_packets,
     validate_profile,
     save_profile,

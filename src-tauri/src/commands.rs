@@ -83,6 +83,19 @@ pub async fn connect(name: String) -> Result<TunnelStatus, String> {
     culvertd::connect(name).await
 }
 
+/// Makes the stored profile a system tunnel of culvertd's ("Always on": up at boot and after a crash, with
+/// its keys kept root-only by culvertd), or stops that and brings it down.
+#[culvert_app_macros::command]
+pub async fn set_always_on(name: String, on: bool) -> Result<(), String> {
+    culvertd::set_always_on(name, on).await
+}
+
+/// Turns lockdown on or off for the whole computer; answers whether it is on.
+#[culvert_app_macros::command]
+pub async fn set_lockdown(on: bool) -> Result<bool, String> {
+    culvertd::set_lockdown(on).await
+}
+
 /// Every notice of this run so far: those sent before the page listened are only here.
 #[culvert_app_macros::command]
 pub fn notices(notices: State<'_, Notices>) -> Vec<String> {

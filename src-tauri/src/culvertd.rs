@@ -24,6 +24,22 @@ pub async fn connect(name: String) -> Result<TunnelStatus, String> {
     client().await?.up(profile).await.map_err(|e| e.to_string())
 }
 
+/// Makes the stored profile `name` a system tunnel (always on: culvertd keeps it, keys inline, and brings it up
+/// whenever it starts), or stops that and brings it down.
+pub async fn set_always_on(name: String, on: bool) -> Result<(), String> {
+    if on {
+        let profile = with_store(move |s| s.load(&name)).await?;
+        client().await?.enable(profile).await.map(|_| ()).map_err(|e| e.to_string())
+    } else {
+        client().await?.disable(&name).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Turns lockdown on or off; whether it is on now.
+pub async fn set_lockdown(on: bool) -> Result<bool, String> {
+    client().await?.lockdown(Some(on)).await.map_err(|e| e.to_string())
+}
+
 pub async fn disconnect(name: String) -> Result<(), String> {
     client().await?.down(Some(&name)).await.map(|_| ()).map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use culvert_core::client::Client;
+use culvert_core::stats::{SystemTunnel, TunnelView};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tauri::{AppHandle, Manager};
 
@@ -33,8 +34,8 @@ pub async fn run(app: AppHandle) {
             };
         }
         let Some(c) = client.as_mut() else { continue };
-        match c.status(None).await {
-            Ok(views) => {
+        match machine_state(c).await {
+            Ok((views, system_tunnels, lockdown)) => {
                 let (tunnels, others) = crate::model::split_views(views);
                 if !launched {
                     launched = true;
@@ -44,7 +45,10 @@ pub async fn run(app: AppHandle) {
                 app.state::<crate::usage::Usage>().with(|book| book.observe(&tunnels));
                 let health = c.helper_pid().zip(system.as_mut()).and_then(|(pid, system)| health(system, pid));
                 let helper = HelperState::ok(&shown, c.helper_version());
-                publish(&app, Snapshot { helper, tunnels, others, health, at_ms: ms(started) });
+                publish(
+                    &app,
+                    Snapshot { helper, tunnels, others, system_tunnels, lockdown, health, at_ms: ms(started) },
+                );
             }
             Err(e) => {
                 // The helper went away (or restarted): say so, and connect afresh on the next tick.
@@ -55,12 +59,24 @@ pub async fn run(app: AppHandle) {
     }
 }
 
+/// What culvertd says now: the tunnels, this user's system tunnels, and whether lockdown is on.
+async fn machine_state(
+    c: &mut Client,
+) -> Result<(Vec<TunnelView>, Vec<SystemTunnel>, bool), culvert_core::client::ClientError> {
+    let views = c.status(None).await?;
+    let system = c.system_tunnels().await?;
+    let lockdown = c.lockdown(None).await?;
+    Ok((views, system, lockdown))
+}
+
 /// What the UI sees while the helper cannot be used: why, and no tunnels.
 fn unusable(socket: &str, e: &culvert_core::client::ClientError, started: std::time::Instant) -> Snapshot {
     Snapshot {
         helper: HelperState::from_error(socket, e),
         tunnels: vec![],
         others: vec![],
+        system_tunnels: vec![],
+        lockdown: false,
         health: None,
         at_ms: ms(started),
     }

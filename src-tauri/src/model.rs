@@ -4,7 +4,7 @@ use culvert_core::client::ClientError;
 use culvert_core::ipc::IpcError;
 use culvert_core::packets::PacketSample;
 use culvert_core::profile::Kind;
-use culvert_core::stats::{OtherTunnel, TunnelStatus, TunnelView};
+use culvert_core::stats::{OtherTunnel, SystemTunnel, TunnelStatus, TunnelView};
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -115,6 +115,10 @@ pub struct Snapshot {
     pub tunnels: Vec<TunnelStatus>,
     /// Other users' tunnels, as culvertd shows them: name, kind, state and owner only.
     pub others: Vec<OtherTunnel>,
+    /// This user's system tunnels (`culvert enable`: always on), up or not.
+    pub system_tunnels: Vec<SystemTunnel>,
+    /// Nothing leaves the computer but through a WireGuard full tunnel (`culvert lockdown`).
+    pub lockdown: bool,
     pub health: Option<HelperHealth>,
     #[ts(type = "number")]
     pub at_ms: u64,

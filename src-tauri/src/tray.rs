@@ -21,6 +21,8 @@ pub enum Look {
     Disconnected,
     Connecting,
     Connected,
+    /// Nothing leaves the computer: a kill switch holds for a tunnel that is not up, or lockdown with none up.
+    Blocked,
     Error,
 }
 
@@ -30,6 +32,7 @@ impl Look {
             Self::Disconnected => include_bytes!("../icons/tray-disconnected.png"),
             Self::Connecting => include_bytes!("../icons/tray-connecting.png"),
             Self::Connected => include_bytes!("../icons/tray-connected.png"),
+            Self::Blocked => include_bytes!("../icons/tray-blocked.png"),
             Self::Error => include_bytes!("../icons/tray-error.png"),
         }
     }
@@ -39,16 +42,19 @@ impl Look {
             Self::Disconnected => "disconnected",
             Self::Connecting => "connecting",
             Self::Connected => "connected",
+            Self::Blocked => "blocked",
             Self::Error => "error",
         }
     }
 
-    /// The tray's state from a snapshot: an unusable helper or a failing handshake is an error; a tunnel that
-    /// is still connecting wins over the connected ones.
+    /// The tray's state from a snapshot: an unusable helper is an error; then a block, which keeps the whole
+    /// computer offline; then a failing handshake; a tunnel that is still connecting wins over the connected ones.
     pub fn of(snapshot: &Snapshot) -> Self {
-        if snapshot.helper.kind != HelperStateKind::Ok
-            || snapshot.tunnels.iter().any(|t| matches!(t.state, TunnelState::NoHandshake | TunnelState::Blocked))
-        {
+        if snapshot.helper.kind != HelperStateKind::Ok {
+            Self::Error
+        } else if blocked_because(snapshot).is_some() {
+            Self::Blocked
+        } else if snapshot.tunnels.iter().any(|t| t.state == TunnelState::NoHandshake) {
             Self::Error
         } else if snapshot.tunnels.iter().any(|t| t.state == TunnelState::Connecting) {
             Self::Connecting
@@ -60,14 +66,32 @@ impl Look {
     }
 }
 
+/// Why nothing leaves the computer, in words for the tray's tooltip and menu; `None` when traffic flows.
+pub fn blocked_because(snapshot: &Snapshot) -> Option<String> {
+    if let Some(t) = snapshot.tunnels.iter().find(|t| t.state == TunnelState::Blocked) {
+        let holds = if t.kill_switch { "its kill switch holds" } else { "lockdown holds" };
+        return Some(format!("{} is not up and {holds}: connect it again, or disconnect it to lift the block", t.name));
+    }
+    // What lockdown lets through: a WireGuard tunnel with a default route (a peer's /0).
+    let full = |t: &&culvert_core::stats::TunnelStatus| {
+        t.kind == culvert_core::profile::Kind::Wireguard
+            && t.peers.iter().any(|p| p.allowed_ips.iter().any(|net| net.prefix_len() == 0))
+    };
+    (snapshot.lockdown && !snapshot.tunnels.iter().any(|t| full(&t)))
+        .then(|| "lockdown is on and no WireGuard full tunnel is up: nothing leaves this computer".to_owned())
+}
+
 /// Each stored profile's name and whether its tunnel is up: the tray menu's toggles.
 type Toggles = Vec<(String, bool)>;
+
+/// What the tray shows: its look, why it is blocked, and the toggles.
+type Shown = (Look, Option<String>, Toggles);
 
 /// What the tray shows now, so that it is only rebuilt when that changes.
 #[derive(Debug, Default)]
 pub struct TrayState {
     pub present: std::sync::atomic::AtomicBool,
-    shown: Mutex<Option<(Look, Toggles)>>,
+    shown: Mutex<Option<Shown>>,
 }
 
 pub fn build(app: &AppHandle) {
@@ -93,27 +117,39 @@ pub fn update(app: &AppHandle, snapshot: &Snapshot) {
     let entries: Toggles =
         profiles.into_iter().map(|n| (n.clone(), snapshot.tunnels.iter().any(|t| t.name == n))).collect();
     let look = Look::of(snapshot);
+    let why = if look == Look::Blocked { blocked_because(snapshot) } else { None };
+    let now = (look, why, entries);
     let state = app.state::<TrayState>();
     let mut shown = state.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if shown.as_ref().is_some_and(|(l, e)| *l == look && *e == entries) {
+    if shown.as_ref() == Some(&now) {
         return;
     }
+    let (look, why, entries) = &now;
     if let Ok(icon) = Image::from_bytes(look.icon()) {
         let _ = tray.set_icon(Some(icon));
     }
-    let _ = tray.set_tooltip(Some(format!("Culvert: {}", look.name())));
-    match menu(app, &entries) {
+    let said = match why {
+        Some(why) => format!("{}: {why}", look.name()),
+        None => look.name().to_owned(),
+    };
+    let _ = tray.set_tooltip(Some(format!("Culvert: {said}")));
+    match menu(app, why.as_deref(), entries) {
         Ok(m) => {
             let _ = tray.set_menu(Some(m));
-            tracing::info!("tray: {} with {} profile(s) in the menu", look.name(), entries.len());
+            tracing::info!("tray: {said}, with {} profile(s) in the menu", entries.len());
         }
         Err(e) => tracing::warn!("cannot build the tray menu: {e}"),
     }
-    *shown = Some((look, entries));
+    *shown = Some(now);
 }
 
-fn menu(app: &AppHandle, entries: &[(String, bool)]) -> tauri::Result<Menu<tauri::Wry>> {
+fn menu(app: &AppHandle, blocked: Option<&str>, entries: &[(String, bool)]) -> tauri::Result<Menu<tauri::Wry>> {
     let menu = Menu::new(app)?;
+    // The block first, where it cannot be missed; it is a statement, not an action.
+    if let Some(why) = blocked {
+        menu.append(&MenuItem::with_id(app, "blocked", format!("Blocked: {why}"), false, None::<&str>)?)?;
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+    }
     for (name, up) in entries {
         menu.append(&CheckMenuItem::with_id(app, format!("toggle:{name}"), name, true, *up, None::<&str>)?)?;
     }
@@ -181,7 +217,7 @@ mod tests {
                 overlay: None,
             })
             .collect();
-        Snapshot { helper, tunnels, others: vec![], health: None, at_ms: 0 }
+        Snapshot { helper, tunnels, others: vec![], system_tunnels: vec![], lockdown: false, health: None, at_ms: 0 }
     }
 
     #[test]
@@ -191,6 +227,28 @@ mod tests {
         assert_eq!(Look::of(&snapshot(true, &[TunnelState::Up, TunnelState::Connecting])), Look::Connecting);
         assert_eq!(Look::of(&snapshot(true, &[TunnelState::Up, TunnelState::NoHandshake])), Look::Error);
         assert_eq!(Look::of(&snapshot(false, &[])), Look::Error);
+    }
+
+    #[test]
+    fn a_block_shows_with_its_reason_above_a_failing_handshake() {
+        let mut s = snapshot(true, &[TunnelState::NoHandshake, TunnelState::Blocked]);
+        s.tunnels[1].name = "vpn".into();
+        s.tunnels[1].kill_switch = true;
+        assert_eq!(Look::of(&s), Look::Blocked);
+        let why = blocked_because(&s).unwrap();
+        assert!(why.starts_with("vpn is not up and its kill switch holds"), "{why}");
+
+        // Lockdown blocks everything while no WireGuard full tunnel is up, and nothing once one is.
+        let mut lockdown = snapshot(true, &[]);
+        lockdown.lockdown = true;
+        assert_eq!(Look::of(&lockdown), Look::Blocked);
+        assert!(blocked_because(&lockdown).unwrap().contains("lockdown is on"));
+        let mut through = snapshot(true, &[TunnelState::Up]);
+        through.lockdown = true;
+        assert_eq!(Look::of(&through), Look::Blocked, "a split tunnel lets nothing else out");
+        through.tunnels[0].peers =
+            vec![culvert_core::stats::PeerStatus::new(None, vec!["0.0.0.0/0".parse().unwrap()], Default::default())];
+        assert_eq!((Look::of(&through), blocked_because(&through)), (Look::Connected, None));
     }
 
     #[test]

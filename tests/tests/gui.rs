@@ -4,7 +4,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -64,6 +64,54 @@ fn xvfb(lab: &mut Lab) -> String {
     format!(":{number}")
 }
 
+/// The app under WebDriver: tauri-driver (and WebKitWebDriver behind it) started in the keyring's session on
+/// `display`, the app talking to the helper at `socket`; with `log`, the app's own log (it inherits the driver's
+/// stderr) goes there.
+fn app_session(lab: &mut Lab, keyring: &SessionKeyring, display: &str, socket: &Path, log: Option<&Path>) -> Session {
+    let (port, native) = (free_port(), free_port());
+    let mut driver = Command::new(tauri_driver());
+    keyring
+        .env(&mut driver)
+        .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
+        .env("DISPLAY", display)
+        .env("NO_AT_BRIDGE", "1")
+        .env("CULVERT_SOCKET", socket);
+    match log {
+        Some(log) => {
+            let child = driver
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap();
+            lab.children.push(child);
+        }
+        None => {
+            lab.spawn(&mut driver);
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "tauri-driver did not listen"
+    );
+    // tauri-driver listens before WebKitWebDriver behind it does: wait for both, and retry the session once
+    // more if the first request still finds the proxy's back end not ready (it then closes the connection).
+    assert!(
+        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", native)).is_ok()),
+        "WebKitWebDriver did not listen"
+    );
+    (0..3)
+        .find_map(|attempt| match Session::start(port, &bin("culvert-app")) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("WebDriver session attempt {attempt}: {e:#}");
+                std::thread::sleep(Duration::from_secs(1));
+                None
+            }
+        })
+        .expect("no WebDriver session after three attempts")
+}
+
 /// The byte count an element shows in its `data-bytes`; 0 while it is not there.
 fn data_bytes(app: &Session, css: &str) -> u64 {
     app.find_all(css)
@@ -88,36 +136,8 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
 
     let keyring = SessionKeyring::start(&mut lab);
     let display = xvfb(&mut lab);
-    let (port, native) = (free_port(), free_port());
-    let mut driver = Command::new(tauri_driver());
-    keyring
-        .env(&mut driver)
-        .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
-        .env("DISPLAY", &display)
-        .env("NO_AT_BRIDGE", "1")
-        .env("CULVERT_SOCKET", &lab.helpers[0].socket);
-    lab.spawn(&mut driver);
-    assert!(
-        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "tauri-driver did not listen"
-    );
-    // tauri-driver listens before WebKitWebDriver behind it does: wait for both, and retry the session once
-    // more if the first request still finds the proxy's back end not ready (it then closes the connection).
-    assert!(
-        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", native)).is_ok()),
-        "WebKitWebDriver did not listen"
-    );
-
-    let app = (0..3)
-        .find_map(|attempt| match Session::start(port, &bin("culvert-app")) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("WebDriver session attempt {attempt}: {e:#}");
-                std::thread::sleep(Duration::from_secs(1));
-                None
-            }
-        })
-        .expect("no WebDriver session after three attempts");
+    let socket = lab.helpers[0].socket.clone();
+    let app = app_session(&mut lab, &keyring, &display, &socket, None);
     let state = app.wait_for("#helper-state.state-ok", Duration::from_secs(20)).unwrap();
     assert!(app.text(&state).unwrap().contains("culvertd"), "{}", app.page_text());
 
@@ -527,4 +547,91 @@ fn the_app_starts_minimized_connects_on_launch_and_a_second_launch_shows_the_fir
         wait_until(Duration::from_secs(10), || visible_main_windows(display) == 1),
         "the first app did not show its window on the second launch"
     );
+}
+
+/// culvertd's switches from the window, for real: "Always on" makes the stored profile a system tunnel (culvertd
+/// keeps it root-only and brings it up; `culvert enabled` lists it); lockdown turned on in Settings blocks the
+/// host (a udp tunnel is no WireGuard full tunnel, so its traffic stops too) and the tray says why, with its
+/// blocked icon; both go off again from the window.
+#[test]
+fn the_app_keeps_a_profile_always_on_and_lockdown_blocks_with_the_tray_saying_why() {
+    let mut desk = Desktop::new("always");
+    let log = desk.lab.dir.join("app.log");
+    let (socket, display) = (desk.socket.clone(), desk.display.clone());
+    let app = app_session(&mut desk.lab, &desk.keyring, &display, &socket, Some(&log));
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let Desktop { lab, a, .. } = &desk;
+    let helper = &lab.helpers[0];
+    app.wait_for("#helper-state.state-ok", Duration::from_secs(20)).unwrap();
+    app.click(&app.wait_for("li.profile[data-name=\"always\"] .name", Duration::from_secs(10)).unwrap()).unwrap();
+
+    // Always on: culvertd keeps the profile and brings the tunnel up.
+    let switch = app.wait_for("#always-on", Duration::from_secs(5)).unwrap();
+    assert_eq!(app.property(&switch, "checked").unwrap(), false);
+    app.click(&switch).unwrap();
+    let enabled = || helper.culvert_ok(&["enabled"]);
+    assert!(wait_until(Duration::from_secs(10), || enabled().contains("always: udp up")), "{}", enabled());
+    assert!(lab.dir.join("a-config/tunnels/always.toml").exists(), "culvertd did not keep the profile");
+    assert!(culvert_tests::ping(a, "10.9.0.2", 1), "no traffic through the tunnel made always on");
+    assert!(
+        wait_until(Duration::from_secs(5), || !app
+            .find_all("li.profile[data-name=\"always\"] .tag.always-on")
+            .unwrap()
+            .is_empty()),
+        "the row does not say always on: {}",
+        app.page_text()
+    );
+
+    // Lockdown from Settings: culvertd turns it on, nothing but a full tunnel passes, and the tray says why.
+    let icon = {
+        let mut found = None;
+        assert!(wait_until(Duration::from_secs(20), || {
+            found = tray_icon(&display);
+            found.is_some()
+        }));
+        found.unwrap()
+    };
+    app.click(&app.wait_for("#settings-button", Duration::from_secs(5)).unwrap()).unwrap();
+    // The switch is culvertd's: it is usable once a snapshot has said what culvertd has.
+    let switch = app.wait_for("#setting-lockdown", Duration::from_secs(5)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || app.property(&switch, "disabled").unwrap() == false),
+        "the lockdown switch stays disabled: {}",
+        app.page_text()
+    );
+    app.click(&switch).unwrap();
+    let lockdown = || helper.culvert_ok(&["lockdown"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || lockdown().contains("lockdown is on")),
+        "{}: {}",
+        lockdown(),
+        app.page_text()
+    );
+    assert!(!culvert_tests::ping(a, "10.9.0.2", 1), "a udp tunnel passed under lockdown");
+    assert!(
+        wait_until(Duration::from_secs(5), || !app.find_all("#lockdown-state").unwrap().is_empty()),
+        "the top bar does not say lockdown is on"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || read_log().contains("tray: blocked: lockdown is on")),
+        "the tray did not say why it is blocked: {}",
+        read_log()
+    );
+    let red = || greenness(&display, tray_icon(&display).unwrap_or(icon));
+    assert!(wait_until(Duration::from_secs(5), || red() < -0.15), "the blocked icon is not red: {}", red());
+    std::fs::write(screenshots(lab).join("lockdown.png"), app.screenshot().unwrap()).unwrap();
+
+    // Off again: traffic flows, the tray is back to connected.
+    app.click(&app.wait_for("#setting-lockdown", Duration::from_secs(5)).unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || lockdown().contains("lockdown is off")), "{}", lockdown());
+    assert!(wait_until(Duration::from_secs(5), || culvert_tests::ping(a, "10.9.0.2", 1)), "no traffic after lockdown");
+    assert!(wait_until(Duration::from_secs(10), || red() > 0.15), "the icon did not turn green again: {}", red());
+    app.click(&app.wait_for("#settings-close", Duration::from_secs(5)).unwrap()).unwrap();
+
+    // Always on off: culvertd forgets the profile and brings the tunnel down.
+    app.click(&app.wait_for("#always-on", Duration::from_secs(5)).unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || enabled().contains("no system tunnel")), "{}", enabled());
+    assert!(!helper.culvert(&["status", "always"]).status.success(), "the tunnel stayed up");
+    assert!(!lab.dir.join("a-config/tunnels/always.toml").exists(), "culvertd kept the profile");
+    app.end();
 }

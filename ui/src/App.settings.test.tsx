@@ -1,57 +1,33 @@
 // @vitest-environment happy-dom
 // The settings dialog, notices from the Rust side and the usage tab, against a fake Rust side.
 
-import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { App } from "./App";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { SettingsView } from "./bindings/SettingsView";
 import { USAGE_REFRESH_MS } from "./components/Usage";
 import { deferred, fakeSide, type FakeSide } from "./test/fake";
+import { appHarness } from "./test/harness";
 import { settle, tick } from "./test/timers";
-import { NOW_MS, profile, snapshot, TODAY, tunnel } from "./test/fixtures";
+import { profile, snapshot, TODAY, tunnel } from "./test/fixtures";
 
 vi.mock("./components/RateChart", () => ({ RateChart: () => <div id="chart" /> }));
 
 const PROFILES = [profile("lab"), profile("wg0", "wireguard"), profile("flat", "vxlan")];
 
-let root: HTMLElement;
 let side: FakeSide;
+const { mount: mountApp, $, $$, click } = appHarness();
 
 beforeEach(() => {
-  // The usage tab refreshes on an interval: the tests say when time passes.
-  vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
-  vi.setSystemTime(NOW_MS);
-  localStorage.clear();
-  root = document.createElement("div");
-  document.body.appendChild(root);
   side = fakeSide(PROFILES);
 });
 
-afterEach(() => {
-  render(null, root);
-  vi.useRealTimers();
-  root.remove();
-  document.body.innerHTML = "";
-});
-
-
 async function mount() {
-  await act(async () => render(<App api={side.api} />, root));
-  await settle();
+  await mountApp(side.api);
 }
 
-const $ = <T extends Element = HTMLElement>(sel: string) => root.querySelector<T>(sel);
-const $$ = (sel: string) => Array.from(root.querySelectorAll<HTMLElement>(sel));
 const row = (name: string) => $(`li.profile[data-name="${name}"]`)!;
 const check = (sel: string) => $<HTMLInputElement>(sel)!;
 const launch = (name: string) => check(`input[data-launch="${name}"]`);
-
-async function click(el: Element | null) {
-  expect(el).not.toBeNull();
-  await act(async () => (el as HTMLElement).click());
-  await settle();
-}
 
 async function key(name: string) {
   const target = document.activeElement ?? document.body;

@@ -19,7 +19,7 @@ import { useProfiles } from "./hooks/profiles";
 import { useRowActions } from "./hooks/rowActions";
 import { useSelection } from "./hooks/selection";
 import { clearRows, setFilter, setPaused } from "./packets";
-import { hasPacketView, profileState, withPending } from "./state";
+import { hasPacketView, profileState, switchShows, withPending, type PendingSwitch } from "./state";
 
 /**
  * The window: each concern is a hook of its own (`hooks/`: the helper's link, the profiles, the selection, the
@@ -44,6 +44,8 @@ export function App({ api, save }: AppProps) {
   const [tab, setTab] = useState<Tab>("overview");
   const [confirmRemove, setConfirmRemove] = useState<string | null>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  /** culvertd's switches as calls just set them (`always:NAME`, `lockdown`), until the snapshots agree. */
+  const [switches, setSwitches] = useState<Record<string, PendingSwitch>>({});
 
   const fileInput = useRef<HTMLInputElement>(null);
   const downloads = useRef<HTMLDivElement>(null);
@@ -61,18 +63,29 @@ export function App({ api, save }: AppProps) {
   // snapshots re-render the window every second, which keeps them current.
   const nowMs = Date.now();
   const view = { tunnels };
+  const systemTunnels = snapshot?.system_tunnels ?? [];
+  const extras = (name: string, tunnel: TunnelStatus | null) => {
+    const system = systemTunnels.find((t) => t.name === name);
+    return {
+      alwaysOn: switchShows(system !== undefined, switches[`always:${name}`], receivedMs, nowMs),
+      killSwitch: (tunnel?.kill_switch ?? false) || (system?.kill_switch ?? false),
+    };
+  };
   const rows: Row[] = (profiles ?? []).map((p) => {
     const state = profileState(p, view, nowMs);
-    return { name: p.name, profile: p, kind: p.kind ?? state.tunnel?.kind ?? null, state };
+    return { name: p.name, profile: p, kind: p.kind ?? state.tunnel?.kind ?? null, state, ...extras(p.name, state.tunnel) };
   });
   const stored = new Set(rows.map((r) => r.name));
   const unstored: Row[] = tunnels
     .filter((t) => !stored.has(t.name))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((t) => ({ name: t.name, profile: null, kind: t.kind, state: profileState(t, view, nowMs) }));
+    .map((t) => ({ name: t.name, profile: null, kind: t.kind, state: profileState(t, view, nowMs), ...extras(t.name, t) }));
   const allRows = rows.concat(unstored);
   const current = allRows.find((r) => r.name === selected) ?? null;
   const helperOk = helper === null || helper.kind === "ok";
+  // Lockdown is culvertd's to say: unknown while it cannot be asked.
+  const lockdown = snapshot && snapshot.helper.kind === "ok" ? switchShows(snapshot.lockdown, switches.lockdown, receivedMs, nowMs) : null;
+  const switched = (key: string, on: boolean) => setSwitches((s) => ({ ...s, [key]: { on, since_ms: Date.now() } }));
 
   // Keep a selection once the list is known: the remembered one if it still exists, else the first row.
   const names = allRows.map((r) => r.name).join("\n");
@@ -109,6 +122,17 @@ export function App({ api, save }: AppProps) {
       }
     });
   };
+
+  // Always on makes the profile a system tunnel (culvertd brings it up now); off, culvertd forgets it and
+  // brings it down.
+  const setAlwaysOn = (name: string, on: boolean) =>
+    rowAction(name, "always-on", async () => {
+      await api.setAlwaysOn(name, on);
+      switched(`always:${name}`, on);
+      if (!on) addPending(name, null);
+    });
+
+  const setLockdown = async (on: boolean) => switched("lockdown", await api.setLockdown(on));
 
   const exportProfile = (name: string) =>
     rowAction(name, "export", async () => {
@@ -209,6 +233,7 @@ export function App({ api, save }: AppProps) {
         <TopBar
           helper={helper}
           health={snapshot?.health ?? null}
+          lockdown={lockdown === true}
           settingsOpen={settingsOpen}
           onSettings={() => setSettingsOpen(true)}
           settingsButton={settingsButton}
@@ -269,6 +294,8 @@ export function App({ api, save }: AppProps) {
               onClear={() => setPackets(clearRows)}
               onImport={openImport}
               onNew={newProfile}
+              alwaysOnBusy={current !== null && busy[current.name] === "always-on"}
+              onAlwaysOn={(on) => current && void setAlwaysOn(current.name, on)}
             />
           )}
         </div>
@@ -294,7 +321,13 @@ export function App({ api, save }: AppProps) {
         ) : null}
       </div>
       {settingsOpen ? (
-        <SettingsDialog api={api} profiles={(profiles ?? []).map((p) => p.name)} onClose={() => setSettingsOpen(false)} />
+        <SettingsDialog
+          api={api}
+          profiles={(profiles ?? []).map((p) => p.name)}
+          lockdown={lockdown}
+          onLockdown={setLockdown}
+          onClose={() => setSettingsOpen(false)}
+        />
       ) : null}
     </>
   );

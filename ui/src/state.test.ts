@@ -8,6 +8,7 @@ import {
   pendingApplies,
   profileState,
   STALE_AFTER_S,
+  switchShows,
   withPending,
   type Pending,
 } from "./state";
@@ -160,5 +161,19 @@ describe("pendingApplies", () => {
     expect(pendingApplies({ tunnel: null, since_ms: NOW_MS }, false, NOW_MS - 100, NOW_MS)).toBe(false);
     expect(pendingApplies({ tunnel: tunnel({ name: "x" }), since_ms: NOW_MS }, true, NOW_MS - 100, NOW_MS)).toBe(false);
     expect(pendingApplies({ tunnel: tunnel({ name: "x" }), since_ms: NOW_MS }, false, NOW_MS - 100, NOW_MS)).toBe(true);
+  });
+});
+
+describe("switchShows", () => {
+  const call = { on: true, since_ms: 10_000 };
+  it("shows a call's answer until a snapshot taken after it agrees, disagrees or 3 s pass", () => {
+    expect(switchShows(false, undefined, 9_000, 10_100)).toBe(false);
+    // The snapshot in hand is older than the call: the call stands.
+    expect(switchShows(false, call, 9_500, 10_100)).toBe(true);
+    // A snapshot received well after the call (over 1.2 s) was taken after it too, and wins.
+    expect(switchShows(false, call, 11_300, 11_400)).toBe(false);
+    // After 3 s, only the snapshots count.
+    expect(switchShows(false, call, 9_500, 13_000)).toBe(false);
+    expect(switchShows(true, call, 9_500, 10_100)).toBe(true);
   });
 });

@@ -152,3 +152,15 @@ export function withPending(
   }
   return out;
 }
+
+/**
+ * A switch of culvertd's (a profile's Always on, lockdown) as a call just set it: shown instead of the
+ * snapshots' word until they agree, as `Pending` is for connects.
+ */
+export type PendingSwitch = { on: boolean; since_ms: number };
+
+/** What a switch shows: the snapshots' word, or the call's while that still stands (see `pendingApplies`). */
+export function switchShows(snapshotOn: boolean, p: PendingSwitch | undefined, receivedMs: number, nowMs: number): boolean {
+  if (!p || snapshotOn === p.on || nowMs - p.since_ms >= PENDING_MS) return snapshotOn;
+  return receivedMs - p.since_ms < PENDING_GRACE_MS ? p.on : snapshotOn;
+}

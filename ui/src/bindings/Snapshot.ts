@@ -2,6 +2,7 @@
 import type { HelperHealth } from "./HelperHealth";
 import type { HelperState } from "./HelperState";
 import type { OtherTunnel } from "./OtherTunnel";
+import type { SystemTunnel } from "./SystemTunnel";
 import type { TunnelStatus } from "./TunnelStatus";
 
 /**
@@ -15,4 +16,12 @@ tunnels: Array<TunnelStatus>,
 /**
  * Other users' tunnels, as culvertd shows them: name, kind, state and owner only.
  */
-others: Array<OtherTunnel>, health: HelperHealth | null, at_ms: number, };
+others: Array<OtherTunnel>, 
+/**
+ * This user's system tunnels (`culvert enable`: always on), up or not.
+ */
+system_tunnels: Array<SystemTunnel>, 
+/**
+ * Nothing leaves the computer but through a WireGuard full tunnel (`culvert lockdown`).
+ */
+lockdown: boolean, health: HelperHealth | null, at_ms: number, };

@@ -33,6 +33,10 @@ export const commands = {
   connect: (name: string): Promise<TunnelStatus> => invoke("connect", { name }),
   /** Takes the tunnel down. */
   disconnect: (name: string): Promise<void> => invoke("disconnect", { name }),
+  /** Makes the stored profile a system tunnel of culvertd's ("Always on": up at boot and after a crash, with its keys kept root-only by culvertd), or stops that and brings it down. */
+  setAlwaysOn: (name: string, on: boolean): Promise<void> => invoke("set_always_on", { name, on }),
+  /** Turns lockdown on or off for the whole computer; answers whether it is on. */
+  setLockdown: (on: boolean): Promise<boolean> => invoke("set_lockdown", { on }),
   /** Starts streaming `name`'s sampled packets to the UI (every packet: the helper bounds what it keeps), or stops when given no name. */
   watchPackets: (name: string | null): Promise<void> => invoke("watch_packets", { name }),
   /** Checks a form's draft with the CLI's and the helper's rules; nothing when it is a valid profile. */

@@ -35,6 +35,9 @@ export type DetailProps = {
   onClear(): void;
   onImport(): void;
   onNew(): void;
+  /** Whether the row's Always on is being changed now. */
+  alwaysOnBusy: boolean;
+  onAlwaysOn(on: boolean): void;
 };
 
 export function Detail(props: DetailProps) {
@@ -71,6 +74,11 @@ export function Detail(props: DetailProps) {
           <h1 class="detail-name">{row.name}</h1>
           <KindBadge kind={row.kind} />
           <UnencryptedTag kind={row.kind} />
+          {row.killSwitch ? (
+            <span class="tag kill-switch" title="Nothing leaves this computer around the tunnel while it is meant to be up, even when it or culvertd fails">
+              kill switch
+            </span>
+          ) : null}
           {row.profile ? null : <span class="tag" title="Brought up from a file, not from the profile store">not stored</span>}
         </div>
         <div id="tunnel-state" class={`tunnel-state ${state.state}`}>
@@ -79,6 +87,14 @@ export function Detail(props: DetailProps) {
           {state.reason ? <span class="state-reason">{state.reason}</span> : null}
         </div>
         {tunnel ? <Meta tunnel={tunnel} nowMs={props.nowMs} /> : null}
+        {row.profile ? (
+          <AlwaysOnSwitch
+            on={row.alwaysOn}
+            busy={props.alwaysOnBusy}
+            cannot={helperBlocks(props.helper) ? props.helper.message : row.kind === null ? row.profile.problem : null}
+            onChange={props.onAlwaysOn}
+          />
+        ) : null}
         {row.profile?.problem ? <p class="problem-line">{row.profile.problem}</p> : null}
       </header>
       <div class="tabs" role="tablist" aria-label="Views">
@@ -114,6 +130,32 @@ export function Detail(props: DetailProps) {
         )}
       </section>
     </main>
+  );
+}
+
+/** A stored profile as a system tunnel of culvertd's, kept up at boot and after a crash, or not. */
+function AlwaysOnSwitch(props: { on: boolean; busy: boolean; cannot: string | null; onChange(on: boolean): void }) {
+  const { on, busy, cannot } = props;
+  const label = busy ? (on ? "Turning Always on off…" : "Turning Always on on…") : "Always on";
+  return (
+    <div class="always-on-line">
+      <label class="check" title={cannot ?? undefined}>
+        <input
+          type="checkbox"
+          id="always-on"
+          checked={on}
+          disabled={busy || cannot !== null}
+          aria-describedby="always-on-note"
+          onChange={(e) => props.onChange(e.currentTarget.checked)}
+        />
+        <span>{label}</span>
+      </label>
+      <span id="always-on-note" class="check-note inline">
+        {on
+          ? "culvertd keeps it up at boot and after a crash, even with Culvert closed. Turning this off disconnects it."
+          : "Have culvertd keep it up at boot and after a crash, even with Culvert closed (its keys are kept root-only by culvertd)."}
+      </span>
+    </div>
   );
 }
 

@@ -8,6 +8,9 @@ export type SettingsDialogProps = {
   api: Api;
   /** The stored profiles' names, in the sidebar's order. */
   profiles: readonly string[];
+  /** Whether culvertd's lockdown is on; null while culvertd cannot be asked. */
+  lockdown: boolean | null;
+  onLockdown(on: boolean): Promise<void>;
   onClose(): void;
 };
 
@@ -17,9 +20,10 @@ const FOCUSABLE = "button:not(:disabled), input:not(:disabled), [tabindex]:not([
  * The app's settings, in a modal panel. Each toggle is saved at once; saves run one after another, each on top
  * of what the previous one left true, and the checkboxes show the Rust side's answer, not the click.
  */
-export function SettingsDialog({ api, profiles, onClose }: SettingsDialogProps) {
+export function SettingsDialog({ api, profiles, lockdown, onLockdown, onClose }: SettingsDialogProps) {
   const [shown, setShown] = useState<SettingsView | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [lockdownBusy, setLockdownBusy] = useState(false);
   const dialog = useRef<HTMLDivElement>(null);
   /** What the Rust side last said is true. */
   const truth = useRef<SettingsView | null>(null);
@@ -103,6 +107,18 @@ export function SettingsDialog({ api, profiles, onClose }: SettingsDialogProps) 
     } else if (!e.shiftKey && active === last) {
       e.preventDefault();
       first.focus();
+    }
+  };
+
+  const changeLockdown = async (on: boolean) => {
+    setError(null);
+    setLockdownBusy(true);
+    try {
+      await onLockdown(on);
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setLockdownBusy(false);
     }
   };
 
@@ -195,6 +211,25 @@ export function SettingsDialog({ api, profiles, onClose }: SettingsDialogProps) 
           ) : error ? null : (
             <p class="fine-print">Reading the settings…</p>
           )}
+          <fieldset class="setting-group" aria-describedby="lockdown-note">
+            <legend>This computer</legend>
+            <label class="check">
+              <input
+                type="checkbox"
+                id="setting-lockdown"
+                checked={lockdown === true}
+                disabled={lockdown === null || lockdownBusy}
+                onChange={(e) => void changeLockdown(e.currentTarget.checked)}
+              />
+              <span>Lockdown: nothing leaves this computer outside a WireGuard full tunnel</span>
+            </label>
+            <p id="lockdown-note" class={`check-note${lockdown === null ? " unavailable" : ""}`}>
+              {lockdown === null
+                ? "culvertd cannot be asked right now, so lockdown cannot be changed here."
+                : "For every user, from boot on, whether a tunnel is up or not, until it is turned off: with no full " +
+                  "tunnel up, this computer is offline. It is culvertd's setting, not only this app's."}
+            </p>
+          </fieldset>
         </div>
       </div>
     </div>

@@ -5,7 +5,7 @@ import type { ProfileSummary } from "../bindings/ProfileSummary";
 import { isUnencrypted, type ProfileState } from "../state";
 
 /** What a row's buttons are doing right now. */
-export type Busy = "connect" | "disconnect" | "export" | "remove" | "edit" | "duplicate";
+export type Busy = "connect" | "disconnect" | "export" | "remove" | "edit" | "duplicate" | "always-on";
 
 export type Row = {
   name: string;
@@ -13,6 +13,10 @@ export type Row = {
   profile: ProfileSummary | null;
   kind: Kind | null;
   state: ProfileState;
+  /** A system tunnel of culvertd's (`culvert enable`): up at boot and after a crash, until turned off. */
+  alwaysOn: boolean;
+  /** Nothing leaves the computer around it while it is meant to be up (its profile's kill switch). */
+  killSwitch: boolean;
 };
 
 export type SidebarProps = {
@@ -46,6 +50,14 @@ export function UnencryptedTag({ kind }: { kind: Kind | null }) {
   return isUnencrypted(kind) ? (
     <span class="tag unencrypted" title="Packets cross the network in the clear: use it on networks you trust, or inside another tunnel">
       unencrypted
+    </span>
+  ) : null;
+}
+
+export function AlwaysOnTag({ on }: { on: boolean }) {
+  return on ? (
+    <span class="tag always-on" title="A system tunnel: culvertd brings it up at boot and after a crash, even with Culvert closed">
+      always on
     </span>
   ) : null;
 }
@@ -84,6 +96,7 @@ function ProfileRow(props: SidebarProps & { row: Row; focusable: boolean }) {
         </span>
         <KindBadge kind={row.kind} />
         <UnencryptedTag kind={row.kind} />
+        <AlwaysOnTag on={row.alwaysOn} />
       </div>
       <div class="row-sub">
         <span class={`state-text ${row.state.state}`}>{row.state.label}</span>

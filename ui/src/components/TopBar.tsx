@@ -21,12 +21,14 @@ export type TopBarProps = {
   helper: HelperState | null;
   health: HelperHealth | null;
   settingsOpen: boolean;
+  /** Lockdown is on: nothing leaves the computer but through a WireGuard full tunnel. */
+  lockdown: boolean;
   onSettings(): void;
   /** The settings button, which takes focus back when the dialog closes. */
   settingsButton?: Ref<HTMLButtonElement>;
 };
 
-export function TopBar({ helper, health, settingsOpen, onSettings, settingsButton }: TopBarProps) {
+export function TopBar({ helper, health, lockdown, settingsOpen, onSettings, settingsButton }: TopBarProps) {
   return (
     <header class="topbar">
       <div class="brand">Culvert</div>
@@ -42,6 +44,17 @@ export function TopBar({ helper, health, settingsOpen, onSettings, settingsButto
           <span class="helper-label">Looking for culvertd…</span>
         </div>
       )}
+      {lockdown ? (
+        <button
+          type="button"
+          id="lockdown-state"
+          class="lockdown-pill"
+          title="Nothing leaves this computer but through a WireGuard full tunnel, from boot on. Settings turns it off."
+          onClick={onSettings}
+        >
+          Lockdown on
+        </button>
+      ) : null}
       <div id="helper-health" class="health" hidden={!health} title={health ? `culvertd, pid ${health.pid}` : undefined}>
         {health ? `culvertd: ${formatHealth(health.cpu_percent, health.rss_bytes)}` : ""}
       </div>
@@ -53,7 +66,7 @@ export function TopBar({ helper, health, settingsOpen, onSettings, settingsButto
         aria-label="Settings"
         aria-haspopup="dialog"
         aria-expanded={settingsOpen}
-        title="Settings: starting, and profiles to connect on launch"
+        title="Settings: starting, profiles to connect on launch, and lockdown"
         onClick={onSettings}
       >
         <svg class="gear" viewBox="0 0 16 16" aria-hidden="true" focusable="false">

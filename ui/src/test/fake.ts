@@ -70,6 +70,8 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
     exportProfile: vi.fn(async (name: string) => `[Interface]\nAddress = 10.8.0.1/24\n# ${name}\n`),
     connect: vi.fn(async (name: string): Promise<TunnelStatus> => tunnel({ name, state: "connecting" })),
     disconnect: vi.fn(async (_name: string) => undefined),
+    setAlwaysOn: vi.fn(async (_name: string, _on: boolean) => undefined),
+    setLockdown: vi.fn(async (on: boolean) => on),
     watchPackets: vi.fn(async (_name: string | null) => undefined),
     validateProfile: vi.fn(async (_name: string, _draft: FormDraft, _original: string | null): Promise<FormError | null> => null),
     saveProfile: vi.fn(async (name: string, draft: FormDraft, original: string | null): Promise<Saved> => {

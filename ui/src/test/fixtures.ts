@@ -52,7 +52,16 @@ export function tunnel(t: Partial<TunnelStatus> & { name: string }): TunnelStatu
 export const OK: HelperState = { kind: "ok", message: "", socket: "/run/culvert/culvertd.sock", helper_version: "0.4.0" };
 
 export function snapshot(tunnels: TunnelStatus[], s: Partial<Snapshot> = {}): Snapshot {
-  return { helper: OK, tunnels, others: [], health: { pid: 42, cpu_percent: 1.2, rss_bytes: 14_000_000 }, at_ms: AT_MS, ...s };
+  return {
+    helper: OK,
+    tunnels,
+    others: [],
+    system_tunnels: [],
+    lockdown: false,
+    health: { pid: 42, cpu_percent: 1.2, rss_bytes: 14_000_000 },
+    at_ms: AT_MS,
+    ...s,
+  };
 }
 
 export function profile(name: string, kind: ProfileSummary["kind"] = "udp", p: Partial<ProfileSummary> = {}): ProfileSummary {
