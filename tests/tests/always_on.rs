@@ -60,6 +60,12 @@ fn an_enabled_tunnel_comes_back_after_a_crash_and_disable_forgets_it() {
     restarted.culvert_ok(&["down", "on"]);
     assert!(kept.exists());
     assert!(restarted.culvert_ok(&["enabled"]).contains(&format!("on: udp down, enabled by uid {}", USER.0)));
+    // While it is down its name stays its owner's; brought up again by hand, it is still a system tunnel.
+    let taken = restarted.culvert_as(OTHER.0, OTHER.1, &["up", mine.to_str().unwrap()]);
+    assert!(!taken.status.success() && stderr(&taken).contains(&USER.0.to_string()), "{}", stderr(&taken));
+    let again = restarted.culvert_as(USER.0, USER.1, &["up", mine.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(restarted.status("on")["system"], true);
     restarted.culvert_ok(&["disable", "on"]);
     assert!(!kept.exists(), "disable left the file");
     let missing = restarted.culvert(&["disable", "on"]);

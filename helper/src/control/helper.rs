@@ -161,7 +161,10 @@ impl Helper {
                     .into(),
             });
         }
-        if let Some(owner) = self.kill_switch.owner(&name)
+        // A guarded tunnel's name, and a system tunnel's (which culvertd brings up as its owner), are their
+        // owners' even while the tunnel is down.
+        let system_owner = self.system.owner(&name);
+        if let Some(owner) = self.kill_switch.owner(&name).or(system_owner)
             && !caller.owns(owner)
         {
             return Err(IpcError::NameTaken { name, owner_uid: owner });
@@ -200,9 +203,13 @@ impl Helper {
                 let status = tunnel.info.status();
                 tracing::info!("tunnel {name} is up on {} for uid {}", status.interface, caller.uid);
                 self.registry().insert(name.clone(), Entry::Up { tunnel, claim, changing: false });
+                // A system tunnel brought down and up again by hand is still one: culvertd brings it up at start.
+                if system_owner.is_some() {
+                    self.mark_system(&name, true).await;
+                }
                 // What the next change of the host's network is compared with.
                 self.follow_ways(Some(&name)).await;
-                Ok(status)
+                Ok(TunnelStatus { system: status.system || system_owner.is_some(), ..status })
             }
             Err(e) => {
                 self.registry().remove(&name);
