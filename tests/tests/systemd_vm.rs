@@ -168,7 +168,12 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     assert!(!guest_pings(&mut vm, HOST_ADDR), "lockdown lets the guest out");
     let capture = Capture::start(&lab.dir, &ns, "tapvm", "lockdown-boot");
     vm.reboot().unwrap();
-    assert_eq!(vm.sh("systemctl is-active culvert-test-probe").trim(), "active");
+    // The agent may answer before multi-user.target has started the probe.
+    let probing = wait_until(Duration::from_secs(60), || {
+        vm.try_sh("systemctl is-active culvert-test-probe", Duration::from_secs(10))
+            .is_ok_and(|(_, out)| out.trim() == "active")
+    });
+    assert!(probing, "the probe unit: {}", vm.sh("systemctl status culvert-test-probe --no-pager 2>&1 || true"));
     let early = vm.sh("systemctl show culvertd-early-block -p Result -p ExecMainStatus -p ActiveState");
     assert!(early.contains("Result=success") && early.contains("ExecMainStatus=0"), "the early block: {early}");
     // Ordered before the network: its start precedes systemd-networkd's.
