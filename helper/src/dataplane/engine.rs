@@ -1,6 +1,7 @@
-//! The IO shell of the userspace kinds: one loop per direction plus a timer loop, each batch-first with buffers
-//! allocated once. What happens to each packet is the [`Protocol`]'s business: each loop loads the current
-//! protocol core once per batch ([`Live`]), so peers change without the loops stopping.
+//! The IO shell of the userspace kinds: one loop per direction plus a timer loop, each a thread of its own
+//! (see [`super::wait`]), each batch-first with buffers allocated once. What happens to each packet is the
+//! [`Protocol`]'s business: each loop loads the current protocol core once per batch ([`Live`]), so peers
+//! change without the loops stopping. A loop ends when its reader says the datapath is stopping.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWrit
 use super::live::Live;
 use super::protocol::{Open, Protocol, Seal};
 use super::sampler::Sampler;
+use super::wait::Stop;
 use culvert_core::packets::Direction;
 
 /// Packets per TUN batch: tun-rs splits one offloaded read into at most this many (its `IDEAL_BATCH_SIZE`),
@@ -48,7 +50,7 @@ impl Tally {
 }
 
 /// Reads packets from the tunnel device, seals each, and sends the datagrams in GSO runs where they allow it.
-pub async fn outbound<P: Protocol>(
+pub fn outbound<P: Protocol>(
     live: Arc<Live<P>>,
     counters: Arc<TunnelCounters>,
     sampler: Arc<Sampler>,
@@ -61,20 +63,21 @@ pub async fn outbound<P: Protocol>(
     let mut run = Run::new(udp.max_segments(), packet_capacity(mtu) + P::OVERHEAD);
     let mut drops = Tally::default();
     loop {
-        let n = tun.recv(&mut bufs, &mut sizes).await?;
+        let n = tun.recv(&mut bufs, &mut sizes)?;
+        if n == 0 {
+            return Ok(());
+        }
         let proto = live.load();
         for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
             sampler.offer(Direction::Out, &buf[..size]);
             match proto.seal(&buf[..size], run.spare()) {
-                Seal::Send { peer, to, len, inner } => {
-                    run.add(peer, to, len, inner, &*proto, &counters, &mut udp).await
-                }
-                Seal::Flood { len, inner } => run.flood(len, inner, &*proto, &counters, &mut udp).await,
+                Seal::Send { peer, to, len, inner } => run.add(peer, to, len, inner, &*proto, &counters, &mut udp),
+                Seal::Flood { len, inner } => run.flood(len, inner, &*proto, &counters, &mut udp),
                 Seal::Nothing => {}
                 Seal::Drop(reason) => drops.add(reason),
             }
         }
-        run.send(&*proto, &counters, &mut udp).await;
+        run.send(&*proto, &counters, &mut udp);
         drops.apply(&counters);
     }
 }
@@ -113,7 +116,7 @@ impl Run {
 
     /// Takes the datagram just sealed at [`Run::spare`] into the run, sending what it cannot join first.
     #[allow(clippy::too_many_arguments)]
-    async fn add(
+    fn add(
         &mut self,
         peer: usize,
         to: SocketAddr,
@@ -126,7 +129,7 @@ impl Run {
         let start = self.used;
         let joins = peer == self.peer && to == self.to && len <= self.segment && start + len <= MAX_GSO_BYTES;
         if !self.inner.is_empty() && !joins {
-            self.send(proto, counters, udp).await;
+            self.send(proto, counters, udp);
             self.buf.copy_within(start..start + len, 0);
         }
         if self.inner.is_empty() {
@@ -138,12 +141,12 @@ impl Run {
         self.inner.push(inner);
         // A datagram shorter than the first must be the last of its run.
         if len < self.segment || self.inner.len() == self.max_segments {
-            self.send(proto, counters, udp).await;
+            self.send(proto, counters, udp);
         }
     }
 
     /// Sends the datagram just sealed at [`Run::spare`] to every peer, after what the run holds.
-    async fn flood(
+    fn flood(
         &mut self,
         len: usize,
         inner: usize,
@@ -152,12 +155,12 @@ impl Run {
         udp: &mut impl UdpWriter,
     ) {
         let start = self.used;
-        self.send(proto, counters, udp).await;
+        self.send(proto, counters, udp);
         self.buf.copy_within(start..start + len, 0);
         let mut sent = false;
         for peer in 0..proto.peer_count() {
             let Some(to) = proto.peer_endpoint(peer) else { continue };
-            if udp.send(to, &self.buf[..len], len).await.is_ok() {
+            if udp.send(to, &self.buf[..len], len).is_ok() {
                 proto.traffic(peer).add_tx(1, inner as u64);
                 sent = true;
             }
@@ -169,7 +172,7 @@ impl Run {
         }
     }
 
-    async fn send(&mut self, proto: &impl Protocol, counters: &TunnelCounters, udp: &mut impl UdpWriter) {
+    fn send(&mut self, proto: &impl Protocol, counters: &TunnelCounters, udp: &mut impl UdpWriter) {
         if self.inner.is_empty() {
             return;
         }
@@ -183,7 +186,7 @@ impl Run {
             }
             (false, _) => failed += 1,
         };
-        match udp.send(self.to, all, self.segment).await {
+        match udp.send(self.to, all, self.segment) {
             Ok(()) => self.inner.iter().for_each(|n| count(*n, true)),
             Err(e) if self.inner.len() == 1 => {
                 tracing::debug!("send to {} failed: {e}", self.to);
@@ -193,7 +196,7 @@ impl Run {
                 // No GSO on this route, or EMSGSIZE: one datagram at a time.
                 tracing::debug!("GSO send of {} to {} failed ({e}); sending one by one", self.inner.len(), self.to);
                 for (datagram, inner) in all.chunks(self.segment).zip(&self.inner) {
-                    count(*inner, udp.send(self.to, datagram, datagram.len()).await.is_ok());
+                    count(*inner, udp.send(self.to, datagram, datagram.len()).is_ok());
                 }
             }
         }
@@ -207,7 +210,7 @@ impl Run {
 
 /// Receives datagrams, opens each, and writes the packets to the tunnel device in batches; protocol replies
 /// (handshake responses, queued packets) go out through `replies`.
-pub async fn inbound<P: Protocol>(
+pub fn inbound<P: Protocol>(
     live: Arc<Live<P>>,
     counters: Arc<TunnelCounters>,
     sampler: Arc<Sampler>,
@@ -222,7 +225,10 @@ pub async fn inbound<P: Protocol>(
     let mut flush_buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
     let mut drops = Tally::default();
     loop {
-        let n = udp.recv(&mut slots, &mut meta).await?;
+        let n = udp.recv(&mut slots, &mut meta)?;
+        if n == 0 {
+            return Ok(());
+        }
         let proto = live.load();
         for (slot, m) in slots.iter().zip(&meta).take(n) {
             let data = &slot[..m.len.min(slot.len())];
@@ -233,20 +239,20 @@ pub async fn inbound<P: Protocol>(
                         sampler.offer(Direction::In, &out[..len]);
                         batch.commit(peer, len);
                         if batch.full() {
-                            batch.flush(&*proto, &counters, &mut tun).await;
+                            batch.flush(&*proto, &counters, &mut tun);
                         }
                     }
                     Open::Reply { peer, to, len } => {
-                        if let Err(e) = replies.send(to, &out[..len], len).await {
+                        if let Err(e) = replies.send(to, &out[..len], len) {
                             tracing::debug!("reply to {to} failed: {e}");
                         }
                         if let Some(peer) = peer {
-                            send_flushed(&*proto, &counters, peer, &mut flush_buf, &mut replies).await;
+                            send_flushed(&*proto, &counters, peer, &mut flush_buf, &mut replies);
                         }
                     }
                     Open::Refuse { to, len, reason } => {
                         drops.add(reason);
-                        match replies.send(to, &out[..len], len).await {
+                        match replies.send(to, &out[..len], len) {
                             Ok(()) => counters.cookie_reply_sent(),
                             Err(e) => tracing::debug!("reply to {to} failed: {e}"),
                         }
@@ -256,13 +262,13 @@ pub async fn inbound<P: Protocol>(
                 }
             }
         }
-        batch.flush(&*proto, &counters, &mut tun).await;
+        batch.flush(&*proto, &counters, &mut tun);
         drops.apply(&counters);
     }
 }
 
 /// Sends everything the protocol has queued for `peer`.
-async fn send_flushed(
+fn send_flushed(
     proto: &impl Protocol,
     counters: &TunnelCounters,
     peer: usize,
@@ -270,7 +276,7 @@ async fn send_flushed(
     udp: &mut impl UdpWriter,
 ) {
     while let Seal::Send { peer, to, len, inner } = proto.flush(peer, buf) {
-        match udp.send(to, &buf[..len], len).await {
+        match udp.send(to, &buf[..len], len) {
             Ok(()) if inner > 0 => {
                 proto.traffic(peer).add_tx(1, inner as u64);
                 counters.traffic.add_tx(1, inner as u64);
@@ -281,21 +287,27 @@ async fn send_flushed(
     }
 }
 
-/// Runs the protocol's timers every [`TICK`] and sends what they produce.
-pub async fn timers<P: Protocol>(live: Arc<Live<P>>, counters: Arc<TunnelCounters>, mut udp: impl UdpWriter, mtu: u16) {
+/// Runs the protocol's timers every [`TICK`] and sends what they produce, until the datapath stops.
+pub fn timers<P: Protocol>(
+    live: Arc<Live<P>>,
+    counters: Arc<TunnelCounters>,
+    mut udp: impl UdpWriter,
+    mtu: u16,
+    stop: &Stop,
+) -> io::Result<()> {
     let mut buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ticks_per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as u64;
     for n in 0u64.. {
-        tick.tick().await;
+        if !stop.sleep(TICK)? {
+            break;
+        }
         let proto = live.load();
         if n % ticks_per_second == 0 {
             proto.every_second();
         }
         for peer in 0..proto.peer_count() {
             if let Seal::Send { to, len, inner, .. } = proto.tick(peer, &mut buf) {
-                match udp.send(to, &buf[..len], len).await {
+                match udp.send(to, &buf[..len], len) {
                     Ok(()) if inner > 0 => {
                         proto.traffic(peer).add_tx(1, inner as u64);
                         counters.traffic.add_tx(1, inner as u64);
@@ -306,6 +318,7 @@ pub async fn timers<P: Protocol>(live: Arc<Live<P>>, counters: Arc<TunnelCounter
             }
         }
     }
+    Ok(())
 }
 
 /// Packets waiting to be written to the tunnel device, with what each peer contributed.
@@ -345,11 +358,11 @@ impl TunBatch {
         self.len == self.bufs.len()
     }
 
-    async fn flush(&mut self, proto: &impl Protocol, counters: &TunnelCounters, tun: &mut impl TunWriter) {
+    fn flush(&mut self, proto: &impl Protocol, counters: &TunnelCounters, tun: &mut impl TunWriter) {
         if self.len == 0 {
             return;
         }
-        let written = tun.send(&mut self.bufs[..self.len]).await;
+        let written = tun.send(&mut self.bufs[..self.len]);
         let (mut packets, mut bytes) = (0, 0);
         for (peer, p) in self.per_peer.iter_mut().enumerate().filter(|(_, p)| p.0 > 0) {
             if written.is_ok() {
@@ -392,8 +405,8 @@ mod tests {
     }
 
     /// Two whole engines joined by an in-memory wire: packets written into A's tunnel device come out of B's.
-    /// Runs both directions of an engine over a fake device and a fake socket at `addr` on `wire`, sending up
-    /// to `max_segments` datagrams per GSO send.
+    /// Runs both directions of an engine, each on a thread, over a fake device and a fake socket at `addr` on
+    /// `wire`, sending up to `max_segments` datagrams per GSO send, until `stop`.
     fn spawn_engine<P: Protocol + 'static>(
         proto: &Arc<Live<P>>,
         counters: &Arc<TunnelCounters>,
@@ -401,58 +414,57 @@ mod tests {
         wire: &fake::Wire,
         addr: SocketAddr,
         max_segments: usize,
-    ) {
-        let (udp_rx, udp_tx) = wire.socket(addr, max_segments);
-        tokio::spawn(outbound(
-            proto.clone(),
-            counters.clone(),
-            Arc::new(Sampler::new(false, || 0)),
-            tun_rx,
-            udp_tx,
-            1420,
-        ));
+        stop: &Arc<Stop>,
+    ) -> Vec<std::thread::JoinHandle<io::Result<()>>> {
+        let (udp_rx, udp_tx) = wire.socket(addr, max_segments, stop);
+        let sampler = || Arc::new(Sampler::new(false, || 0));
+        let (p, c, s) = (proto.clone(), counters.clone(), sampler());
+        let out = std::thread::spawn(move || outbound(p, c, s, tun_rx, udp_tx, 1420));
         let replies = wire.sender(addr, 1);
-        tokio::spawn(inbound(
-            proto.clone(),
-            counters.clone(),
-            Arc::new(Sampler::new(false, || 0)),
-            udp_rx,
-            tun_tx,
-            replies,
-            1420,
-        ));
+        let (p, c, s) = (proto.clone(), counters.clone(), sampler());
+        let inb = std::thread::spawn(move || inbound(p, c, s, udp_rx, tun_tx, replies, 1420));
+        vec![out, inb]
     }
 
-    #[tokio::test]
-    async fn two_engines_exchange_packets() {
+    /// Ends the engines and checks that each ended cleanly.
+    fn stop_engines(stop: &Stop, threads: Vec<std::thread::JoinHandle<io::Result<()>>>) {
+        stop.stop();
+        for t in threads {
+            t.join().expect("an engine thread panicked").expect("an engine loop failed");
+        }
+    }
+
+    #[test]
+    fn two_engines_exchange_packets() {
         let a_addr: SocketAddr = "192.0.2.1:8285".parse().unwrap();
         let b_addr: SocketAddr = "192.0.2.2:8285".parse().unwrap();
         let wire = fake::Wire::default();
-        let (a_tun, a_host) = fake::tun();
-        let (b_tun, b_host) = fake::tun();
+        let stop = Arc::new(Stop::new().unwrap());
+        let (a_tun, a_host) = fake::tun(&stop);
+        let (b_tun, b_host) = fake::tun(&stop);
         let a = Arc::new(Live::new(UdpCore::new(&side("10.9.0.1/24", "192.0.2.2:8285", "10.9.0.2/32"))));
         let b = Arc::new(Live::new(UdpCore::new(&side("10.9.0.2/24", "192.0.2.1:8285", "10.9.0.1/32"))));
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
-        spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64);
-        spawn_engine(&b, &bc, b_tun, &wire, b_addr, 1);
+        let mut threads = spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64, &stop);
+        threads.extend(spawn_engine(&b, &bc, b_tun, &wire, b_addr, 1, &stop));
 
         let (ip_a, ip_b) = ("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap());
         // A batch of equal packets and a short one: one GSO run from A.
         let batch: Vec<Vec<u8>> =
             (0..5u8).map(|i| build::ip(ip_a, ip_b, &[i; 1000])).chain([build::ip(ip_a, ip_b, b"end")]).collect();
-        a_host.write(batch.clone()).await;
+        a_host.write(batch.clone());
         // One packet with no route: dropped and counted.
-        a_host.write(vec![build::ip(ip_a, "10.7.0.1".parse().unwrap(), b"lost")]).await;
+        a_host.write(vec![build::ip(ip_a, "10.7.0.1".parse().unwrap(), b"lost")]);
         for expected in &batch {
-            assert_eq!(&b_host.read(Duration::from_secs(5)).await, expected);
+            assert_eq!(&b_host.read(Duration::from_secs(5)), expected);
         }
         let reply = build::ip(ip_b, ip_a, b"reply");
-        b_host.write(vec![reply.clone()]).await;
-        assert_eq!(a_host.read(Duration::from_secs(5)).await, reply);
+        b_host.write(vec![reply.clone()]);
+        assert_eq!(a_host.read(Duration::from_secs(5)), reply);
 
         // A stranger's datagram reaches B's socket but not its device.
         wire.inject("192.0.2.9:8285".parse().unwrap(), b_addr, &build::ip(ip_a, ip_b, b"spoof"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
         assert!(b_host.try_read().is_none(), "a stranger's packet reached the device");
 
         let (a_sent, b_got) = (ac.snapshot(), bc.snapshot());
@@ -464,12 +476,13 @@ mod tests {
         assert_eq!(a.load().peers[0].traffic.read().1, a_sent.tx_bytes);
         assert_eq!(a_sent.rx_packets, 1);
         assert_eq!(wire.sends_from(a_addr), 1, "five equal packets and a shorter one should leave as one GSO send");
+        stop_engines(&stop, threads);
     }
 
     /// Two WireGuard engines in memory: the first packet starts a handshake, is queued, and arrives encrypted
     /// once the handshake completes; a wrong source from the peer is dropped.
-    #[tokio::test]
-    async fn two_wireguard_engines_shake_hands_and_exchange_packets() {
+    #[test]
+    fn two_wireguard_engines_shake_hands_and_exchange_packets() {
         use culvert_core::keys::SecretKey;
         use culvert_core::profile::{Endpoint, Table, WireguardPeer, WireguardTunnel};
         let (ka, kb) = (SecretKey::generate_private(), SecretKey::generate_private());
@@ -498,26 +511,28 @@ mod tests {
         let a = Arc::new(Live::new(WgCore::new(&side(&ka, &kb, "10.8.0.2/32", b_addr), &vec![Some(b_addr)])));
         let b = Arc::new(Live::new(WgCore::new(&side(&kb, &ka, "10.8.0.1/32", a_addr), &vec![Some(a_addr)])));
         let wire = fake::Wire::default();
-        let (a_tun, a_host) = fake::tun();
-        let (b_tun, b_host) = fake::tun();
+        let stop = Arc::new(Stop::new().unwrap());
+        let (a_tun, a_host) = fake::tun(&stop);
+        let (b_tun, b_host) = fake::tun(&stop);
         let (ac, bc) = (Arc::new(TunnelCounters::default()), Arc::new(TunnelCounters::default()));
-        spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64);
-        spawn_engine(&b, &bc, b_tun, &wire, b_addr, 64);
+        let mut threads = spawn_engine(&a, &ac, a_tun, &wire, a_addr, 64, &stop);
+        threads.extend(spawn_engine(&b, &bc, b_tun, &wire, b_addr, 64, &stop));
 
         let (ip_a, ip_b) = ("10.8.0.1".parse().unwrap(), "10.8.0.2".parse().unwrap());
         let first = build::ip(ip_a, ip_b, b"first, queued during the handshake");
-        a_host.write(vec![first.clone()]).await;
-        assert_eq!(b_host.read(Duration::from_secs(5)).await, first);
+        a_host.write(vec![first.clone()]);
+        assert_eq!(b_host.read(Duration::from_secs(5)), first);
         let reply = build::ip(ip_b, ip_a, &[7; 1200]);
-        b_host.write(vec![reply.clone()]).await;
-        assert_eq!(a_host.read(Duration::from_secs(5)).await, reply);
+        b_host.write(vec![reply.clone()]);
+        assert_eq!(a_host.read(Duration::from_secs(5)), reply);
         // B's packet from a source outside B's AllowedIPs at A.
-        b_host.write(vec![build::ip("10.8.0.9".parse().unwrap(), ip_a, b"spoof")]).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        b_host.write(vec![build::ip("10.8.0.9".parse().unwrap(), ip_a, b"spoof")]);
+        std::thread::sleep(Duration::from_millis(50));
         assert!(a_host.try_read().is_none(), "a spoofed packet reached the device");
         assert_eq!(ac.snapshot().drops["spoofed_source"], 1);
         assert_eq!((bc.snapshot().rx_packets, bc.snapshot().rx_bytes), (1, first.len() as u64));
         assert_eq!(ac.snapshot().tx_packets, 1, "the queued packet counts once, when it is sent");
         assert!(a.load().peers[0].since_handshake().is_some());
+        stop_engines(&stop, threads);
     }
 }

@@ -1,66 +1,86 @@
 //! In-memory stand-ins for the tunnel device and the UDP socket, so whole engines can be tested without root.
+//! Their readers end (read no packet) once the datapath's [`Stop`] says so, as the real ones do.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-
 use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
+use super::wait::Stop;
 
-pub struct FakeTunReader(UnboundedReceiver<Vec<u8>>);
-pub struct FakeTunWriter(UnboundedSender<Vec<u8>>);
+/// How often a fake reader with nothing to read looks whether the datapath stops.
+const STOP_POLL: Duration = Duration::from_millis(5);
+
+/// Waits for the first item of a batch, or for the stop: `None` when the datapath stops.
+fn first<T>(rx: &Receiver<T>, stop: &Stop) -> io::Result<Option<T>> {
+    loop {
+        if stop.stopping() {
+            return Ok(None);
+        }
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(item) => return Ok(Some(item)),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Err(io::Error::other("the other end is gone")),
+        }
+    }
+}
+
+pub struct FakeTunReader {
+    rx: Receiver<Vec<u8>>,
+    stop: Arc<Stop>,
+}
+pub struct FakeTunWriter(Sender<Vec<u8>>);
 
 /// The host's side of a fake tunnel device.
 pub struct Host {
-    to_device: UnboundedSender<Vec<u8>>,
-    from_device: tokio::sync::Mutex<UnboundedReceiver<Vec<u8>>>,
+    to_device: Sender<Vec<u8>>,
+    from_device: Mutex<Receiver<Vec<u8>>>,
 }
 
-pub fn tun() -> ((FakeTunReader, FakeTunWriter), Host) {
-    let (to_device, device_in) = unbounded_channel();
-    let (device_out, from_device) = unbounded_channel();
-    ((FakeTunReader(device_in), FakeTunWriter(device_out)), Host { to_device, from_device: from_device.into() })
+pub fn tun(stop: &Arc<Stop>) -> ((FakeTunReader, FakeTunWriter), Host) {
+    let (to_device, device_in) = channel();
+    let (device_out, from_device) = channel();
+    let reader = FakeTunReader { rx: device_in, stop: stop.clone() };
+    ((reader, FakeTunWriter(device_out)), Host { to_device, from_device: from_device.into() })
 }
 
 impl Host {
     /// Packets the host routes into the tunnel, all at once.
-    pub async fn write(&self, packets: Vec<Vec<u8>>) {
+    pub fn write(&self, packets: Vec<Vec<u8>>) {
         for p in packets {
             self.to_device.send(p).expect("device gone");
         }
-        tokio::task::yield_now().await;
     }
 
-    pub async fn read(&self, within: Duration) -> Vec<u8> {
-        let mut rx = self.from_device.lock().await;
-        tokio::time::timeout(within, rx.recv()).await.expect("no packet came out of the tunnel").expect("device gone")
+    pub fn read(&self, within: Duration) -> Vec<u8> {
+        let rx = self.from_device.lock().expect("poisoned");
+        rx.recv_timeout(within).expect("no packet came out of the tunnel")
     }
 
     pub fn try_read(&self) -> Option<Vec<u8>> {
-        self.from_device.try_lock().ok()?.try_recv().ok()
+        self.from_device.lock().ok()?.try_recv().ok()
     }
 }
 
 impl TunReader for FakeTunReader {
-    async fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        let first = self.0.recv().await.ok_or_else(|| io::Error::other("host gone"))?;
-        let mut next = Some(first);
+    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
+        let mut next = first(&self.rx, &self.stop)?;
         let mut n = 0;
         while let Some(p) = next {
             bufs[n][..p.len()].copy_from_slice(&p);
             sizes[n] = p.len();
             n += 1;
-            next = if n < bufs.len() { self.0.try_recv().ok() } else { None };
+            next = if n < bufs.len() { self.rx.try_recv().ok() } else { None };
         }
         Ok(n)
     }
 }
 
 impl TunWriter for FakeTunWriter {
-    async fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
+    fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
         for b in bufs {
             self.0.send(b[TUN_HEADROOM..].to_vec()).map_err(|_| io::Error::other("host gone"))?;
         }
@@ -68,7 +88,7 @@ impl TunWriter for FakeTunWriter {
     }
 }
 
-type Inbox = UnboundedSender<(SocketAddr, Vec<u8>)>;
+type Inbox = Sender<(SocketAddr, Vec<u8>)>;
 
 /// A network joining fake sockets by address; it counts the send calls of each.
 #[derive(Clone, Default)]
@@ -77,7 +97,10 @@ pub struct Wire {
     sends: Arc<Mutex<HashMap<SocketAddr, usize>>>,
 }
 
-pub struct FakeUdpReader(UnboundedReceiver<(SocketAddr, Vec<u8>)>);
+pub struct FakeUdpReader {
+    rx: Receiver<(SocketAddr, Vec<u8>)>,
+    stop: Arc<Stop>,
+}
 pub struct FakeUdpWriter {
     wire: Wire,
     me: SocketAddr,
@@ -85,10 +108,10 @@ pub struct FakeUdpWriter {
 }
 
 impl Wire {
-    pub fn socket(&self, me: SocketAddr, max_segments: usize) -> (FakeUdpReader, FakeUdpWriter) {
-        let (tx, rx) = unbounded_channel();
+    pub fn socket(&self, me: SocketAddr, max_segments: usize, stop: &Arc<Stop>) -> (FakeUdpReader, FakeUdpWriter) {
+        let (tx, rx) = channel();
         self.sockets.lock().expect("poisoned").insert(me, tx);
-        (FakeUdpReader(rx), FakeUdpWriter { wire: self.clone(), me, max_segments })
+        (FakeUdpReader { rx, stop: stop.clone() }, FakeUdpWriter { wire: self.clone(), me, max_segments })
     }
 
     /// Another sending handle of the socket `me`.
@@ -108,9 +131,8 @@ impl Wire {
 }
 
 impl UdpReader for FakeUdpReader {
-    async fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
-        let first = self.0.recv().await.ok_or_else(|| io::Error::other("wire gone"))?;
-        let mut next = Some(first);
+    fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        let mut next = first(&self.rx, &self.stop)?;
         let mut n = 0;
         while let Some((from, d)) = next {
             bufs[n][..d.len()].copy_from_slice(&d);
@@ -120,7 +142,7 @@ impl UdpReader for FakeUdpReader {
             m.stride = d.len();
             meta[n] = m;
             n += 1;
-            next = if n < bufs.len() { self.0.try_recv().ok() } else { None };
+            next = if n < bufs.len() { self.rx.try_recv().ok() } else { None };
         }
         Ok(n)
     }
@@ -131,7 +153,7 @@ impl UdpWriter for FakeUdpWriter {
         self.max_segments
     }
 
-    async fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
+    fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
         *self.wire.sends.lock().expect("poisoned").entry(self.me).or_default() += 1;
         for d in contents.chunks(segment_size.max(1)) {
             self.wire.inject(self.me, to, d);

@@ -18,4 +18,5 @@ pub mod tap_core;
 pub mod tun_io;
 pub mod udp_core;
 pub mod udp_io;
+pub mod wait;
 pub mod wg_core;

@@ -1,12 +1,15 @@
 //! The real tunnel device: a tun-rs TUN with offloads, so one read can carry a 64 KiB TCP super-packet and one
-//! write many coalesced segments.
+//! write many coalesced segments. Its descriptor is non-blocking: the engine's threads read until it is empty
+//! and then wait for it with the datapath's [`Stop`].
 
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VIRTIO_NET_HDR_LEN};
+use tun_rs::{DeviceBuilder, GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 
 use super::io::{TUN_HEADROOM, TunReader, TunWriter};
+use super::wait::Stop;
 
 /// Linux gives TUN devices a 500-packet queue; a deeper one absorbs the bursts a batch writer makes
 /// (Firezone raised it for the same reason, DATAPLANE.md 7.4).
@@ -15,10 +18,10 @@ const TX_QUEUE_LEN: u32 = 1000;
 /// The device a userspace tunnel's engine reads and writes.
 #[derive(Clone)]
 pub enum Device {
-    Kernel(Arc<AsyncDevice>),
-    /// A device that never carries a packet (reads wait forever, writes vanish), for unit tests of bring-up
-    /// over the in-memory kernel. It holds a guard whose drop removes its link, as dropping a kernel TUN
-    /// destroys it.
+    Kernel(Arc<SyncDevice>),
+    /// A device that never carries a packet (reads wait for the stop, writes vanish), for unit tests of
+    /// bring-up over the in-memory kernel. It holds a guard whose drop removes its link, as dropping a kernel
+    /// TUN destroys it.
     #[cfg(test)]
     Silent(Arc<dyn std::any::Any + Send + Sync>),
 }
@@ -39,44 +42,56 @@ impl std::fmt::Debug for Device {
 pub fn create(name: &str, mtu: u16, tap: bool) -> io::Result<Device> {
     let builder = DeviceBuilder::new().name(name).mtu(mtu).tx_queue_len(TX_QUEUE_LEN).enable(false);
     let builder = if tap { builder.layer(tun_rs::Layer::L2) } else { builder.offload(true) };
-    Ok(Device::Kernel(Arc::new(builder.build_async()?)))
+    let device = builder.build_sync()?;
+    device.set_nonblocking(true)?;
+    Ok(Device::Kernel(Arc::new(device)))
 }
 
 pub struct DeviceReader {
     dev: Device,
+    stop: Arc<Stop>,
     /// One raw read: the virtio-net header and a packet of up to 64 KiB before it is split.
     scratch: Vec<u8>,
 }
 
 impl DeviceReader {
-    pub fn new(dev: Device) -> Self {
-        Self { dev, scratch: vec![0; VIRTIO_NET_HDR_LEN + 65_535] }
+    pub fn new(dev: Device, stop: Arc<Stop>) -> Self {
+        Self { dev, stop, scratch: vec![0; VIRTIO_NET_HDR_LEN + 65_535] }
     }
 }
 
 impl TunReader for DeviceReader {
-    async fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        let Self { dev, scratch } = self;
+    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
+        let Self { dev, stop, scratch } = self;
         // One arm outside unit tests, where the silent device does not exist.
         #[cfg_attr(not(test), allow(clippy::infallible_destructuring_match))]
         let dev = match dev {
             Device::Kernel(dev) => dev,
             #[cfg(test)]
-            Device::Silent(_) => return std::future::pending().await,
+            Device::Silent(_) => return stop.wait_for_stop().map(|()| 0),
         };
         let mut n = loop {
-            match dev.recv_multiple(scratch, bufs, sizes, 0).await {
+            if stop.stopping() {
+                return Ok(0);
+            }
+            match dev.recv_multiple(scratch, bufs, sizes, 0) {
                 Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !stop.wait(dev.as_fd(), false)? {
+                        return Ok(0);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A packet the splitter cannot handle is lost on its own; the device stays usable.
                 Err(e) if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() => return Err(e),
                 Err(e) => tracing::debug!("dropped an unsplittable packet from the tunnel device: {e}"),
             }
         };
-        // Without offloads (TAP) each read is one frame: drain what else is queued now, so that one wakeup
-        // moves a batch and the device's queue does not overflow while the engine waits to be scheduled.
+        // Without offloads (TAP) each read is one frame: take what else is queued now, so that one batch moves
+        // many and the device's queue does not overflow between batches.
         if !dev.tcp_gso() {
             while n < bufs.len() {
-                match dev.try_recv_multiple(scratch, &mut bufs[n..], &mut sizes[n..], 0) {
+                match dev.recv_multiple(scratch, &mut bufs[n..], &mut sizes[n..], 0) {
                     Ok(got) => n += got,
                     Err(_) => break,
                 }
@@ -110,9 +125,10 @@ impl DeviceWriter {
 }
 
 impl TunWriter for DeviceWriter {
-    async fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
+    fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
         match &self.dev {
-            Device::Kernel(dev) => dev.send_multiple(&mut self.gro, bufs, TUN_HEADROOM).await.map(|_| ()),
+            // A TUN write never waits: a full queue drops the packet and says so (ENOBUFS).
+            Device::Kernel(dev) => dev.send_multiple(&mut self.gro, bufs, TUN_HEADROOM).map(|_| ()),
             #[cfg(test)]
             Device::Silent(_) => Ok(()),
         }

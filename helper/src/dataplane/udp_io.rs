@@ -1,15 +1,16 @@
-//! The real UDP socket, through quinn-udp: recvmmsg with GRO in, sendmsg with GSO out.
+//! The real UDP socket, through quinn-udp: recvmmsg with GRO in, sendmsg with GSO out. It is non-blocking: the
+//! engine's threads read until it is empty and then wait for it with the datapath's [`Stop`].
 
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use quinn_udp::{Transmit, UdpSocketState};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 use super::engine::UDP_SLOTS;
 use super::io::{RecvMeta, UdpReader, UdpWriter};
+use super::wait::Stop;
 
 /// Socket buffers large enough for bursts at several Gbit/s (wireguard-go f26efb6 measured the gain).
 const SOCKET_BUFFER_BYTES: usize = 7 << 20;
@@ -30,8 +31,7 @@ pub fn bind(port: u16, ipv6_needed: bool, fwmark: Option<u32>) -> io::Result<Arc
     } else {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
     };
-    let std_sock = bind_std(addr, fwmark)?;
-    let sock = UdpSocket::from_std(std_sock)?;
+    let sock = bind_std(addr, fwmark)?;
     let state = UdpSocketState::new((&sock).into())?;
     for result in [
         state.set_send_buffer_size((&sock).into(), SOCKET_BUFFER_BYTES),
@@ -75,29 +75,56 @@ impl Socket {
     }
 }
 
+/// The receiving side of a socket, for one thread.
 #[derive(Debug)]
-pub struct SocketReader(pub Arc<Socket>);
+pub struct SocketReader {
+    socket: Arc<Socket>,
+    stop: Arc<Stop>,
+}
+
+/// A sending side of a socket, for one thread (several may send on one socket).
 #[derive(Debug)]
-pub struct SocketWriter(pub Arc<Socket>);
+pub struct SocketWriter {
+    socket: Arc<Socket>,
+    stop: Arc<Stop>,
+}
+
+impl SocketReader {
+    pub fn new(socket: Arc<Socket>, stop: Arc<Stop>) -> Self {
+        Self { socket, stop }
+    }
+}
+
+impl SocketWriter {
+    pub fn new(socket: Arc<Socket>, stop: Arc<Stop>) -> Self {
+        Self { socket, stop }
+    }
+}
 
 impl UdpReader for SocketReader {
-    async fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
-        let s = &*self.0;
+    fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        let s = &*self.socket;
         let n = bufs.len().min(meta.len()).min(UDP_SLOTS);
         let mut slots = bufs.iter_mut();
         let mut iovs: [IoSliceMut<'_>; UDP_SLOTS] =
             std::array::from_fn(|_| IoSliceMut::new(slots.next().map_or(&mut [][..], |b| &mut b[..])));
         loop {
-            s.sock.readable().await?;
-            match s.sock.try_io(Interest::READABLE, || s.state.recv((&s.sock).into(), &mut iovs[..n], &mut meta[..n])) {
+            if self.stop.stopping() {
+                return Ok(0);
+            }
+            match s.state.recv((&s.sock).into(), &mut iovs[..n], &mut meta[..n]) {
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.stop.wait(s.sock.as_fd(), false)? {
+                        return Ok(0);
+                    }
+                }
                 // An ICMP error queued for an earlier send is reported on a later receive: not fatal.
                 Err(e)
-                    if e.kind() == io::ErrorKind::ConnectionRefused || e.kind() == io::ErrorKind::HostUnreachable =>
-                {
-                    continue;
-                }
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -106,11 +133,11 @@ impl UdpReader for SocketReader {
 
 impl UdpWriter for SocketWriter {
     fn max_segments(&self) -> usize {
-        self.0.state.max_gso_segments()
+        self.socket.state.max_gso_segments()
     }
 
-    async fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
-        let s = &*self.0;
+    fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
+        let s = &*self.socket;
         let destination = match (s.dual_stack, to.ip()) {
             (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port()),
             _ => to,
@@ -123,9 +150,12 @@ impl UdpWriter for SocketWriter {
             src_ip: None,
         };
         loop {
-            s.sock.writable().await?;
-            match s.sock.try_io(Interest::WRITABLE, || s.state.try_send((&s.sock).into(), &transmit)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            match s.state.try_send((&s.sock).into(), &transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.stop.wait(s.sock.as_fd(), true)? {
+                        return Err(io::Error::other("the tunnel is stopping"));
+                    }
+                }
                 result => return result,
             }
         }

@@ -248,17 +248,38 @@ pub enum Engine {
     Wireguard(Arc<Live<WgCore>>),
 }
 
-/// Starts a userspace tunnel's engine loops on a socket, for packets of up to an MTU.
-pub type SpawnDatapath = Box<dyn Fn(Arc<Socket>, u16) -> Vec<JoinHandle<()>> + Send + Sync>;
+/// A userspace tunnel's engine: a thread per direction (and one for timers), and what stops them.
+#[derive(Debug)]
+pub struct EngineThreads {
+    pub stop: Arc<crate::dataplane::wait::Stop>,
+    pub threads: Vec<std::thread::JoinHandle<()>>,
+}
 
-/// A userspace tunnel's engine loops, restarted on another socket or for another MTU (their buffers are sized
-/// for it) by a live change; the device and the protocol core stay.
+impl EngineThreads {
+    /// Stops the threads and waits until they have ended, and with them their handles on the device and the
+    /// socket. Blocks: for a blocking thread.
+    fn join(self) {
+        self.stop.stop();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a userspace tunnel's engine on a socket, for packets of up to an MTU.
+pub type SpawnDatapath = Box<dyn Fn(Arc<Socket>, u16) -> std::io::Result<EngineThreads> + Send + Sync>;
+
+/// A userspace tunnel's engine, restarted on another socket or for another MTU (its buffers are sized for it)
+/// by a live change; the device and the protocol core stay.
 pub struct Datapath {
-    /// Holds the device; dropped when the tunnel stops, so that the device goes with the loops.
+    /// Holds the device; dropped when the tunnel stops, so that the device goes with the engine.
     spawn: Option<SpawnDatapath>,
     pub socket: Arc<Socket>,
     pub mtu: u16,
-    tasks: Vec<JoinHandle<()>>,
+    engine: Option<EngineThreads>,
+    /// Engines a restart replaced: told to stop, and waited for when the tunnel stops, so that no old thread
+    /// holds the device after `down`.
+    retired: Vec<EngineThreads>,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -268,26 +289,38 @@ impl std::fmt::Debug for Datapath {
 }
 
 impl Datapath {
-    pub fn start(spawn: SpawnDatapath, socket: Arc<Socket>, mtu: u16) -> Self {
-        let tasks = spawn(socket.clone(), mtu);
-        Self { spawn: Some(spawn), socket, mtu, tasks }
+    pub fn start(spawn: SpawnDatapath, socket: Arc<Socket>, mtu: u16) -> std::io::Result<Self> {
+        let engine = spawn(socket.clone(), mtu)?;
+        Ok(Self { spawn: Some(spawn), socket, mtu, engine: Some(engine), retired: Vec::new() })
     }
 
-    /// Stops the loops and starts them again on `socket` for `mtu`. Packets between the two are dropped.
+    /// Stops the engine and starts it again on `socket` for `mtu`. Packets between the two are dropped.
     pub fn restart(&mut self, socket: Arc<Socket>, mtu: u16) {
-        for t in self.tasks.drain(..) {
-            t.abort();
+        self.retired.retain(|e| e.threads.iter().any(|t| !t.is_finished()));
+        if let Some(old) = self.engine.take() {
+            old.stop.stop();
+            self.retired.push(old);
         }
         self.socket = socket;
         self.mtu = mtu;
         if let Some(spawn) = &self.spawn {
-            self.tasks = spawn(self.socket.clone(), mtu);
+            match spawn(self.socket.clone(), mtu) {
+                Ok(engine) => self.engine = Some(engine),
+                // Threads cannot be made: the system is out of them; the tunnel carries nothing until it is
+                // brought up again.
+                Err(e) => tracing::error!("cannot restart a tunnel's engine: {e}"),
+            }
         }
     }
 
-    fn stop(&mut self) -> Vec<JoinHandle<()>> {
+    /// Stops every engine; what the returned closure waits for, on a blocking thread.
+    fn stop(&mut self) -> impl FnOnce() + Send + 'static {
         self.spawn = None;
-        self.tasks.drain(..).inspect(|t| t.abort()).collect()
+        let engines: Vec<EngineThreads> = self.engine.take().into_iter().chain(self.retired.drain(..)).collect();
+        for e in &engines {
+            e.stop.stop();
+        }
+        move || engines.into_iter().for_each(EngineThreads::join)
     }
 }
 
@@ -298,7 +331,7 @@ pub struct Tunnel {
     pub record: Record,
     pub engine: Engine,
     /// The engine loops of a userspace tunnel; they hold the device and the socket, which close when they end.
-    pub datapath: Option<Datapath>,
+    pub datapath: Option<Box<Datapath>>,
     /// Other tasks that live and end with the tunnel (the userspace API, re-resolution).
     tasks: Vec<JoinHandle<()>>,
 }
@@ -349,15 +382,18 @@ impl Tunnel {
         self.tasks.push(task);
     }
 
-    /// Stops the data plane and waits until its tasks, and with them the device and socket, are gone.
+    /// Stops the data plane and waits until its threads and tasks, and with them the device and socket, are
+    /// gone.
     pub async fn stop(&mut self) {
         self.info.down.store(true, Ordering::Relaxed);
-        let mut tasks: Vec<JoinHandle<()>> = self.datapath.as_mut().map(Datapath::stop).unwrap_or_default();
+        let engine = self.datapath.as_mut().map(|d| d.stop());
         for t in &self.tasks {
             t.abort();
         }
-        tasks.append(&mut self.tasks);
-        for t in tasks {
+        if let Some(join) = engine {
+            let _ = tokio::task::spawn_blocking(join).await;
+        }
+        for t in self.tasks.drain(..) {
             let _ = t.await;
         }
     }

@@ -16,10 +16,15 @@ use crate::dataplane::live::Live;
 use crate::dataplane::protocol::Protocol;
 use crate::dataplane::sampler::Sampler;
 use crate::dataplane::udp_io::{Socket, SocketReader, SocketWriter};
+use crate::dataplane::wait::Stop;
 use crate::dataplane::{engine, tun_io};
 use crate::system::dns::{self, DnsConfig};
 use crate::system::netlink::{Route, Rule};
 use crate::system::{Netlink, Object, Record, Records};
+
+/// The stack of an engine thread: its buffers are on the heap, and its deepest call (a WireGuard seal or open)
+/// needs a few KiB; the default 2 MiB would only be address space, but a small stack is a bound.
+const ENGINE_STACK: usize = 256 * 1024;
 
 /// A route the tunnel needs, with the profile field it comes from (for errors).
 #[derive(Debug, Clone)]
@@ -126,47 +131,50 @@ pub async fn up<P: Protocol + StatusSource + std::fmt::Debug>(
     let spawn: super::SpawnDatapath = {
         let (proto, counters, sampler, name) = (proto.clone(), counters.clone(), sampler.clone(), name.clone());
         Box::new(move |socket: Arc<Socket>, mtu: u16| {
-            let mut tasks = vec![
-                spawn_logged(
-                    &name,
-                    "outbound",
-                    engine::outbound(
-                        proto.clone(),
-                        counters.clone(),
-                        sampler.clone(),
-                        tun_io::DeviceReader::new(device.clone()),
-                        SocketWriter(socket.clone()),
-                        mtu,
-                    ),
-                ),
-                spawn_logged(
-                    &name,
-                    "inbound",
-                    engine::inbound(
-                        proto.clone(),
-                        counters.clone(),
-                        sampler.clone(),
-                        SocketReader(socket.clone()),
-                        tun_io::DeviceWriter::new(device.clone()),
-                        SocketWriter(socket.clone()),
-                        mtu,
-                    ),
-                ),
-            ];
-            if P::TIMERS {
-                tasks.push(tokio::spawn(engine::timers(proto.clone(), counters.clone(), SocketWriter(socket), mtu)));
+            let stop = Arc::new(Stop::new()?);
+            let mut threads = Vec::new();
+            let started = (|| {
+                let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
+                let (reader, writer) =
+                    (tun_io::DeviceReader::new(dev, stop.clone()), SocketWriter::new(socket.clone(), stop.clone()));
+                threads.push(spawn_thread(&name, "out", move || engine::outbound(p, c, s, reader, writer, mtu))?);
+                let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
+                let reader = SocketReader::new(socket.clone(), stop.clone());
+                let (writer, replies) =
+                    (tun_io::DeviceWriter::new(dev), SocketWriter::new(socket.clone(), stop.clone()));
+                threads
+                    .push(spawn_thread(&name, "in", move || engine::inbound(p, c, s, reader, writer, replies, mtu))?);
+                if P::TIMERS {
+                    let (p, c, stop) = (proto.clone(), counters.clone(), stop.clone());
+                    let writer = SocketWriter::new(socket.clone(), stop.clone());
+                    threads.push(spawn_thread(&name, "timers", move || engine::timers(p, c, writer, mtu, &stop))?);
+                }
+                io::Result::Ok(())
+            })();
+            if let Err(e) = started {
+                stop.stop();
+                return Err(e);
             }
-            tasks
+            Ok(super::EngineThreads { stop, threads })
         })
     };
     let mut tasks = vec![];
     if let (Some(listener), Some((source, sets))) = (uapi_listener, uapi) {
-        tasks.push(tokio::spawn(uapi::serve(listener, source, name, sets)));
+        tasks.push(tokio::spawn(uapi::serve(listener, source, name.clone(), sets)));
     }
     let mut info = TunnelInfo::new(profile, owner_uid, listen_port, counters, proto);
     info.sampler = Some(sampler);
     let mut tunnel = Tunnel::new(info, record, tasks);
-    tunnel.datapath = Some(super::Datapath::start(spawn, socket, mtu));
+    let datapath = super::Datapath::start(spawn, socket, mtu);
+    match datapath {
+        Ok(datapath) => tunnel.datapath = Some(Box::new(datapath)),
+        Err(e) => {
+            let record = tunnel.record.clone();
+            tunnel.stop().await;
+            super::changes::undo(netlink, records, &record).await;
+            return Err(TunnelError::Other { op: format!("starting the engine of {name}"), message: e.to_string() });
+        }
+    }
     Ok(tunnel)
 }
 
@@ -237,15 +245,19 @@ fn uapi_listener(changes: &mut Changes<'_>, interface: &str) -> Result<tokio::ne
     Ok(uapi::bind(interface)?)
 }
 
-fn spawn_logged(
+/// Runs one loop of a tunnel's engine on a thread of its own, named for it (`top -H` shows them), and logs why
+/// it ended if it failed.
+fn spawn_thread(
     tunnel: &str,
-    direction: &'static str,
-    f: impl Future<Output = io::Result<()>> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
+    role: &'static str,
+    f: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<()>> {
     let tunnel = tunnel.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = f.await {
-            tracing::error!("tunnel {tunnel}: the {direction} data path stopped: {e}");
+    // Linux keeps 15 bytes of a thread's name.
+    let name: String = format!("{role} {tunnel}").chars().take(15).collect();
+    std::thread::Builder::new().name(name).stack_size(ENGINE_STACK).spawn(move || {
+        if let Err(e) = f() {
+            tracing::error!("tunnel {tunnel}: the {role} data path stopped: {e}");
         }
     })
 }
