@@ -46,6 +46,13 @@ fn udp_tunnel_carries_ping_and_tcp_both_ways_and_counts_it() {
     // What A sent is what B received: nothing is lost or invented on a clean veth.
     let sb = lab.helpers[1].status("peer");
     assert_eq!(sb["rx_bytes"], s["tx_bytes"], "A: {s}\nB: {sb}");
+    // B wrote the TCP segments it received to its device coalesced: the kernel counted far fewer packets in
+    // (its RX of the TUN device) than culvertd delivered, with the same bytes in them.
+    let stats = check(in_ns(&b, "cat").arg("/sys/class/net/cv-peer/statistics/rx_packets"));
+    let device_rx: u64 = stats.trim().parse().unwrap();
+    let delivered = sb["rx_packets"].as_u64().unwrap();
+    eprintln!("B delivered {delivered} packets in {device_rx} writes to its device");
+    assert!(device_rx * 4 < delivered, "B delivered {delivered} packets in {device_rx} writes: not coalesced");
 
     // `down` removes the device and its routes.
     lab.helpers[0].culvert_ok(&["down", "lab"]);

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod engine;
 #[cfg(test)]
 mod fake;
+pub mod gro;
 pub mod io;
 pub mod live;
 pub mod packet;

@@ -6,8 +6,9 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use tun_rs::{DeviceBuilder, GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
+use tun_rs::{DeviceBuilder, SyncDevice, VIRTIO_NET_HDR_LEN};
 
+use super::gro::{self, Coalescer};
 use super::io::{TUN_HEADROOM, TunReader, TunWriter};
 use super::wait::Stop;
 
@@ -103,7 +104,7 @@ impl TunReader for DeviceReader {
 
 pub struct DeviceWriter {
     dev: Device,
-    gro: GROTable,
+    gro: Coalescer,
 }
 
 impl std::fmt::Debug for DeviceWriter {
@@ -119,16 +120,40 @@ impl std::fmt::Debug for DeviceReader {
 }
 
 impl DeviceWriter {
-    pub fn new(dev: Device) -> Self {
-        Self { dev, gro: GROTable::default() }
+    /// A writer of batches of up to `batch` packets.
+    pub fn new(dev: Device, batch: usize) -> Self {
+        Self { dev, gro: Coalescer::new(batch) }
+    }
+}
+
+/// The device's descriptor as the coalescer writes to it.
+struct Fd<'a>(&'a SyncDevice);
+
+impl gro::Sink for Fd<'_> {
+    fn write(&mut self, packet: &[u8]) -> io::Result<()> {
+        nix::unistd::write(self.0.as_fd(), packet).map(|_| ()).map_err(io::Error::from)
+    }
+
+    fn writev(&mut self, parts: &[io::IoSlice<'_>]) -> io::Result<()> {
+        nix::sys::uio::writev(self.0.as_fd(), parts).map(|_| ()).map_err(io::Error::from)
     }
 }
 
 impl TunWriter for DeviceWriter {
     fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
         match &self.dev {
-            // A TUN write never waits: a full queue drops the packet and says so (ENOBUFS).
-            Device::Kernel(dev) => dev.send_multiple(&mut self.gro, bufs, TUN_HEADROOM).map(|_| ()),
+            // A TUN write never waits: the packet goes into the kernel's receive path at once.
+            Device::Kernel(dev) if dev.tcp_gso() => self.gro.write_all(bufs, &mut Fd(dev)),
+            // TAP: frames, without the virtio-net header.
+            Device::Kernel(dev) => {
+                let mut result = Ok(());
+                for buf in bufs.iter() {
+                    if let Err(e) = nix::unistd::write(dev.as_fd(), &buf[TUN_HEADROOM..]) {
+                        result = result.and(Err(e.into()));
+                    }
+                }
+                result
+            }
             #[cfg(test)]
             Device::Silent(_) => Ok(()),
         }

@@ -140,8 +140,10 @@ pub async fn up<P: Protocol + StatusSource + std::fmt::Debug>(
                 threads.push(spawn_thread(&name, "out", move || engine::outbound(p, c, s, reader, writer, mtu))?);
                 let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
                 let reader = SocketReader::new(socket.clone(), stop.clone());
-                let (writer, replies) =
-                    (tun_io::DeviceWriter::new(dev), SocketWriter::new(socket.clone(), stop.clone()));
+                let (writer, replies) = (
+                    tun_io::DeviceWriter::new(dev, engine::TUN_BATCH),
+                    SocketWriter::new(socket.clone(), stop.clone()),
+                );
                 threads
                     .push(spawn_thread(&name, "in", move || engine::inbound(p, c, s, reader, writer, replies, mtu))?);
                 if P::TIMERS {
