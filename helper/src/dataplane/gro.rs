@@ -10,6 +10,8 @@
 
 use std::io::{self, IoSlice};
 
+use super::checksum::{fold, pseudo_header, sum};
+
 /// The virtio-net header in front of every write to a TUN device with `IFF_VNET_HDR`.
 pub const VNET_HDR_LEN: usize = 10;
 const VNET_F_NEEDS_CSUM: u8 = 1;
@@ -17,6 +19,8 @@ const VNET_GSO_TCPV4: u8 = 1;
 const VNET_GSO_TCPV6: u8 = 4;
 /// The kernel's own TCP GRO stops at 64 segments.
 const MAX_SEGMENTS: usize = 64;
+/// An Ethernet header: destination and source MAC, EtherType (no VLAN tag: tagged frames are written alone).
+pub const ETHERNET: usize = 14;
 /// An IPv4 total length (and an IPv6 payload length) is 16 bits.
 const MAX_SUPER_PACKET: usize = 65_535;
 const TCP: u8 = 6;
@@ -58,7 +62,9 @@ pub struct Coalescer {
     /// The next member of each packet's group (`NONE` for the last).
     next: Vec<u16>,
     /// A super-packet's virtio-net header and rewritten headers.
-    head: [u8; VNET_HDR_LEN + 60 + 60],
+    head: [u8; VNET_HDR_LEN + ETHERNET + 60 + 60],
+    /// The link-layer header in front of each IP packet: 14 for a TAP device's Ethernet frames, else 0.
+    link: usize,
     /// Off after the kernel refused a super-packet (some kernels' virtio-net GRO returned EINVAL): every
     /// packet is written alone from then on.
     enabled: bool,
@@ -71,8 +77,16 @@ pub trait Sink {
 }
 
 impl Coalescer {
-    pub fn new(capacity: usize) -> Self {
-        Self { groups: Vec::with_capacity(capacity), next: vec![NONE; capacity], head: [0; 130], enabled: true }
+    /// A coalescer for batches of up to `capacity` packets, each behind a link-layer header of `link` bytes (0
+    /// for a TUN device, [`ETHERNET`] for a TAP device).
+    pub fn new(capacity: usize, link: usize) -> Self {
+        Self {
+            groups: Vec::with_capacity(capacity),
+            next: vec![NONE; capacity],
+            head: [0; VNET_HDR_LEN + ETHERNET + 120],
+            link: link.min(ETHERNET),
+            enabled: true,
+        }
     }
 
     /// Writes every packet of `bufs` to `sink`, each at `bufs[i][VNET_HDR_LEN..]` with room for its virtio-net
@@ -125,7 +139,7 @@ impl Coalescer {
             let at = i as u16;
             self.next[i] = NONE;
             let packet = buf.get(VNET_HDR_LEN..).unwrap_or_default();
-            let seg = if self.enabled { segment(packet) } else { None };
+            let seg = if self.enabled { segment(packet, self.link) } else { None };
             let Some(seg) = seg else {
                 self.groups.push(Group::alone(at));
                 continue;
@@ -134,9 +148,12 @@ impl Coalescer {
             if let Some(g) = open {
                 let group = &mut self.groups[g];
                 let first = &bufs[usize::from(group.first)][VNET_HDR_LEN..];
-                if joins(group, &seg, first, packet)
-                    && (group.segments > 1 || checksum_ok(first, group.seg.iph_len))
-                    && checksum_ok(packet, seg.iph_len)
+                let l = self.link;
+                // The same link-layer header: MAC addresses and EtherType.
+                if first[..l] == packet[..l]
+                    && joins(group, &seg, &first[l..], &packet[l..])
+                    && (group.segments > 1 || checksum_ok(&first[l..], group.seg.iph_len))
+                    && checksum_ok(&packet[l..], seg.iph_len)
                 {
                     self.next[usize::from(group.last)] = at;
                     group.last = at;
@@ -164,10 +181,10 @@ impl Coalescer {
     /// Writes a group of two or more segments as one super-packet.
     fn write_super(&mut self, group: &Group, bufs: &[Vec<u8>], sink: &mut impl Sink) -> io::Result<()> {
         let seg = group.seg;
-        let (iph, tcph) = (usize::from(seg.iph_len), usize::from(seg.tcph_len));
-        let hdr_len = iph + tcph;
+        let (link, iph, tcph) = (self.link, usize::from(seg.iph_len), usize::from(seg.tcph_len));
+        let hdr_len = link + iph + tcph;
         let first = &bufs[usize::from(group.first)][VNET_HDR_LEN..];
-        let total = hdr_len + group.payload;
+        let total = iph + tcph + group.payload;
         let head = &mut self.head[..VNET_HDR_LEN + hdr_len];
         head[VNET_HDR_LEN..].copy_from_slice(&first[..hdr_len]);
         // The virtio-net header: segment as TCP at the first segment's size, with the checksum left to finish.
@@ -175,9 +192,9 @@ impl Coalescer {
         head[1] = if seg.v6 { VNET_GSO_TCPV6 } else { VNET_GSO_TCPV4 };
         head[2..4].copy_from_slice(&(hdr_len as u16).to_le_bytes());
         head[4..6].copy_from_slice(&seg.payload.to_le_bytes());
-        head[6..8].copy_from_slice(&(iph as u16).to_le_bytes());
+        head[6..8].copy_from_slice(&((link + iph) as u16).to_le_bytes());
         head[8..10].copy_from_slice(&16u16.to_le_bytes());
-        let ip = &mut head[VNET_HDR_LEN..];
+        let ip = &mut head[VNET_HDR_LEN + link..];
         if seg.v6 {
             ip[4..6].copy_from_slice(&((total - iph) as u16).to_be_bytes());
         } else {
@@ -190,7 +207,7 @@ impl Coalescer {
             ip[iph + 13] |= TCP_PSH;
         }
         // The TCP checksum field holds the pseudo-header's sum: the kernel adds the rest (CHECKSUM_PARTIAL).
-        let pseudo = pseudo_header(ip, seg.v6, (total - iph) as u32);
+        let pseudo = pseudo_header(ip, seg.v6, TCP, (total - iph) as u32);
         ip[iph + 16..iph + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
         let mut parts = [IoSlice::new(&[]); MAX_SEGMENTS + 1];
         parts[0] = IoSlice::new(head);
@@ -213,10 +230,14 @@ impl Group {
     }
 }
 
-/// The segment a packet is, if it is a TCP segment that may be coalesced: no IP options or extension headers,
-/// not a fragment, only ACK (and PSH) set, and some payload.
-fn segment(p: &[u8]) -> Option<Segment> {
+/// The segment a packet is (behind a link-layer header of `link` bytes), if it is a TCP segment that may be
+/// coalesced: no IP options or extension headers, not a fragment, only ACK (and PSH) set, and some payload.
+fn segment(frame: &[u8], link: usize) -> Option<Segment> {
+    let p = frame.get(link..)?;
     let version = p.first()? >> 4;
+    if link == ETHERNET && frame[12..14] != if version == 6 { [0x86, 0xdd] } else { [0x08, 0x00] } {
+        return None;
+    }
     let (v6, iph_len, total) = match version {
         4 => {
             if p.len() < 20 || p[0] & 0x0f != 5 || p[9] != TCP {
@@ -285,43 +306,11 @@ fn joins(g: &Group, seg: &Segment, first: &[u8], p: &[u8]) -> bool {
         }
 }
 
-/// The one's-complement sum of `data`, added to `initial`, not folded.
-fn sum(data: &[u8], initial: u64) -> u64 {
-    let mut acc = initial;
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let v = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        // Two 32-bit halves: the sum cannot overflow for any packet.
-        acc += (v >> 32) + (v & 0xffff_ffff);
-    }
-    let mut rest = words.remainder().chunks_exact(2);
-    for pair in &mut rest {
-        acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = rest.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// The pseudo-header's sum for a TCP segment of `length` bytes in the IP packet whose header starts `ip`.
-fn pseudo_header(ip: &[u8], v6: bool, length: u32) -> u64 {
-    let addrs = if v6 { &ip[8..40] } else { &ip[12..20] };
-    sum(addrs, u64::from(TCP) + u64::from(length))
-}
-
 /// Whether the TCP checksum of packet `p` (IP header of `iph_len` bytes) is right.
 fn checksum_ok(p: &[u8], iph_len: u8) -> bool {
     let iph = usize::from(iph_len);
     let v6 = p[0] >> 4 == 6;
-    fold(sum(&p[iph..], pseudo_header(p, v6, (p.len() - iph) as u32))) == 0xffff
+    fold(sum(&p[iph..], pseudo_header(p, v6, TCP, (p.len() - iph) as u32))) == 0xffff
 }
 
 #[cfg(test)]
@@ -376,7 +365,7 @@ mod tests {
         t[14..16].copy_from_slice(&512u16.to_be_bytes());
         t[20..].copy_from_slice(payload);
         let length = (p.len() - iph) as u32;
-        let c = !fold(sum(&p[iph..], pseudo_header(&p, v6, length)));
+        let c = !fold(sum(&p[iph..], pseudo_header(&p, v6, TCP, length)));
         p[iph + 16..iph + 18].copy_from_slice(&c.to_be_bytes());
         let mut buf = vec![0xaa; VNET_HDR_LEN];
         buf.extend_from_slice(&p);
@@ -385,7 +374,7 @@ mod tests {
 
     fn write(bufs: &mut [Vec<u8>]) -> Vec<Vec<u8>> {
         let mut sink = Recorder::default();
-        Coalescer::new(128).write_all(bufs, &mut sink).unwrap();
+        Coalescer::new(128, 0).write_all(bufs, &mut sink).unwrap();
         sink.0
     }
 
@@ -423,7 +412,7 @@ mod tests {
             let length = (whole.len() - iph) as u32;
             assert_eq!(
                 fold(sum(&whole[iph..], 0) + u64::from(partial)),
-                fold(sum(&whole[iph..], pseudo_header(&whole, v6, length)))
+                fold(sum(&whole[iph..], pseudo_header(&whole, v6, TCP, length)))
             );
         }
     }
@@ -452,6 +441,32 @@ mod tests {
     }
 
     #[test]
+    fn ethernet_frames_coalesce_behind_their_header_and_only_between_the_same_macs() {
+        let frame = |mac: u8, seq: u32| {
+            let mut b = tcp(false, 40000, seq, TCP_ACK, &[mac; 100]);
+            let header = [2, 0, 0, 0, 0, mac, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+            b.splice(VNET_HDR_LEN..VNET_HDR_LEN, header);
+            b
+        };
+        let mut bufs = vec![frame(2, 1000), frame(2, 1100), frame(3, 1200)];
+        let mut sink = Recorder::default();
+        Coalescer::new(8, ETHERNET).write_all(&mut bufs, &mut sink).unwrap();
+        let out = sink.0;
+        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [10 + 14 + 40 + 200, 10 + 14 + 140]);
+        let (hdr, f) = out[0].split_at(VNET_HDR_LEN);
+        assert_eq!(u16::from_le_bytes([hdr[2], hdr[3]]), 14 + 40, "hdr_len counts the Ethernet header");
+        assert_eq!(u16::from_le_bytes([hdr[6], hdr[7]]), 14 + 20, "csum_start");
+        assert_eq!(&f[..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]), 240, "the IPv4 total length");
+        // A frame whose EtherType is not its IP version's is written alone.
+        let mut odd = vec![frame(2, 1000), frame(2, 1100)];
+        odd[1][VNET_HDR_LEN + 12] = 0x86;
+        let mut sink = Recorder::default();
+        Coalescer::new(8, ETHERNET).write_all(&mut odd, &mut sink).unwrap();
+        assert_eq!(sink.0.len(), 2);
+    }
+
+    #[test]
     fn a_short_or_pushed_segment_ends_its_group() {
         let mut bufs = vec![
             tcp(false, 40000, 1000, TCP_ACK, &[1; 100]),
@@ -476,7 +491,7 @@ mod tests {
                 Err(io::Error::from_raw_os_error(libc::EINVAL))
             }
         }
-        let mut c = Coalescer::new(8);
+        let mut c = Coalescer::new(8, 0);
         let mut bufs = vec![tcp(false, 1, 0, TCP_ACK, &[0; 10]), tcp(false, 1, 10, TCP_ACK, &[0; 10])];
         let mut sink = Refusing(vec![]);
         c.write_all(&mut bufs, &mut sink).unwrap();

@@ -4,11 +4,13 @@
 //! go. The IO shell ([`engine`]) drives it over the batch seams in [`io`], which the real TUN device and UDP
 //! socket ([`tun_io`], [`udp_io`]) and an in-memory fake ([`fake`], tests only) implement.
 
+pub mod checksum;
 pub mod counters;
 pub mod engine;
 #[cfg(test)]
 mod fake;
 pub mod gro;
+pub mod gso;
 pub mod io;
 pub mod live;
 pub mod packet;

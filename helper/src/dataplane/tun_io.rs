@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tun_rs::{DeviceBuilder, SyncDevice, VIRTIO_NET_HDR_LEN};
 
-use super::gro::{self, Coalescer};
-use super::io::{TUN_HEADROOM, TunReader, TunWriter};
+use super::gro::{self, Coalescer, ETHERNET};
+use super::gso;
+use super::io::{TunReader, TunWriter};
 use super::wait::Stop;
 
 /// Linux gives TUN devices a 500-packet queue; a deeper one absorbs the bursts a batch writer makes
@@ -19,7 +20,8 @@ const TX_QUEUE_LEN: u32 = 1000;
 /// The device a userspace tunnel's engine reads and writes.
 #[derive(Clone)]
 pub enum Device {
-    Kernel(Arc<SyncDevice>),
+    /// A TUN device, or with `frames` a TAP device (Ethernet frames); both with the virtio-net header.
+    Kernel { dev: Arc<SyncDevice>, frames: bool },
     /// A device that never carries a packet (reads wait for the stop, writes vanish), for unit tests of
     /// bring-up over the in-memory kernel. It holds a guard whose drop removes its link, as dropping a kernel
     /// TUN destroys it.
@@ -30,22 +32,22 @@ pub enum Device {
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Kernel(_) => f.write_str("Device::Kernel"),
+            Self::Kernel { frames, .. } => write!(f, "Device::Kernel {{ frames: {frames} }}"),
             #[cfg(test)]
             Self::Silent(_) => f.write_str("Device::Silent"),
         }
     }
 }
 
-/// Creates the TUN device `name`, or with `tap` a TAP device (Ethernet frames). It is not persistent: it
-/// disappears when the last handle is dropped. TAP devices run without offloads: tun-rs splits and coalesces
-/// IP packets, not frames.
+/// Creates the TUN device `name`, or with `tap` a TAP device (Ethernet frames), with offloads: a read may be a
+/// TCP or UDP super-packet, and writes may be. It is not persistent: it disappears when the last handle is
+/// dropped. tun-rs splits a TUN device's reads; a TAP device's are split here ([`gso`]).
 pub fn create(name: &str, mtu: u16, tap: bool) -> io::Result<Device> {
-    let builder = DeviceBuilder::new().name(name).mtu(mtu).tx_queue_len(TX_QUEUE_LEN).enable(false);
-    let builder = if tap { builder.layer(tun_rs::Layer::L2) } else { builder.offload(true) };
+    let builder = DeviceBuilder::new().name(name).mtu(mtu).tx_queue_len(TX_QUEUE_LEN).enable(false).offload(true);
+    let builder = if tap { builder.layer(tun_rs::Layer::L2) } else { builder };
     let device = builder.build_sync()?;
     device.set_nonblocking(true)?;
-    Ok(Device::Kernel(Arc::new(device)))
+    Ok(Device::Kernel { dev: Arc::new(device), frames: tap })
 }
 
 pub struct DeviceReader {
@@ -66,17 +68,24 @@ impl TunReader for DeviceReader {
         let Self { dev, stop, scratch } = self;
         // One arm outside unit tests, where the silent device does not exist.
         #[cfg_attr(not(test), allow(clippy::infallible_destructuring_match))]
-        let dev = match dev {
-            Device::Kernel(dev) => dev,
+        let (dev, frames) = match dev {
+            Device::Kernel { dev, frames } => (dev, *frames),
             #[cfg(test)]
             Device::Silent(_) => return stop.wait_for_stop().map(|()| 0),
         };
-        let mut n = loop {
+        loop {
             if stop.stopping() {
                 return Ok(0);
             }
-            match dev.recv_multiple(scratch, bufs, sizes, 0) {
-                Ok(n) => break n,
+            let read = if frames {
+                dev.recv(scratch).and_then(|len| {
+                    gso::split(&scratch[..len], ETHERNET, bufs, sizes).map_err(|e| io::Error::other(e.to_string()))
+                })
+            } else {
+                dev.recv_multiple(scratch, bufs, sizes, 0)
+            };
+            match read {
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !stop.wait(dev.as_fd(), false)? {
                         return Ok(0);
@@ -87,18 +96,7 @@ impl TunReader for DeviceReader {
                 Err(e) if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() => return Err(e),
                 Err(e) => tracing::debug!("dropped an unsplittable packet from the tunnel device: {e}"),
             }
-        };
-        // Without offloads (TAP) each read is one frame: take what else is queued now, so that one batch moves
-        // many and the device's queue does not overflow between batches.
-        if !dev.tcp_gso() {
-            while n < bufs.len() {
-                match dev.recv_multiple(scratch, &mut bufs[n..], &mut sizes[n..], 0) {
-                    Ok(got) => n += got,
-                    Err(_) => break,
-                }
-            }
         }
-        Ok(n)
     }
 }
 
@@ -122,7 +120,11 @@ impl std::fmt::Debug for DeviceReader {
 impl DeviceWriter {
     /// A writer of batches of up to `batch` packets.
     pub fn new(dev: Device, batch: usize) -> Self {
-        Self { dev, gro: Coalescer::new(batch) }
+        let link = match &dev {
+            Device::Kernel { frames: true, .. } => ETHERNET,
+            _ => 0,
+        };
+        Self { dev, gro: Coalescer::new(batch, link) }
     }
 }
 
@@ -142,18 +144,8 @@ impl gro::Sink for Fd<'_> {
 impl TunWriter for DeviceWriter {
     fn send(&mut self, bufs: &mut [Vec<u8>]) -> io::Result<()> {
         match &self.dev {
-            // A TUN write never waits: the packet goes into the kernel's receive path at once.
-            Device::Kernel(dev) if dev.tcp_gso() => self.gro.write_all(bufs, &mut Fd(dev)),
-            // TAP: frames, without the virtio-net header.
-            Device::Kernel(dev) => {
-                let mut result = Ok(());
-                for buf in bufs.iter() {
-                    if let Err(e) = nix::unistd::write(dev.as_fd(), &buf[TUN_HEADROOM..]) {
-                        result = result.and(Err(e.into()));
-                    }
-                }
-                result
-            }
+            // A write never waits: the packet goes into the kernel's receive path at once.
+            Device::Kernel { dev, .. } => self.gro.write_all(bufs, &mut Fd(dev)),
             #[cfg(test)]
             Device::Silent(_) => Ok(()),
         }
