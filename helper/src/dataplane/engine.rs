@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::counters::{DropReason, TunnelCounters};
-use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
+use super::io::{Read, RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
 use super::live::Live;
 use super::protocol::{Open, Protocol, Seal};
 use super::sampler::Sampler;
 use super::wait::Stop;
+use crate::system::memory;
 use culvert_core::packets::Direction;
 
 /// Packets per TUN batch: tun-rs splits one offloaded read into at most this many (its `IDEAL_BATCH_SIZE`),
@@ -49,6 +50,13 @@ impl Tally {
     }
 }
 
+/// The outbound direction's buffers: taken when traffic comes, given back when it stops.
+struct OutBuffers {
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    run: Run,
+}
+
 /// Reads packets from the tunnel device, seals each, and sends the datagrams in GSO runs where they allow it.
 pub fn outbound<P: Protocol>(
     live: Arc<Live<P>>,
@@ -58,17 +66,34 @@ pub fn outbound<P: Protocol>(
     mut udp: impl UdpWriter,
     mtu: u16,
 ) -> io::Result<()> {
-    let mut bufs = vec![vec![0u8; packet_capacity(mtu)]; TUN_BATCH];
-    let mut sizes = vec![0usize; TUN_BATCH];
-    let mut run = Run::new(udp.max_segments(), packet_capacity(mtu) + P::OVERHEAD);
+    let mut buffers: Option<OutBuffers> = None;
     let mut drops = Tally::default();
     loop {
-        let n = tun.recv(&mut bufs, &mut sizes)?;
-        if n == 0 {
-            return Ok(());
-        }
+        let b = match &mut buffers {
+            Some(b) => b,
+            None => {
+                if !tun.wait_ready()? {
+                    return Ok(());
+                }
+                buffers.insert(OutBuffers {
+                    bufs: vec![vec![0u8; packet_capacity(mtu)]; TUN_BATCH],
+                    sizes: vec![0usize; TUN_BATCH],
+                    run: Run::new(udp.max_segments(), packet_capacity(mtu) + P::OVERHEAD),
+                })
+            }
+        };
+        let n = match tun.recv(&mut b.bufs, &mut b.sizes)? {
+            Read::Packets(n) => n,
+            Read::Stop => return Ok(()),
+            Read::Idle => {
+                buffers = None;
+                memory::released(memory::WORTH_IT);
+                continue;
+            }
+        };
         let proto = live.load();
-        for (buf, &size) in bufs.iter().zip(&sizes).take(n) {
+        let run = &mut b.run;
+        for (buf, &size) in b.bufs.iter().zip(&b.sizes).take(n) {
             sampler.offer(Direction::Out, &buf[..size]);
             match proto.seal(&buf[..size], run.spare()) {
                 Seal::Send { peer, to, len, inner } => run.add(peer, to, len, inner, &*proto, &counters, &mut udp),
@@ -208,6 +233,14 @@ impl Run {
     }
 }
 
+/// The inbound direction's buffers: taken when traffic comes, given back when it stops.
+struct InBuffers {
+    slots: Vec<Vec<u8>>,
+    meta: [RecvMeta; UDP_SLOTS],
+    batch: TunBatch,
+    flush: Vec<u8>,
+}
+
 /// Receives datagrams, opens each, and writes the packets to the tunnel device in batches; protocol replies
 /// (handshake responses, queued packets) go out through `replies`.
 pub fn inbound<P: Protocol>(
@@ -219,18 +252,35 @@ pub fn inbound<P: Protocol>(
     mut replies: impl UdpWriter,
     mtu: u16,
 ) -> io::Result<()> {
-    let mut slots = vec![vec![0u8; UDP_SLOT_BYTES]; UDP_SLOTS];
-    let mut meta = [RecvMeta::default(); UDP_SLOTS];
-    let mut batch = TunBatch::new(packet_capacity(mtu));
-    let mut flush_buf = vec![0u8; packet_capacity(mtu) + P::OVERHEAD];
+    let mut buffers: Option<InBuffers> = None;
     let mut drops = Tally::default();
     loop {
-        let n = udp.recv(&mut slots, &mut meta)?;
-        if n == 0 {
-            return Ok(());
-        }
+        let b = match &mut buffers {
+            Some(b) => b,
+            None => {
+                if !udp.wait_ready()? {
+                    return Ok(());
+                }
+                buffers.insert(InBuffers {
+                    slots: vec![vec![0u8; UDP_SLOT_BYTES]; UDP_SLOTS],
+                    meta: [RecvMeta::default(); UDP_SLOTS],
+                    batch: TunBatch::new(packet_capacity(mtu)),
+                    flush: vec![0u8; packet_capacity(mtu) + P::OVERHEAD],
+                })
+            }
+        };
+        let n = match udp.recv(&mut b.slots, &mut b.meta)? {
+            Read::Packets(n) => n,
+            Read::Stop => return Ok(()),
+            Read::Idle => {
+                buffers = None;
+                memory::released(memory::WORTH_IT);
+                continue;
+            }
+        };
         let proto = live.load();
-        for (slot, m) in slots.iter().zip(&meta).take(n) {
+        let batch = &mut b.batch;
+        for (slot, m) in b.slots.iter().zip(&b.meta).take(n) {
             let data = &slot[..m.len.min(slot.len())];
             for datagram in data.chunks(m.stride.max(1)) {
                 let out = batch.slot(datagram.len());
@@ -247,7 +297,7 @@ pub fn inbound<P: Protocol>(
                             tracing::debug!("reply to {to} failed: {e}");
                         }
                         if let Some(peer) = peer {
-                            send_flushed(&*proto, &counters, peer, &mut flush_buf, &mut replies);
+                            send_flushed(&*proto, &counters, peer, &mut b.flush, &mut replies);
                         }
                     }
                     Open::Refuse { to, len, reason } => {

@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::io::{RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
+use super::io::{Read, RecvMeta, TUN_HEADROOM, TunReader, TunWriter, UdpReader, UdpWriter};
 use super::wait::Stop;
 
 /// How often a fake reader with nothing to read looks whether the datapath stops.
@@ -66,8 +66,9 @@ impl Host {
 }
 
 impl TunReader for FakeTunReader {
-    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        let mut next = first(&self.rx, &self.stop)?;
+    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<Read> {
+        let Some(first) = first(&self.rx, &self.stop)? else { return Ok(Read::Stop) };
+        let mut next = Some(first);
         let mut n = 0;
         while let Some(p) = next {
             bufs[n][..p.len()].copy_from_slice(&p);
@@ -75,7 +76,12 @@ impl TunReader for FakeTunReader {
             n += 1;
             next = if n < bufs.len() { self.rx.try_recv().ok() } else { None };
         }
-        Ok(n)
+        Ok(Read::Packets(n))
+    }
+
+    /// A fake device cannot be looked at without reading: the read that follows waits instead.
+    fn wait_ready(&mut self) -> io::Result<bool> {
+        Ok(!self.stop.stopping())
     }
 }
 
@@ -131,8 +137,9 @@ impl Wire {
 }
 
 impl UdpReader for FakeUdpReader {
-    fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<usize> {
-        let mut next = first(&self.rx, &self.stop)?;
+    fn recv(&mut self, bufs: &mut [Vec<u8>], meta: &mut [RecvMeta]) -> io::Result<Read> {
+        let Some(first) = first(&self.rx, &self.stop)? else { return Ok(Read::Stop) };
+        let mut next = Some(first);
         let mut n = 0;
         while let Some((from, d)) = next {
             bufs[n][..d.len()].copy_from_slice(&d);
@@ -144,7 +151,11 @@ impl UdpReader for FakeUdpReader {
             n += 1;
             next = if n < bufs.len() { self.rx.try_recv().ok() } else { None };
         }
-        Ok(n)
+        Ok(Read::Packets(n))
+    }
+
+    fn wait_ready(&mut self) -> io::Result<bool> {
+        Ok(!self.stop.stopping())
     }
 }
 

@@ -10,8 +10,8 @@ use tun_rs::{DeviceBuilder, SyncDevice, VIRTIO_NET_HDR_LEN};
 
 use super::gro::{self, Coalescer, ETHERNET};
 use super::gso;
-use super::io::{TunReader, TunWriter};
-use super::wait::Stop;
+use super::io::{IDLE_AFTER, Read, TunReader, TunWriter};
+use super::wait::{Stop, Wake};
 
 /// Linux gives TUN devices a 500-packet queue; a deeper one absorbs the bursts a batch writer makes
 /// (Firezone raised it for the same reason, DATAPLANE.md 7.4).
@@ -53,29 +53,35 @@ pub fn create(name: &str, mtu: u16, tap: bool) -> io::Result<Device> {
 pub struct DeviceReader {
     dev: Device,
     stop: Arc<Stop>,
-    /// One raw read: the virtio-net header and a packet of up to 64 KiB before it is split.
+    /// One raw read: the virtio-net header and a packet of up to 64 KiB before it is split. Empty while the
+    /// tunnel is idle.
     scratch: Vec<u8>,
+    /// Something was read since the reader last said [`Read::Idle`].
+    busy: bool,
 }
 
 impl DeviceReader {
     pub fn new(dev: Device, stop: Arc<Stop>) -> Self {
-        Self { dev, stop, scratch: vec![0; VIRTIO_NET_HDR_LEN + 65_535] }
+        Self { dev, stop, scratch: Vec::new(), busy: false }
     }
 }
 
 impl TunReader for DeviceReader {
-    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        let Self { dev, stop, scratch } = self;
+    fn recv(&mut self, bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<Read> {
+        let Self { dev, stop, scratch, busy } = self;
         // One arm outside unit tests, where the silent device does not exist.
         #[cfg_attr(not(test), allow(clippy::infallible_destructuring_match))]
         let (dev, frames) = match dev {
             Device::Kernel { dev, frames } => (dev, *frames),
             #[cfg(test)]
-            Device::Silent(_) => return stop.wait_for_stop().map(|()| 0),
+            Device::Silent(_) => return stop.wait_for_stop().map(|()| Read::Stop),
         };
         loop {
             if stop.stopping() {
-                return Ok(0);
+                return Ok(Read::Stop);
+            }
+            if scratch.is_empty() {
+                scratch.resize(VIRTIO_NET_HDR_LEN + 65_535, 0);
             }
             let read = if frames {
                 dev.recv(scratch).and_then(|len| {
@@ -85,10 +91,19 @@ impl TunReader for DeviceReader {
                 dev.recv_multiple(scratch, bufs, sizes, 0)
             };
             match read {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    *busy = true;
+                    return Ok(Read::Packets(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !stop.wait(dev.as_fd(), false)? {
-                        return Ok(0);
+                    match stop.wait_readable(dev.as_fd(), busy.then_some(IDLE_AFTER))? {
+                        Wake::Ready => {}
+                        Wake::Stop => return Ok(Read::Stop),
+                        Wake::Timeout => {
+                            *busy = false;
+                            *scratch = Vec::new();
+                            return Ok(Read::Idle);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -96,6 +111,14 @@ impl TunReader for DeviceReader {
                 Err(e) if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() => return Err(e),
                 Err(e) => tracing::debug!("dropped an unsplittable packet from the tunnel device: {e}"),
             }
+        }
+    }
+
+    fn wait_ready(&mut self) -> io::Result<bool> {
+        match &self.dev {
+            Device::Kernel { dev, .. } => Ok(self.stop.wait_readable(dev.as_fd(), None)? == Wake::Ready),
+            #[cfg(test)]
+            Device::Silent(_) => self.stop.wait_for_stop().map(|()| false),
         }
     }
 }

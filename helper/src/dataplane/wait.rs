@@ -15,6 +15,14 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Ready,
+    Timeout,
+    Stop,
+}
+
 /// Tells a datapath's threads to end, and wakes them wherever they wait.
 #[derive(Debug)]
 pub struct Stop {
@@ -43,33 +51,51 @@ impl Stop {
     /// stops.
     pub fn wait(&self, fd: BorrowedFd<'_>, writable: bool) -> io::Result<bool> {
         let interest = if writable { PollFlags::POLLOUT } else { PollFlags::POLLIN };
-        self.poll(Some((fd, interest)), PollTimeout::NONE)
+        Ok(self.poll_fd(fd, interest, PollTimeout::NONE)? != Wake::Stop)
+    }
+
+    /// Waits until `fd` is readable, the datapath stops, or `within` passes.
+    pub fn wait_readable(&self, fd: BorrowedFd<'_>, within: Option<Duration>) -> io::Result<Wake> {
+        let timeout = within.map_or(PollTimeout::NONE, |d| PollTimeout::try_from(d).unwrap_or(PollTimeout::MAX));
+        self.poll_fd(fd, PollFlags::POLLIN, timeout)
+    }
+
+    fn poll_fd(&self, fd: BorrowedFd<'_>, interest: PollFlags, timeout: PollTimeout) -> io::Result<Wake> {
+        loop {
+            if self.stopping() {
+                return Ok(Wake::Stop);
+            }
+            let mut fds = [PollFd::new(self.event.as_fd(), PollFlags::POLLIN), PollFd::new(fd, interest)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Ok(Wake::Timeout),
+                Ok(_) if self.stopping() => return Ok(Wake::Stop),
+                // Ready, or an error on the fd (POLLERR, POLLHUP) that the next call reports.
+                Ok(_) => return Ok(Wake::Ready),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Sleeps for `d` unless the datapath stops first: `false` when it stops.
     pub fn sleep(&self, d: Duration) -> io::Result<bool> {
         let timeout = PollTimeout::try_from(d).unwrap_or(PollTimeout::MAX);
-        self.poll(None, timeout)
+        self.poll_stop(timeout)
     }
 
     /// Waits until the datapath stops.
     pub fn wait_for_stop(&self) -> io::Result<()> {
-        while self.poll(None, PollTimeout::NONE)? {}
+        while self.poll_stop(PollTimeout::NONE)? {}
         Ok(())
     }
 
-    fn poll(&self, fd: Option<(BorrowedFd<'_>, PollFlags)>, timeout: PollTimeout) -> io::Result<bool> {
+    /// Waits on the stop alone: `false` when it came.
+    fn poll_stop(&self, timeout: PollTimeout) -> io::Result<bool> {
         loop {
             if self.stopping() {
                 return Ok(false);
             }
-            let stop = PollFd::new(self.event.as_fd(), PollFlags::POLLIN);
-            let polled = match fd {
-                Some((fd, interest)) => poll(&mut [stop, PollFd::new(fd, interest)], timeout),
-                None => poll(&mut [stop], timeout),
-            };
-            match polled {
-                // Ready, timed out, or an error on the fd (POLLERR, POLLHUP) that the next call reports.
+            match poll(&mut [PollFd::new(self.event.as_fd(), PollFlags::POLLIN)], timeout) {
                 Ok(_) => return Ok(!self.stopping()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
