@@ -3,6 +3,11 @@
 //!
 //! The data plane copies at most [`HEAD`] bytes of a sampled packet into a preallocated ring and never blocks:
 //! if a reader holds the ring's lock, the sample is skipped. Readers parse the headers off the data path.
+//!
+//! A busy tunnel makes far more samples than anyone can read: at a million packets a second, "every packet"
+//! filled the ring 200 times between two reads of a watcher at 10 Hz, and copying them cost a tenth of the udp
+//! path's throughput. So sampling thins itself: when more than a ring's worth was made between two reads, it takes
+//! one in twice as many; when readers could take more, it comes back toward what they asked for.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -14,6 +19,15 @@ use culvert_core::packets::{Direction, PacketSample, parse};
 const HEAD: usize = 96;
 /// Samples held for readers; at one in N of a busy tunnel, a few seconds' worth.
 const RING: usize = 512;
+/// How often the thinning is adjusted, at most: a watcher reads at 10 Hz.
+const THIN_EVERY_MS: u64 = 100;
+/// The most thinning: one in 65,536 of what was asked for.
+const MAX_THIN: u32 = 1 << 16;
+
+/// A packet counter of one direction, on a cache line of its own: the two directions' threads never share one.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Seen(AtomicU64);
 
 #[derive(Clone, Copy)]
 struct Raw {
@@ -27,16 +41,32 @@ struct Raw {
 
 #[derive(Debug)]
 pub struct Sampler {
-    /// 0: off; else every `one_in`-th packet each way is sampled.
+    /// 0: off; else every `one_in`-th packet each way is sampled: what subscribers asked for, times the thinning.
     one_in: AtomicU32,
-    seen: [AtomicU64; 2],
+    seen: [Seen; 2],
     /// The frames of TAP tunnels start with an Ethernet header.
     ethernet: bool,
     /// The helper's clock in milliseconds, handed in: the data plane reads no clock of its own.
     clock: fn() -> u64,
     ring: Mutex<Ring>,
-    /// The rates subscribers asked for; the smallest applies.
-    rates: Mutex<Vec<u32>>,
+    /// The rates subscribers asked for (the smallest applies), and the thinning on top.
+    rates: Mutex<Rates>,
+}
+
+#[derive(Debug, Default)]
+struct Rates {
+    asked: Vec<u32>,
+    thin: u32,
+    /// The ring's next sequence number and the clock at the last adjustment.
+    seq_then: u64,
+    ms_then: u64,
+}
+
+impl Rates {
+    /// The rate the data plane applies: what was asked for, thinned.
+    fn effective(&self) -> u32 {
+        self.asked.iter().copied().min().map_or(0, |n| n.saturating_mul(self.thin.max(1)))
+    }
 }
 
 struct Ring {
@@ -70,7 +100,7 @@ impl Sampler {
             return;
         }
         let i = usize::from(direction == Direction::Out);
-        if !self.seen[i].fetch_add(1, Relaxed).is_multiple_of(u64::from(n)) {
+        if !self.seen[i].0.fetch_add(1, Relaxed).is_multiple_of(u64::from(n)) {
             return;
         }
         let Ok(mut ring) = self.ring.try_lock() else { return };
@@ -94,14 +124,37 @@ impl Sampler {
     /// Starts sampling one packet in `one_in` for as long as the returned guard lives.
     pub fn subscribe(self: &Arc<Self>, one_in: u32) -> SamplingGuard {
         let mut rates = self.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        rates.push(one_in.max(1));
-        self.one_in.store(rates.iter().copied().min().unwrap_or(0), Relaxed);
+        rates.asked.push(one_in.max(1));
+        self.one_in.store(rates.effective(), Relaxed);
         SamplingGuard { sampler: self.clone(), one_in: one_in.max(1) }
+    }
+
+    /// Thins sampling when more was made since the last adjustment than the ring holds, and thickens it back
+    /// when readers could take four times as much; at most every [`THIN_EVERY_MS`].
+    fn adjust(&self, next_seq: u64) {
+        let now = (self.clock)();
+        let mut rates = self.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.saturating_sub(rates.ms_then) < THIN_EVERY_MS {
+            return;
+        }
+        let made = next_seq.saturating_sub(rates.seq_then);
+        let thin = rates.thin.max(1);
+        rates.thin = if made > RING as u64 {
+            (thin * 2).min(MAX_THIN)
+        } else if made < (RING / 4) as u64 {
+            (thin / 2).max(1)
+        } else {
+            thin
+        };
+        (rates.seq_then, rates.ms_then) = (next_seq, now);
+        self.one_in.store(rates.effective(), Relaxed);
     }
 
     /// The samples after sequence number `after`, parsed, at most the newest `max` of them; the next position;
     /// and how many were missed since `after` (lost to the ring's bound, or beyond `max`).
     pub fn read_since(&self, after: u64, max: usize) -> (Vec<PacketSample>, u64, u64) {
+        let next_seq = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next_seq;
+        self.adjust(next_seq);
         let ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let oldest = ring.entries.front().map_or(ring.next_seq, |r| r.seq);
         let from = after.max(oldest).max(ring.next_seq.saturating_sub(max as u64));
@@ -135,10 +188,10 @@ pub struct SamplingGuard {
 impl Drop for SamplingGuard {
     fn drop(&mut self) {
         let mut rates = self.sampler.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(i) = rates.iter().position(|r| *r == self.one_in) {
-            rates.swap_remove(i);
+        if let Some(i) = rates.asked.iter().position(|r| *r == self.one_in) {
+            rates.asked.swap_remove(i);
         }
-        self.sampler.one_in.store(rates.iter().copied().min().unwrap_or(0), Relaxed);
+        self.sampler.one_in.store(rates.effective(), Relaxed);
     }
 }
 
@@ -171,5 +224,34 @@ mod tests {
         drop(guard);
         s.offer(Direction::Out, &p);
         assert_eq!(s.position(), s.read_since(0, RING).1, "no sampling after the last subscriber left");
+    }
+
+    static NOW: AtomicU64 = AtomicU64::new(0);
+
+    #[test]
+    fn a_flood_thins_sampling_and_a_trickle_brings_it_back() {
+        let s = Arc::new(Sampler::new(false, || NOW.load(Relaxed)));
+        let p = build::ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), &[0; 100]);
+        let _guard = s.subscribe(1);
+        let mut position = s.position();
+        let made = |s: &Sampler, packets: u32, position: &mut u64| {
+            let before = s.ring.lock().unwrap().next_seq;
+            for _ in 0..packets {
+                s.offer(Direction::In, &p);
+            }
+            NOW.fetch_add(THIN_EVERY_MS, Relaxed);
+            let (_, next, _) = s.read_since(*position, 128);
+            *position = next;
+            next - before
+        };
+        // 100,000 packets between reads: thinning doubles each time until what is made fits the ring.
+        let sampled: Vec<u64> = (0..12).map(|_| made(&s, 100_000, &mut position)).collect();
+        assert_eq!(sampled[0], 100_000, "every packet, as asked, at first");
+        assert!(*sampled.last().unwrap() <= RING as u64, "still {sampled:?} samples per read after thinning");
+        // A trickle: back to every packet.
+        for _ in 0..20 {
+            made(&s, 10, &mut position);
+        }
+        assert_eq!(made(&s, 10, &mut position), 10, "the thinning did not come back down");
     }
 }
