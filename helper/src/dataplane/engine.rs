@@ -34,6 +34,12 @@ fn packet_capacity(mtu: u16) -> usize {
     usize::from(mtu).max(1280) + 64
 }
 
+/// `n` buffers of `len` zero bytes, each allocated zeroed: `vec![vec![0; len]; n]` would clone the first and so
+/// write every byte, where a zeroed allocation may leave the pages to the kernel until a packet touches them.
+fn zeroed_buffers(n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|_| vec![0u8; len]).collect()
+}
+
 /// Drops counted over a batch and added to the shared counters once.
 #[derive(Default)]
 struct Tally([u64; DropReason::ALL.len()]);
@@ -76,7 +82,7 @@ pub fn outbound<P: Protocol>(
                     return Ok(());
                 }
                 buffers.insert(OutBuffers {
-                    bufs: vec![vec![0u8; packet_capacity(mtu)]; TUN_BATCH],
+                    bufs: zeroed_buffers(TUN_BATCH, packet_capacity(mtu)),
                     sizes: vec![0usize; TUN_BATCH],
                     run: Run::new(udp.max_segments(), packet_capacity(mtu) + P::OVERHEAD),
                 })
@@ -262,7 +268,7 @@ pub fn inbound<P: Protocol>(
                     return Ok(());
                 }
                 buffers.insert(InBuffers {
-                    slots: vec![vec![0u8; UDP_SLOT_BYTES]; UDP_SLOTS],
+                    slots: zeroed_buffers(UDP_SLOTS, UDP_SLOT_BYTES),
                     meta: [RecvMeta::default(); UDP_SLOTS],
                     batch: TunBatch::new(packet_capacity(mtu)),
                     flush: vec![0u8; packet_capacity(mtu) + P::OVERHEAD],

@@ -81,7 +81,8 @@ impl TunReader for DeviceReader {
                 return Ok(Read::Stop);
             }
             if scratch.is_empty() {
-                scratch.resize(VIRTIO_NET_HDR_LEN + 65_535, 0);
+                // Allocated zeroed rather than resized: resizing writes every byte of it (see engine::zeroed_buffers).
+                *scratch = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
             }
             let read = if frames {
                 dev.recv(scratch).and_then(|len| {
