@@ -39,6 +39,18 @@ impl std::fmt::Debug for Device {
     }
 }
 
+impl Device {
+    /// Whether the device was deleted (`ip link del`, in whatever namespace it was moved to): the descriptor then
+    /// belongs to no device, and asking it for its name fails.
+    pub fn gone(&self) -> bool {
+        match self {
+            Self::Kernel { dev, .. } => dev.name().is_err(),
+            #[cfg(test)]
+            Self::Silent(_) => false,
+        }
+    }
+}
+
 /// Creates the TUN device `name`, or with `tap` a TAP device (Ethernet frames), with offloads: a read may be a
 /// TCP or UDP super-packet, and writes may be. It is not persistent: it disappears when the last handle is
 /// dropped. tun-rs splits a TUN device's reads; a TAP device's are split here ([`gso`]).

@@ -314,7 +314,7 @@ impl Datapath {
     }
 
     /// Stops every engine; what the returned closure waits for, on a blocking thread.
-    fn stop(&mut self) -> impl FnOnce() + Send + 'static {
+    pub fn stop(&mut self) -> impl FnOnce() + Send + 'static {
         self.spawn = None;
         let engines: Vec<EngineThreads> = self.engine.take().into_iter().chain(self.retired.drain(..)).collect();
         for e in &engines {

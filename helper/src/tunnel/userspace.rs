@@ -128,38 +128,7 @@ pub async fn up<P: Protocol + StatusSource + std::fmt::Debug>(
     let counters = Arc::new(TunnelCounters::default());
     let sampler = Arc::new(Sampler::new(plan.tap.is_some(), crate::clock::now_ms));
     let name = profile.name.clone();
-    let spawn: super::SpawnDatapath = {
-        let (proto, counters, sampler, name) = (proto.clone(), counters.clone(), sampler.clone(), name.clone());
-        Box::new(move |socket: Arc<Socket>, mtu: u16| {
-            let stop = Arc::new(Stop::new()?);
-            let mut threads = Vec::new();
-            let started = (|| {
-                let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
-                let (reader, writer) =
-                    (tun_io::DeviceReader::new(dev, stop.clone()), SocketWriter::new(socket.clone(), stop.clone()));
-                threads.push(spawn_thread(&name, "out", move || engine::outbound(p, c, s, reader, writer, mtu))?);
-                let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
-                let reader = SocketReader::new(socket.clone(), stop.clone());
-                let (writer, replies) = (
-                    tun_io::DeviceWriter::new(dev, engine::TUN_BATCH),
-                    SocketWriter::new(socket.clone(), stop.clone()),
-                );
-                threads
-                    .push(spawn_thread(&name, "in", move || engine::inbound(p, c, s, reader, writer, replies, mtu))?);
-                if P::TIMERS {
-                    let (p, c, stop) = (proto.clone(), counters.clone(), stop.clone());
-                    let writer = SocketWriter::new(socket.clone(), stop.clone());
-                    threads.push(spawn_thread(&name, "timers", move || engine::timers(p, c, writer, mtu, &stop))?);
-                }
-                io::Result::Ok(())
-            })();
-            if let Err(e) = started {
-                stop.stop();
-                return Err(e);
-            }
-            Ok(super::EngineThreads { stop, threads })
-        })
-    };
+    let spawn = spawner(&name, proto.clone(), counters.clone(), sampler.clone(), device);
     let mut tasks = vec![];
     if let (Some(listener), Some((source, sets))) = (uapi_listener, uapi) {
         tasks.push(tokio::spawn(uapi::serve(listener, source, name.clone(), sets)));
@@ -178,6 +147,43 @@ pub async fn up<P: Protocol + StatusSource + std::fmt::Debug>(
         }
     }
     Ok(tunnel)
+}
+
+/// What starts a userspace tunnel's engine on a socket: a thread per direction, and one for the protocol's timers.
+pub fn spawner<P: Protocol>(
+    name: &str,
+    proto: Arc<Live<P>>,
+    counters: Arc<TunnelCounters>,
+    sampler: Arc<Sampler>,
+    device: tun_io::Device,
+) -> super::SpawnDatapath {
+    let name = name.to_owned();
+    Box::new(move |socket: Arc<Socket>, mtu: u16| {
+        let stop = Arc::new(Stop::new()?);
+        let mut threads = Vec::new();
+        let started = (|| {
+            let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
+            let (reader, writer) =
+                (tun_io::DeviceReader::new(dev, stop.clone()), SocketWriter::new(socket.clone(), stop.clone()));
+            threads.push(spawn_thread(&name, "out", move || engine::outbound(p, c, s, reader, writer, mtu))?);
+            let (p, c, s, dev) = (proto.clone(), counters.clone(), sampler.clone(), device.clone());
+            let reader = SocketReader::new(socket.clone(), stop.clone());
+            let (writer, replies) =
+                (tun_io::DeviceWriter::new(dev, engine::TUN_BATCH), SocketWriter::new(socket.clone(), stop.clone()));
+            threads.push(spawn_thread(&name, "in", move || engine::inbound(p, c, s, reader, writer, replies, mtu))?);
+            if P::TIMERS {
+                let (p, c, stop) = (proto.clone(), counters.clone(), stop.clone());
+                let writer = SocketWriter::new(socket.clone(), stop.clone());
+                threads.push(spawn_thread(&name, "timers", move || engine::timers(p, c, writer, mtu, &stop))?);
+            }
+            io::Result::Ok(())
+        })();
+        if let Err(e) = started {
+            stop.stop();
+            return Err(e);
+        }
+        Ok(super::EngineThreads { stop, threads })
+    })
 }
 
 /// Creates and configures the device. Dropping the returned device (as an error return does) destroys it.

@@ -169,7 +169,7 @@ impl UapiSource for Live<WgCore> {
 }
 
 /// The `key=value` lines of a `get=1` answer for `core`.
-fn get(core: &WgCore, out: &mut String) {
+pub fn get(core: &WgCore, out: &mut String) {
     let _ = writeln!(out, "private_key={}", hex(&core.private_key()));
     let _ = writeln!(out, "listen_port={}", core.listen_port());
     if let Some(mark) = core.fwmark() {

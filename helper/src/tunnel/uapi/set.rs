@@ -64,11 +64,22 @@ pub fn apply_set(current: &WireguardTunnel, bound_port: u16, set: &SetDevice) ->
         if op.replace_allowed_ips {
             peer.allowed_ips.clear();
         }
+        // A set of what the peer has, made at the first change: `wg setconf` may give one peer 130,560 of them,
+        // and looking each up in the list took minutes.
+        let mut has: Option<std::collections::HashSet<ipnet::IpNet>> = None;
         for change in &op.allowed_ips {
+            let has = has.get_or_insert_with(|| peer.allowed_ips.iter().copied().collect());
             match change {
-                AllowedIp::Add(net) if !peer.allowed_ips.contains(net) => peer.allowed_ips.push(*net),
-                AllowedIp::Add(_) => {}
-                AllowedIp::Remove(net) => peer.allowed_ips.retain(|n| n != net),
+                AllowedIp::Add(net) => {
+                    if has.insert(*net) {
+                        peer.allowed_ips.push(*net);
+                    }
+                }
+                AllowedIp::Remove(net) => {
+                    if has.remove(net) {
+                        peer.allowed_ips.retain(|n| n != net);
+                    }
+                }
             }
         }
     }
