@@ -84,9 +84,11 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         ("/usr/bin/culvert-app", 0o755),
         ("/usr/bin/culvertd", 0o755),
         ("/usr/bin/culvert", 0o755),
+        ("/usr/bin/culvert-wg", 0o755),
         (UNIT, 0o644),
         (EARLY_UNIT, 0o644),
         ("/usr/lib/sysusers.d/culvert.conf", 0o644),
+        ("/usr/lib/tmpfiles.d/culvert.conf", 0o644),
         ("/usr/share/applications/Culvert.desktop", 0o644),
         ("/usr/share/icons/hicolor/16x16/apps/culvert-app.png", 0o644),
         ("/usr/share/icons/hicolor/48x48/apps/culvert-app.png", 0o644),
@@ -121,7 +123,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     // The installed culvertd, started as the unit starts it: the directories systemd would make, then ExecStart
     // with the unit's capabilities and group, and a NOTIFY_SOCKET to hear READY=1 on.
     for (dir, mode, group) in
-        [("/run/culvert", 0o750, gid), ("/run/wireguard", 0o750, gid), ("/var/lib/culvert", 0o700, gid)]
+        [("/run/culvert", 0o750, gid), ("/run/wireguard", 0o755, 0), ("/var/lib/culvert", 0o700, gid)]
     {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -242,9 +244,11 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         "/usr/bin/culvert-app",
         "/usr/bin/culvertd",
         "/usr/bin/culvert",
+        "/usr/bin/culvert-wg",
         UNIT,
         EARLY_UNIT,
         "/usr/lib/sysusers.d/culvert.conf",
+        "/usr/lib/tmpfiles.d/culvert.conf",
         "/usr/share/applications/Culvert.desktop",
         "/usr/share/icons/hicolor/48x48/apps/culvert-app.png",
     ] {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Commands the scripts may run that the stubs stand in for; everything else they use comes from coreutils.
-const STUBBED: &[&str] = &["getent", "systemd-sysusers", "groupadd", "groupdel", "systemctl", "id", "culvert"];
+const STUBBED: &[&str] =
+    &["getent", "systemd-sysusers", "systemd-tmpfiles", "groupadd", "groupdel", "systemctl", "id", "culvert"];
 const REAL: &[&str] = &["basename", "mkdir", "dirname", "chmod", "tr", "grep", "cut", "rm", "rmdir"];
 
 /// Records each call in $CALLS; answers as a machine where group culvert exists when $GROUP_EXISTS is set, uid
@@ -113,6 +114,7 @@ fn a_first_deb_install_creates_the_group_enables_and_starts_the_helper_and_tells
     let ran = m.run("postinst", &["configure", ""]);
     for call in [
         "systemd-sysusers culvert.conf",
+        "systemd-tmpfiles --create culvert.conf",
         "systemctl enable culvertd.service culvertd-early-block.service",
         "systemctl daemon-reload",
         "systemctl start culvertd.service",

@@ -129,6 +129,21 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     assert!(wgo.peers().iter().any(|p| p.0 == public && p.3 > 0), "wireguard-go received nothing");
     assert_eq!(tunnel_status(&mut vm)["system"], true);
 
+    // culvert-wg, from the same package, beside culvertd: its API socket is in /run/wireguard, which tmpfiles.d
+    // makes and no unit owns, so restarting culvertd (an upgrade does) leaves it and its device alone (culvert-wg
+    // ends when its socket is removed, as wireguard-go does).
+    assert_eq!(vm.sh("stat -c '%a %U' /run/wireguard").trim(), "755 root");
+    vm.sh("culvert-wg cwgvm");
+    vm.sh("systemctl restart culvertd");
+    assert!(
+        wait_until(Duration::from_secs(30), || vm.sh("systemctl is-active culvertd || true").trim() == "active"),
+        "culvertd is not active after a restart"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let still = vm.sh("test -S /run/wireguard/cwgvm.sock && pgrep -x culvert-wg && ip -o link show cwgvm || true");
+    assert!(still.contains("cwgvm"), "restarting culvertd ended culvert-wg's device: {still:?}");
+    vm.sh("ip link del cwgvm");
+
     // A crash: systemd restarts culvertd (Restart=on-failure), which brings the system tunnel back.
     vm.sh("systemctl kill -s KILL culvertd");
     let back = Instant::now();
