@@ -420,3 +420,61 @@ fn huge_configurations_load_and_list_whole() {
     ip(&["-n", &ns, "link", "del", &iface]);
     assert!(!run(in_ns(&ns, "wg").args(["show", "doesnotexist"])).status.success());
 }
+
+/// A peer behind NAT stays reachable from outside while its keepalive holds the NAT's mapping open (ns0 routes
+/// and masquerades ns1, and forgets a UDP mapping after 2 s), and is not once the keepalive is off.
+#[test]
+fn a_peer_behind_nat_stays_reachable_while_its_keepalive_holds_the_mapping() {
+    let mut lab = Lab::new();
+    let (router, client, server) = (lab.netns(), lab.netns(), lab.netns());
+    let (d1, d2) = (unique("cwn"), unique("cwn"));
+    start(&mut lab, &client, &d1);
+    start(&mut lab, &server, &d2);
+    let (k1, p1) = wg_keypair();
+    let (k2, p2) = wg_keypair();
+    let (k1, k2) = (key_file(&lab, &k1), key_file(&lab, &k2));
+    wg(
+        &client,
+        &["set", &d1, "private-key", &k1, "listen-port", "10000", "peer", &p2, "allowed-ips", "192.168.241.2/32"],
+    );
+    wg(
+        &server,
+        &["set", &d2, "private-key", &k2, "listen-port", "20000", "peer", &p1, "allowed-ips", "192.168.241.1/32"],
+    );
+    for (ns, dev, me) in [(&client, &d1, 1), (&server, &d2, 2)] {
+        ip(&["-n", ns, "addr", "add", &format!("192.168.241.{me}/24"), "dev", dev]);
+        ip(&["-n", ns, "link", "set", "up", "dev", dev]);
+    }
+    lab.veth(&router, &["192.168.1.1/24"], &client, &["192.168.1.100/24"]);
+    lab.veth(&router, &["10.0.0.1/24"], &server, &["10.0.0.100/24"]);
+    ip(&["-n", &client, "route", "add", "default", "via", "192.168.1.1"]);
+    let nat = "add table ip cvnat\n\
+               add chain ip cvnat post { type nat hook postrouting priority 100; }\n\
+               add rule ip cvnat post ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/24 snat to 10.0.0.1\n";
+    let nft = std::fs::write(lab.dir.join("nat.nft"), nat);
+    nft.expect("nft file");
+    check(in_ns(&router, "nft").arg("-f").arg(lab.dir.join("nat.nft")));
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.netfilter.nf_conntrack_udp_timeout", "2"),
+        ("net.netfilter.nf_conntrack_udp_timeout_stream", "2"),
+    ] {
+        check(in_ns(&router, "sysctl").args(["-qw", &format!("{key}={value}")]));
+    }
+
+    wg(&client, &["set", &d1, "peer", &p2, "endpoint", "10.0.0.100:20000", "persistent-keepalive", "1"]);
+    assert!(ping(&client, "192.168.241.2", 1), "no ping out through the NAT");
+    assert!(ping(&server, "192.168.241.1", 1), "no ping back in through the NAT");
+    assert_eq!(wg(&server, &["show", &d2, "endpoints"]).trim(), format!("{p1}\t10.0.0.1:10000"));
+    std::thread::sleep(Duration::from_secs(3));
+    let once = |ns: &str, dst: &str| run(in_ns(ns, "ping").args(["-c", "1", "-W", "1", dst])).status.success();
+    assert!(once(&server, "192.168.241.1"), "the keepalive did not hold the NAT's mapping open");
+
+    // The control: without the keepalive the mapping lapses, and the server can no longer reach the client.
+    wg(&client, &["set", &d1, "peer", &p2, "persistent-keepalive", "0"]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !once(&server, "192.168.241.1"),
+        "the server reached the client with no mapping: the NAT is not in the way"
+    );
+}
