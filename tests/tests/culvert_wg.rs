@@ -478,3 +478,66 @@ fn a_peer_behind_nat_stays_reachable_while_its_keepalive_holds_the_mapping() {
         "the server reached the client with no mapping: the NAT is not in the way"
     );
 }
+
+/// Source addresses are sticky but not too sticky: a device answers from the address it was reached at (so that
+/// a peer reaching a host with several addresses keeps the one it chose), and when the address it sends from
+/// is removed it sends from another instead of failing.
+#[test]
+fn a_device_answers_from_the_address_it_was_reached_at_and_moves_on_when_that_address_goes() {
+    let mut lab = Lab::new();
+    let (n1, n2) = (lab.netns(), lab.netns());
+    let (d1, d2) = (unique("cws"), unique("cws"));
+    start(&mut lab, &n1, &d1);
+    start(&mut lab, &n2, &d2);
+    let (k1, p1) = wg_keypair();
+    let (k2, p2) = wg_keypair();
+    let (k1, k2) = (key_file(&lab, &k1), key_file(&lab, &k2));
+    wg(&n1, &["set", &d1, "private-key", &k1, "listen-port", "10000", "peer", &p2, "allowed-ips", "192.168.241.2/32"]);
+    wg(&n2, &["set", &d2, "private-key", &k2, "listen-port", "20000", "peer", &p1, "allowed-ips", "192.168.241.1/32"]);
+    for (ns, dev, me) in [(&n1, &d1, 1), (&n2, &d2, 2)] {
+        ip(&["-n", ns, "addr", "add", &format!("192.168.241.{me}/24"), "dev", dev]);
+        ip(&["-n", ns, "link", "set", "up", "dev", dev]);
+    }
+    let (v1, v2) = (unique("vs"), unique("vs"));
+    ip(&["link", "add", &v1, "netns", &n1, "type", "veth", "peer", "name", &v2, "netns", &n2]);
+    // Removing the first address of a subnet keeps the others (it would remove them all otherwise).
+    check(in_ns(&n1, "sysctl").args(["-qw", &format!("net.ipv4.conf.{v1}.promote_secondaries=1")]));
+    let addrs = |ns: &str, dev: &str, list: &[&str]| {
+        for a in list {
+            let nodad: &[&str] = if a.contains(':') { &["nodad"] } else { &[] };
+            ip(&[&["-n", ns, "addr", "add", a, "dev", dev][..], nodad].concat());
+        }
+    };
+    addrs(&n1, &v1, &["10.0.0.1/24", "fd00:aa::1/96"]);
+    addrs(&n2, &v2, &["10.0.0.2/24", "fd00:aa::2/96"]);
+    ip(&["-n", &n1, "link", "set", &v1, "up"]);
+    ip(&["-n", &n2, "link", "set", &v2, "up"]);
+    let once = |ns: &str, dst: &str| run(in_ns(ns, "ping").args(["-c", "1", "-W", "2", dst])).status.success();
+
+    // Not too sticky: the address wg1 sends from goes, and it sends from the one that took its place.
+    wg(&n1, &["set", &d1, "peer", &p2, "endpoint", "10.0.0.2:20000"]);
+    assert!(once(&n1, "192.168.241.2"), "no ping over 10.0.0.0/24");
+    addrs(&n1, &v1, &["10.0.0.10/24"]);
+    ip(&["-n", &n1, "addr", "del", "10.0.0.1/24", "dev", &v1]);
+    assert!(once(&n1, "192.168.241.2"), "the IPv4 address sent from went, and so did the tunnel");
+    wg(&n1, &["set", &d1, "peer", &p2, "endpoint", "[fd00:aa::2]:20000"]);
+    assert!(once(&n1, "192.168.241.2"), "no ping over fd00:aa::/96");
+    addrs(&n1, &v1, &["fd00:aa::10/96"]);
+    ip(&["-n", &n1, "addr", "del", "fd00:aa::1/96", "dev", &v1]);
+    assert!(once(&n1, "192.168.241.2"), "the IPv6 address sent from went, and so did the tunnel");
+
+    // Sticky: wg1 has two addresses of each family, and answers wg2 from whichever wg2 reached it at.
+    for (ns, dev) in [(&n1, &v1), (&n2, &v2)] {
+        ip(&["-n", ns, "link", "set", dev, "down"]);
+        ip(&["-n", ns, "addr", "flush", "dev", dev]);
+    }
+    addrs(&n1, &v1, &["10.0.0.1/24", "10.0.0.2/24", "fd00:aa::1/96", "fd00:aa::2/96"]);
+    addrs(&n2, &v2, &["10.0.0.3/24", "fd00:aa::3/96"]);
+    ip(&["-n", &n1, "link", "set", &v1, "up"]);
+    ip(&["-n", &n2, "link", "set", &v2, "up"]);
+    for at in ["10.0.0.1:10000", "[fd00:aa::1]:10000", "10.0.0.2:10000", "[fd00:aa::2]:10000"] {
+        wg(&n2, &["set", &d2, "peer", &p1, "endpoint", at]);
+        assert!(once(&n2, "192.168.241.1"), "no ping with wg1 reached at {at}");
+        assert_eq!(wg(&n2, &["show", &d2, "endpoints"]).trim(), format!("{p1}\t{at}"), "wg1 did not answer from {at}");
+    }
+}

@@ -4,7 +4,7 @@
 //! change without the loops stopping. A loop ends when its reader says the datapath is stopping.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +120,8 @@ struct Run {
     used: usize,
     peer: usize,
     to: SocketAddr,
+    /// The local address the run goes from, when the peer's is known.
+    from: Option<IpAddr>,
     segment: usize,
     /// The device packet size each datagram carries (0 for protocol messages).
     inner: Vec<usize>,
@@ -134,6 +136,7 @@ impl Run {
             used: 0,
             peer: 0,
             to: SocketAddr::from(([0, 0, 0, 0], 0)),
+            from: None,
             segment: 0,
             inner: Vec::with_capacity(max_segments),
             max_segments,
@@ -166,6 +169,7 @@ impl Run {
         if self.inner.is_empty() {
             self.peer = peer;
             self.to = to;
+            self.from = proto.source(peer);
             self.segment = len;
         }
         self.used += len;
@@ -191,7 +195,7 @@ impl Run {
         let mut sent = false;
         for peer in 0..proto.peer_count() {
             let Some(to) = proto.peer_endpoint(peer) else { continue };
-            if udp.send(to, &self.buf[..len], len).is_ok() {
+            if udp.send(to, proto.source(peer), &self.buf[..len], len).is_ok() {
                 proto.traffic(peer).add_tx(1, inner as u64);
                 sent = true;
             }
@@ -217,7 +221,7 @@ impl Run {
             }
             (false, _) => failed += 1,
         };
-        match udp.send(self.to, all, self.segment) {
+        match udp.send(self.to, self.from, all, self.segment) {
             Ok(()) => self.inner.iter().for_each(|n| count(*n, true)),
             Err(e) if self.inner.len() == 1 => {
                 tracing::debug!("send to {} failed: {e}", self.to);
@@ -227,7 +231,7 @@ impl Run {
                 // No GSO on this route, or EMSGSIZE: one datagram at a time.
                 tracing::debug!("GSO send of {} to {} failed ({e}); sending one by one", self.inner.len(), self.to);
                 for (datagram, inner) in all.chunks(self.segment).zip(&self.inner) {
-                    count(*inner, udp.send(self.to, datagram, datagram.len()).is_ok());
+                    count(*inner, udp.send(self.to, self.from, datagram, datagram.len()).is_ok());
                 }
             }
         }
@@ -288,10 +292,14 @@ pub fn inbound<P: Protocol>(
         let batch = &mut b.batch;
         for (slot, m) in b.slots.iter().zip(&b.meta).take(n) {
             let data = &slot[..m.len.min(slot.len())];
+            // The host's address these datagrams came to: replies go from it, and so do sends to their peer.
+            let local = m.dst_ip.map(|ip| ip.to_canonical());
+            let mut heard = None;
             for datagram in data.chunks(m.stride.max(1)) {
                 let out = batch.slot(datagram.len());
                 match proto.open(m.addr, datagram, out) {
                     Open::Deliver { peer, len } => {
+                        heard = Some(peer);
                         sampler.offer(Direction::In, &out[..len]);
                         batch.commit(peer, len);
                         if batch.full() {
@@ -299,16 +307,19 @@ pub fn inbound<P: Protocol>(
                         }
                     }
                     Open::Reply { peer, to, len } => {
-                        if let Err(e) = replies.send(to, &out[..len], len) {
+                        if let Err(e) = replies.send(to, local, &out[..len], len) {
                             tracing::debug!("reply to {to} failed: {e}");
                         }
                         if let Some(peer) = peer {
+                            if let Some(local) = local {
+                                proto.arrived_at(peer, local);
+                            }
                             send_flushed(&*proto, &counters, peer, &mut b.flush, &mut replies);
                         }
                     }
                     Open::Refuse { to, len, reason } => {
                         drops.add(reason);
-                        match replies.send(to, &out[..len], len) {
+                        match replies.send(to, local, &out[..len], len) {
                             Ok(()) => counters.cookie_reply_sent(),
                             Err(e) => tracing::debug!("reply to {to} failed: {e}"),
                         }
@@ -316,6 +327,10 @@ pub fn inbound<P: Protocol>(
                     Open::Nothing => {}
                     Open::Drop(reason) => drops.add(reason),
                 }
+            }
+            // Once per buffer: all its datagrams came from one sender to one address.
+            if let (Some(peer), Some(local)) = (heard, local) {
+                proto.arrived_at(peer, local);
             }
         }
         batch.flush(&*proto, &counters, &mut tun);
@@ -332,7 +347,7 @@ fn send_flushed(
     udp: &mut impl UdpWriter,
 ) {
     while let Seal::Send { peer, to, len, inner } = proto.flush(peer, buf) {
-        match udp.send(to, &buf[..len], len) {
+        match udp.send(to, proto.source(peer), &buf[..len], len) {
             Ok(()) if inner > 0 => {
                 proto.traffic(peer).add_tx(1, inner as u64);
                 counters.traffic.add_tx(1, inner as u64);
@@ -363,7 +378,7 @@ pub fn timers<P: Protocol>(
         }
         for peer in 0..proto.peer_count() {
             if let Seal::Send { to, len, inner, .. } = proto.tick(peer, &mut buf) {
-                match udp.send(to, &buf[..len], len) {
+                match udp.send(to, proto.source(peer), &buf[..len], len) {
                     Ok(()) if inner > 0 => {
                         proto.traffic(peer).add_tx(1, inner as u64);
                         counters.traffic.add_tx(1, inner as u64);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -164,7 +164,7 @@ impl UdpWriter for FakeUdpWriter {
         self.max_segments
     }
 
-    fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
+    fn send(&mut self, to: SocketAddr, _from: Option<IpAddr>, contents: &[u8], segment_size: usize) -> io::Result<()> {
         *self.wire.sends.lock().expect("poisoned").entry(self.me).or_default() += 1;
         for d in contents.chunks(segment_size.max(1)) {
             self.wire.inject(self.me, to, d);

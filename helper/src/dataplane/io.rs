@@ -9,7 +9,7 @@
 //! once [`TunReader::wait_ready`] says a packet is there. A tunnel that never carried anything never takes them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub use quinn_udp::RecvMeta;
@@ -58,6 +58,8 @@ pub trait UdpWriter: Send + 'static {
     /// How many equal-sized datagrams one [`UdpWriter::send`] may carry.
     fn max_segments(&self) -> usize;
     /// Sends `contents` to `to` as datagrams of `segment_size` bytes (the last may be shorter), waiting while
-    /// the socket is full.
-    fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()>;
+    /// the socket is full; from the local address `from` when given (the one the peer last reached us at, so
+    /// that a host with several answers from the address it was asked at), else from the one routing picks.
+    /// When the host no longer has `from`, it sends from the one routing picks.
+    fn send(&mut self, to: SocketAddr, from: Option<IpAddr>, contents: &[u8], segment_size: usize) -> io::Result<()>;
 }

@@ -1,7 +1,7 @@
 //! What a tunnel kind does to packets, without IO: the engine hands it packets and datagrams and does what the
 //! answers say. The `udp` kind copies; `wireguard` encrypts, decrypts and keeps sessions.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::counters::{DropReason, Traffic};
 
@@ -72,6 +72,12 @@ pub trait Protocol: Send + Sync + 'static {
     }
     /// Once a second, for per-tunnel housekeeping such as rate limiter resets.
     fn every_second(&self) {}
+    /// `peer`'s authenticated datagrams arrive at `local`, the host's own address: sends to it go from there.
+    fn arrived_at(&self, _peer: usize, _local: IpAddr) {}
+    /// The local address to send to `peer` from, if it is known (see [`Protocol::arrived_at`]).
+    fn source(&self, _peer: usize) -> Option<IpAddr> {
+        None
+    }
     /// Where `peer` is, for sends to every peer ([`Seal::Flood`]).
     fn peer_endpoint(&self, _peer: usize) -> Option<SocketAddr> {
         None

@@ -150,21 +150,34 @@ impl UdpWriter for SocketWriter {
         self.socket.state.max_gso_segments()
     }
 
-    fn send(&mut self, to: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
+    fn send(&mut self, to: SocketAddr, from: Option<IpAddr>, contents: &[u8], segment_size: usize) -> io::Result<()> {
         let s = &*self.socket;
         let destination = match (s.dual_stack, to.ip()) {
             (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port()),
             _ => to,
         };
-        let transmit = Transmit {
-            destination,
-            ecn: None,
-            contents,
-            segment_size: (contents.len() > segment_size).then_some(segment_size),
-            src_ip: None,
-        };
+        let segment_size = (contents.len() > segment_size).then_some(segment_size);
+        // A source of the other family than the peer's cannot be sent from.
+        let mut from = from.filter(|f| f.is_ipv4() == to.is_ipv4());
         loop {
-            match s.state.try_send((&s.sock).into(), &transmit) {
+            let sent = match from {
+                Some(src) => match sourced::send(&s.sock, destination, src, contents, segment_size) {
+                    // The host no longer has that address (IPv4 says ENETUNREACH, IPv6 EINVAL): send from the
+                    // one routing picks, as WireGuard does. The peer's datagrams then come to that one.
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENETUNREACH | libc::EADDRNOTAVAIL)) =>
+                    {
+                        from = None;
+                        continue;
+                    }
+                    sent => sent,
+                },
+                None => {
+                    let transmit = Transmit { destination, ecn: None, contents, segment_size, src_ip: None };
+                    s.state.try_send((&s.sock).into(), &transmit)
+                }
+            };
+            match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.stop.wait(s.sock.as_fd(), true)? {
                         return Err(io::Error::other("the tunnel is stopping"));
@@ -172,6 +185,95 @@ impl UdpWriter for SocketWriter {
                 }
                 result => return result,
             }
+        }
+    }
+}
+
+/// Sends with a chosen source address, through a sendmsg of its own rather than quinn-udp's: quinn-udp takes any
+/// EINVAL from sendmsg for a device without segmentation offload and turns GSO off on the socket for good, and
+/// EINVAL is also what the kernel answers for an IPv6 source address the host no longer has.
+mod sourced {
+    use std::io;
+    use std::net::{IpAddr, SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    /// Room for one packet-info message (the IPv6 one is the larger) and one segment size, aligned for cmsghdr.
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+
+    #[allow(unsafe_code)]
+    pub fn send(
+        sock: &UdpSocket,
+        to: SocketAddr,
+        from: IpAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> io::Result<()> {
+        let addr = socket2::SockAddr::from(to);
+        let mut iov = libc::iovec { iov_base: contents.as_ptr().cast_mut().cast(), iov_len: contents.len() };
+        let mut control = Control([0; 64]);
+        // SAFETY: an all-zero msghdr is a valid empty one; every pointer set below outlives the sendmsg call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = addr.as_ptr().cast_mut().cast();
+        msg.msg_namelen = addr.len();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len();
+        let mut used = 0;
+        // SAFETY: the control buffer is aligned and large enough for both messages (CMSG_SPACE of 20 and of 2
+        // bytes: 40 and 24 on 64-bit Linux); CMSG_FIRSTHDR and CMSG_NXTHDR stay inside msg_controllen, and each
+        // message's data is written unaligned.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+            match from {
+                IpAddr::V4(v4) => {
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    used += put(cmsg, libc::IPPROTO_IP, libc::IP_PKTINFO, info);
+                }
+                IpAddr::V6(v6) => {
+                    let info =
+                        libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: v6.octets() }, ipi6_ifindex: 0 };
+                    used += put(cmsg, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, info);
+                }
+            }
+            if let Some(size) = segment_size {
+                cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+                used += put(cmsg, libc::SOL_UDP, libc::UDP_SEGMENT, u16::try_from(size).unwrap_or(u16::MAX));
+            }
+        }
+        msg.msg_controllen = used;
+        loop {
+            // SAFETY: msg and everything it points to are valid for the call.
+            let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Writes one control message of `level`/`kind` holding `data` at `cmsg`; its space in the buffer.
+    ///
+    /// # Safety
+    /// `cmsg` must point into a control buffer with room for `CMSG_SPACE(size_of::<T>())` bytes.
+    #[allow(unsafe_code)]
+    unsafe fn put<T>(cmsg: *mut libc::cmsghdr, level: libc::c_int, kind: libc::c_int, data: T) -> usize {
+        let len = std::mem::size_of::<T>() as libc::c_uint;
+        // SAFETY: as the caller promises.
+        unsafe {
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(len) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<T>(), data);
+            libc::CMSG_SPACE(len) as usize
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct WgPeer {
     preshared_key: Option<culvert_core::keys::SecretKey>,
     /// Where to send; learned from the profile, and updated from every authenticated datagram (roaming).
     endpoint: Mutex<Option<SocketAddr>>,
+    /// The host's address the peer's datagrams last came to, to send from: a host with several addresses
+    /// answers from the one it was reached at. Forgotten when the endpoint is set anew.
+    local: Mutex<Option<IpAddr>>,
     pub keepalive: Option<u16>,
     pub traffic: Traffic,
     /// The first handshake is started by the first timer tick, not by the first packet.
@@ -59,9 +62,11 @@ impl WgPeer {
         self.initiated.store(false, Ordering::Relaxed);
     }
 
-    /// Points the peer at a new address, as a re-resolved host name gives it.
+    /// Points the peer at a new address, as a re-resolved host name gives it; the address it was sent from
+    /// before may not reach the new one.
     pub fn set_endpoint(&self, to: SocketAddr) {
         self.roam(canonical(to));
+        *self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     fn roam(&self, from: SocketAddr) {
@@ -220,6 +225,7 @@ impl WgCore {
                         public_key: p.public_key.0,
                         preshared_key: p.preshared_key.clone(),
                         endpoint: Mutex::new(endpoints.get(i).copied().flatten().map(canonical)),
+                        local: Mutex::new(None),
                         keepalive: p.persistent_keepalive.filter(|k| *k > 0),
                         traffic: Traffic::default(),
                         initiated: AtomicBool::new(false),
@@ -398,6 +404,19 @@ impl Protocol for WgCore {
 
     fn every_second(&self) {
         self.limiter.reset_count();
+    }
+
+    fn arrived_at(&self, peer: usize, local: IpAddr) {
+        if let Some(p) = self.peers.get(peer) {
+            let mut at = p.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *at != Some(local) {
+                *at = Some(local);
+            }
+        }
+    }
+
+    fn source(&self, peer: usize) -> Option<IpAddr> {
+        *self.peers.get(peer)?.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn peer_count(&self) -> usize {
