@@ -541,3 +541,50 @@ fn a_device_answers_from_the_address_it_was_reached_at_and_moves_on_when_that_ad
         assert_eq!(wg(&n2, &["show", &d2, "endpoints"]).trim(), format!("{p1}\t{at}"), "wg1 did not answer from {at}");
     }
 }
+
+/// `wg set ... fwmark` marks every datagram the device sends (for policy routing), from the start and when
+/// changed while it runs; an nft counter in the sender's namespace tells marked from unmarked.
+#[test]
+fn the_fwmark_wg_sets_marks_what_the_device_sends_and_can_be_changed() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let peer = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    let iface = unique("cwm");
+    start(&mut lab, &a, &iface);
+    let (private, public) = wg_keypair();
+    let key = key_file(&lab, &private);
+    peer.wg(&["set", &peer.iface, "peer", &public, "allowed-ips", "10.8.0.1/32"]);
+    wg(&a, &["set", &iface, "private-key", &key, "fwmark", "0x5c", "peer", &peer.public_key]);
+    wg(&a, &["set", &iface, "peer", &peer.public_key, "endpoint", "172.31.0.2:51821", "allowed-ips", "10.8.0.2/32"]);
+    ip(&["-n", &a, "addr", "add", "10.8.0.1/24", "dev", &iface]);
+    ip(&["-n", &a, "link", "set", &iface, "up"]);
+    let rules = "add table inet cvmark\n\
+                 add chain inet cvmark out { type filter hook output priority 0; }\n\
+                 add rule inet cvmark out udp dport 51821 meta mark 0x5c counter\n\
+                 add rule inet cvmark out udp dport 51821 meta mark 0 counter\n";
+    std::fs::write(lab.dir.join("mark.nft"), rules).expect("nft file");
+    check(in_ns(&a, "nft").arg("-f").arg(lab.dir.join("mark.nft")));
+    // (marked, unmarked) datagrams to the peer so far.
+    let counted = || {
+        let listed = check(in_ns(&a, "nft").args(["list", "table", "inet", "cvmark"]));
+        let n: Vec<u64> = listed
+            .split("counter packets ")
+            .skip(1)
+            .map(|rest| rest.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0))
+            .collect();
+        assert_eq!(n.len(), 2, "{listed}");
+        (n[0], n[1])
+    };
+
+    assert!(ping(&a, "10.8.0.2", 3), "no ping through a marked device");
+    assert_eq!(wg(&a, &["show", &iface, "fwmark"]).trim(), "0x5c");
+    let (marked, unmarked) = counted();
+    assert!(marked >= 3 && unmarked == 0, "marked {marked}, unmarked {unmarked}");
+
+    wg(&a, &["set", &iface, "fwmark", "0"]);
+    assert!(ping(&a, "10.8.0.2", 3), "no ping once the mark was cleared");
+    assert_eq!(wg(&a, &["show", &iface, "fwmark"]).trim(), "off");
+    // The three pings went unmarked (a timer's datagram may still have left marked just before the change).
+    let (still, now_unmarked) = counted();
+    assert!(still - marked < 3 && now_unmarked >= 3, "after clearing: marked {still}, unmarked {now_unmarked}");
+}
