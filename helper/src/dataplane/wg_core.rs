@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -44,9 +44,17 @@ pub struct WgPeer {
     local: Mutex<Option<IpAddr>>,
     pub keepalive: Option<u16>,
     pub traffic: Traffic,
-    /// The first handshake is started by the first timer tick, not by the first packet.
-    initiated: AtomicBool,
+    /// What the next timer tick does besides the protocol's timers: [`START`], [`RESTART`] or nothing.
+    handshake: AtomicU8,
 }
+
+/// Start a handshake unless one was already started (by the first packet, say) or a session exists: a tunnel
+/// shakes hands as it comes up, without waiting for traffic, and only once.
+const START: u8 = 1;
+/// Start a new handshake even if one is in progress or a session exists: the way to the peer changed, so what
+/// was sent before went where it may never arrive (a previous endpoint, an old source address, a firewall not
+/// yet open).
+const RESTART: u8 = 2;
 
 impl WgPeer {
     fn tunn(&self) -> MutexGuard<'_, Tunn> {
@@ -59,7 +67,7 @@ impl WgPeer {
 
     /// Starts a new handshake on the next timer tick (after the endpoint changed, say).
     pub fn restart_handshake(&self) {
-        self.initiated.store(false, Ordering::Relaxed);
+        self.handshake.store(RESTART, Ordering::Relaxed);
     }
 
     /// Points the peer at a new address, as a re-resolved host name gives it; the address it was sent from
@@ -228,7 +236,7 @@ impl WgCore {
                         local: Mutex::new(None),
                         keepalive: p.persistent_keepalive.filter(|k| *k > 0),
                         traffic: Traffic::default(),
-                        initiated: AtomicBool::new(false),
+                        handshake: AtomicU8::new(START),
                     })
                 }
             };
@@ -387,12 +395,14 @@ impl Protocol for WgCore {
     fn tick(&self, peer: usize, out: &mut [u8]) -> Seal {
         let p = &self.peers[peer];
         let Some(to) = p.endpoint() else { return Seal::Nothing };
-        let first = !p.initiated.swap(true, Ordering::Relaxed);
+        let wanted = p.handshake.swap(0, Ordering::Relaxed);
         let base = out.as_ptr() as usize;
         let mut tunn = p.tunn();
-        // Forced: a restart comes after the way to the peer changed, so a handshake still in progress went
-        // where it may never arrive (a previous endpoint, an old source address, a firewall not yet open).
-        let result = if first { tunn.format_handshake_initiation(out, true) } else { tunn.update_timers(out) };
+        let result = match wanted {
+            RESTART => tunn.format_handshake_initiation(out, true),
+            START if tunn.time_since_last_handshake().is_none() => tunn.format_handshake_initiation(out, false),
+            _ => tunn.update_timers(out),
+        };
         let (offset, len) = match result {
             TunnResult::WriteToNetwork(d) => placed(base, d),
             _ => return Seal::Nothing,
@@ -461,6 +471,10 @@ mod tests {
     use culvert_core::profile::{Table, WireguardPeer};
 
     fn device(key: &SecretKey) -> WgCore {
+        device_to(key, None)
+    }
+
+    fn device_to(key: &SecretKey, endpoint: Option<SocketAddr>) -> WgCore {
         let config = WireguardTunnel {
             interface: None,
             private_key: key.clone(),
@@ -481,7 +495,36 @@ mod tests {
                 persistent_keepalive: None,
             }],
         };
-        WgCore::new(&config, &vec![None])
+        WgCore::new(&config, &vec![endpoint])
+    }
+
+    /// The first byte of a datagram the core would send now, if any: 1 is a handshake initiation.
+    fn sent(seal: Seal, out: &[u8]) -> Option<u8> {
+        match seal {
+            Seal::Send { len, .. } if len > 0 => Some(out[0]),
+            _ => None,
+        }
+    }
+
+    /// A ping before the first tick starts the handshake; the tick then starts no second one (whose new
+    /// session would replace the first for nothing), and a restart after the way changed always starts one.
+    #[test]
+    fn a_tunnel_shakes_hands_once_as_it_comes_up_and_again_when_told() {
+        let key = SecretKey::generate_private();
+        let core = device_to(&key, Some("192.0.2.9:51820".parse().unwrap()));
+        let mut out = vec![0u8; 2048];
+        let mut ping = [0u8; 28];
+        ping[..20].copy_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 8, 0, 1, 10, 8, 0, 2]);
+        assert_eq!(sent(core.seal(&ping, &mut out), &out), Some(1), "the first packet starts a handshake");
+        assert_eq!(sent(core.tick(0, &mut out), &out), None, "the first tick started a second handshake");
+        core.peers[0].restart_handshake();
+        assert_eq!(sent(core.tick(0, &mut out), &out), Some(1), "a restart started no handshake");
+        assert_eq!(sent(core.tick(0, &mut out), &out), None);
+
+        // With no traffic, the first tick starts it.
+        let idle = device_to(&key, Some("192.0.2.9:51820".parse().unwrap()));
+        assert_eq!(sent(idle.tick(0, &mut out), &out), Some(1), "an idle tunnel did not shake hands");
+        assert_eq!(sent(idle.tick(0, &mut out), &out), None);
     }
 
     /// A handshake initiation to `to` from a new key: its mac1 is valid, so it passes the first check.
