@@ -6,114 +6,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use culvert_cli::args::{Cli, Command, OnOff};
 use culvert_core::client::{Client, ClientError, socket_path};
-use culvert_core::ipc::{Event, IpcError, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use culvert_core::ipc::{Event, IpcError};
 use culvert_core::keys::SecretKey;
 use culvert_core::profile;
-
-#[derive(Debug, Parser)]
-#[command(name = "culvert", version, about = "Manage Culvert tunnels through the culvertd helper")]
-struct Cli {
-    /// The helper's socket [default: $CULVERT_SOCKET, else /run/culvert/culvertd.sock]
-    #[arg(long, global = true)]
-    socket: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Bring up a tunnel: from a profile file (a path, or a name ending in .toml or .conf; its stem names the
-    /// tunnel), or a stored profile by name, with its keys from your keyring.
-    Up { profile: String },
-    /// Change a tunnel that is up to exactly a profile (a file, or a stored profile's name) without bringing it
-    /// down: peers that stay keep their sessions. A tunnel that is down is brought up.
-    Apply { profile: String },
-    /// Make a system tunnel: culvertd keeps the profile (a file, or a stored profile with its keys from your
-    /// keyring) root-only and brings it up now and whenever it starts. You own it; root may disable it too.
-    Enable {
-        profile: String,
-        /// Nothing leaves the host around the tunnel while it is enabled, even when it or culvertd fails (a
-        /// WireGuard full tunnel; as `kill_switch = true` in TOML, for wg-quick files, which have no key for it).
-        #[arg(long)]
-        kill_switch: bool,
-        /// With the kill switch, the local networks stay reachable outside the tunnel (`allow_lan = true`).
-        #[arg(long, requires = "kill_switch")]
-        allow_lan: bool,
-    },
-    /// Bring a system tunnel down and have culvertd forget it.
-    Disable { name: String },
-    /// List the system tunnels you enabled (root: all), and whether each is up now.
-    Enabled {
-        /// A JSON array of objects with `name`, `kind`, `owner_uid`, `kill_switch` and `state`.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the stored profiles.
-    List,
-    /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
-    Import { file: PathBuf },
-    /// Print a stored profile: a wg-quick file for WireGuard (keys included), TOML for the other kinds.
-    Export { name: String },
-    /// Remove a stored profile and its keys.
-    Rm { name: String },
-    /// Bring a tunnel down.
-    Down {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        name: Option<String>,
-        /// Every tunnel you may bring down.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Turn lockdown on or off, or say whether it is on: while it is on, nothing leaves the host but through a
-    /// WireGuard full tunnel, whether one is up or not, from boot on.
-    Lockdown { state: Option<OnOff> },
-    /// Show the tunnels that are up, or one of them.
-    Status {
-        name: Option<String>,
-        /// A JSON array, one object per tunnel.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print a new WireGuard private key, as `wg genkey` does.
-    Genkey,
-    /// Read a private key on standard input and print its public key, as `wg pubkey` does.
-    Pubkey,
-    /// Print a new preshared key, as `wg genpsk` does.
-    Genpsk,
-    /// Print the VTEP MAC Culvert derives for a VXLAN endpoint (02, the VNI's low byte, the address's low four
-    /// bytes), to write peers' profiles in advance.
-    VxlanMac {
-        #[arg(long)]
-        vni: u32,
-        /// The endpoint's underlay address.
-        #[arg(long)]
-        local: std::net::IpAddr,
-    },
-    #[command(skip)]
-    UpLoaded(Box<profile::Profile>),
-    #[command(skip)]
-    ApplyLoaded(Box<profile::Profile>),
-    #[command(skip)]
-    EnableLoaded(Box<profile::Profile>, bool, bool),
-    /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
-    Watch {
-        name: String,
-        /// Milliseconds between lines.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(i64::from(MIN_INTERVAL_MS)..=i64::from(MAX_INTERVAL_MS)))]
-        interval: u32,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-        /// Also show the headers of sampled packets (udp, wireguard and tap tunnels).
-        #[arg(long)]
-        packets: bool,
-        /// Sample one packet in N each way.
-        #[arg(long, default_value_t = 1, requires = "packets", value_parser = clap::value_parser!(u32).range(1..=i64::from(culvert_core::packets::MAX_ONE_IN)))]
-        one_in: u32,
-    },
-}
 
 /// Writes one line to standard output; unlike `println!`, a closed pipe is an error to return, not a panic.
 macro_rules! say {
@@ -222,12 +120,6 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
         }
         _ => Ok(Some(cli)),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OnOff {
-    On,
-    Off,
 }
 
 /// `profile` with the kill switch `culvert enable` was asked for (added to what the profile says).

@@ -6,6 +6,7 @@
 //! registry) -> [`overlay`] (etcd's map of a flannel network) -> [`tunnel`] (bringing tunnels up) -> [`dataplane`] (engines) and [`system`] (netlink, records).
 //! [`wg_device`] is `culvert-wg`'s: one WireGuard device that only `wg` configures, on the same engine.
 
+pub mod args;
 pub mod clock;
 pub mod control;
 pub mod dataplane;

@@ -1,48 +1,18 @@
 //! culvertd: Culvert's privileged helper (the library `culvert_helper` is all of it but this start-up).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use culvert_helper::args::Culvertd as Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use culvert_helper::clock;
-use culvert_helper::control::admission::{self, Admission, Limits};
+use culvert_helper::control::admission::{Admission, Limits};
 use culvert_helper::control::{self, Access, Helper, connection, listener};
 use culvert_helper::system::state_dir::StateDir;
 use culvert_helper::system::{self, Netlink, Records};
-
-#[derive(Debug, Parser)]
-#[command(name = "culvertd", version, about = "Culvert's privileged helper: tunnels, routes and the data plane")]
-struct Args {
-    /// The Unix socket clients connect to.
-    #[arg(long, env = culvert_core::SOCKET_ENV, default_value = culvert_core::DEFAULT_SOCKET)]
-    socket: PathBuf,
-    /// Where the helper records what it created, to undo it after a crash. Locked while the helper runs.
-    #[arg(long, default_value = "/var/lib/culvert")]
-    state_dir: PathBuf,
-    /// Where system tunnels (`culvert enable`) are kept, root-only; brought up whenever culvertd starts.
-    #[arg(long, default_value = "/etc/culvert")]
-    config_dir: PathBuf,
-    /// Members of this group may use the helper; if it does not exist, only root may.
-    #[arg(long, default_value = culvert_core::DEFAULT_GROUP)]
-    group: String,
-    /// Clients served at once, in all; more are refused with a message that says so.
-    #[arg(long, default_value_t = admission::DEFAULT_TOTAL, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections: u32,
-    /// Clients served at once for each user other than root.
-    #[arg(long, default_value_t = admission::DEFAULT_PER_USER, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections_per_user: u32,
-    /// Seconds culvertd works on one request (bringing a tunnel up, say) before it undoes it and answers why.
-    #[arg(long, default_value_t = control::helper::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
-    request_timeout: u64,
-    /// Put the kill switch's table in place as the last run left it (and lockdown, if it is on), then exit:
-    /// for the unit that runs before the network is up at boot.
-    #[arg(long)]
-    block_at_boot: bool,
-}
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

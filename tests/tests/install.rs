@@ -94,6 +94,10 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         ("/usr/share/icons/hicolor/48x48/apps/culvert-app.png", 0o644),
         ("/usr/share/icons/hicolor/128x128/apps/culvert-app.png", 0o644),
         ("/usr/share/icons/hicolor/256x256/apps/culvert-app.png", 0o644),
+        ("/usr/share/man/man1/culvert.1.gz", 0o644),
+        ("/usr/share/man/man1/culvert-up.1.gz", 0o644),
+        ("/usr/share/man/man8/culvertd.8.gz", 0o644),
+        ("/usr/share/man/man8/culvert-wg.8.gz", 0o644),
     ] {
         assert!(files.iter().any(|f| f == path), "{path} is not in the package: {files:?}");
         assert_eq!(mode_and_owner(Path::new(path)), (mode, 0, 0), "{path}: mode, uid, gid");
@@ -101,6 +105,18 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     for f in &files {
         let (_, uid, gid) = mode_and_owner(Path::new(f));
         assert_eq!((uid, gid), (0, 0), "{f} is not root's");
+    }
+    // man finds each page where it looks, and renders what the binary's own --help says.
+    for (page, says) in [
+        ("culvert", "culvert-watch(1)"),
+        ("culvert-up", "stored profile"),
+        ("culvertd", "--config-dir"),
+        ("culvert-wg", "WG_QUICK_USERSPACE_IMPLEMENTATION"),
+    ] {
+        let found = check(Command::new("man").args(["-w", page]));
+        assert!(found.trim().starts_with("/usr/share/man/man"), "man -w {page}: {found}");
+        let text = check(Command::new("man").arg(page).env("MANWIDTH", "200"));
+        assert!(text.contains(says), "man {page} does not say {says:?}: {text}");
     }
     let desktop = std::fs::read_to_string("/usr/share/applications/Culvert.desktop").unwrap();
     assert!(desktop.contains("Exec=culvert-app"), "{desktop}");
@@ -251,6 +267,9 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         "/usr/lib/tmpfiles.d/culvert.conf",
         "/usr/share/applications/Culvert.desktop",
         "/usr/share/icons/hicolor/48x48/apps/culvert-app.png",
+        "/usr/share/man/man1/culvert.1.gz",
+        "/usr/share/man/man8/culvertd.8.gz",
+        "/usr/share/man/man8/culvert-wg.8.gz",
     ] {
         assert!(files.lines().any(|l| l == path), "{path} is not in the rpm: {files}");
     }

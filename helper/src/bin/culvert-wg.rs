@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use culvert_helper::args::CulvertWg as Args;
 use culvert_helper::tunnel::uapi;
 use culvert_helper::wg_device::WgDevice;
 
@@ -19,22 +20,6 @@ use culvert_helper::wg_device::WgDevice;
 const REPORT_ENV: &str = "CULVERT_WG_REPORT";
 /// How often the process looks whether its device or its socket is gone.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
-
-#[derive(Parser)]
-#[command(
-    name = "culvert-wg",
-    version,
-    about = "A userspace WireGuard device on Culvert's engine, configured with wg and wg-quick",
-    after_help = "Environment: LOG_LEVEL=verbose|error|silent (default error), as wireguard-go's.\n\
-                  With wg-quick: WG_QUICK_USERSPACE_IMPLEMENTATION=culvert-wg wg-quick up wg0"
-)]
-struct Args {
-    /// Stay in the foreground instead of detaching once the device and its API socket exist.
-    #[arg(short, long)]
-    foreground: bool,
-    /// The TUN device to create; its API socket is /var/run/wireguard/INTERFACE.sock.
-    interface: String,
-}
 
 /// LOG_LEVEL, as wireguard-go reads it: `verbose` (or `debug`), `error`, `silent`; unset is `error`.
 fn log_filter() -> (&'static str, bool) {

@@ -1,0 +1,4 @@
+//! culvert, the command-line client of culvertd: its command line as a library, for the man pages; the rest is
+//! the binary's.
+
+pub mod args;
