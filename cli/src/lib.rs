@@ -1,4 +1,5 @@
-//! culvert, the command-line client of culvertd: its command line as a library, for the man pages; the rest is
-//! the binary's.
+//! culvert, the command-line client of culvertd: its command line and exit statuses as a library, for the man
+//! pages; the rest is the binary's.
 
 pub mod args;
+pub mod exit;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use culvert_cli::args::{Cli, Command, OnOff};
+use culvert_cli::exit;
 use culvert_core::client::{Client, ClientError, socket_path};
 use culvert_core::ipc::{Event, IpcError};
 use culvert_core::keys::SecretKey;
@@ -27,10 +28,7 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Ok(Some(cli)) => cli,
         Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("culvert: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -43,11 +41,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output left (`culvert watch lab | head -1`): done, as Unix tools are.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("culvert: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Says what went wrong and exits with the status that names its kind (`culvert_cli::exit`).
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("culvert: {e}");
+    ExitCode::from(exit::status_of(e) as u8)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -64,7 +65,7 @@ fn from_file(file: &Path, e: ClientError) -> anyhow::Error {
             let error = profile::ProfileError::new(field, reason, fix);
             let error =
                 if file.extension().is_some_and(|e| e == "conf") { profile::wg_quick::for_conf(error) } else { error };
-            anyhow::anyhow!("{}: {error}", file.display())
+            exit::Invalid(format!("{}: {error}", file.display())).into()
         }
         other => other.into(),
     }
@@ -224,7 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let file = PathBuf::from(file);
             if file.extension().is_some_and(|e| e == "conf") {
                 let text = std::fs::read_to_string(&file)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                    .map_err(|source| profile::LoadError::Read { path: file.clone(), source })?;
                 let name = profile::name_from_path(&file).unwrap_or_default();
                 if let Ok((_, notes)) = profile::wg_quick::parse(&name, &text) {
                     for note in notes {

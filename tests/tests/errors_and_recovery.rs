@@ -5,6 +5,13 @@ use std::process::Command;
 
 use culvert_tests::{Lab, bin, in_ns, ip, ping, run, stderr, udp_profile};
 
+// culvert's exit statuses (culvert(1), EXIT STATUS), as a script sees them.
+const FAILED: i32 = 1;
+const NO_HELPER: i32 = 3;
+const NOT_ALLOWED: i32 = 4;
+const INVALID_PROFILE: i32 = 5;
+const NOT_FOUND: i32 = 6;
+
 #[test]
 fn bad_profiles_fail_clearly_and_leave_nothing() {
     let mut lab = Lab::new();
@@ -19,14 +26,23 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
             .replace("listen_port", "listen_prot"),
     );
     let out = h.culvert(&["up", typo.to_str().unwrap()]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(INVALID_PROFILE));
     let msg = stderr(&out);
     assert!(msg.contains("typo.toml") && msg.contains("listen_prot") && msg.contains("spelling"), "{msg}");
 
     let bad_cidr =
         lab.profile("cidr", &udp_profile("10.9.0.1/24", 8285, "cv-t", "172.31.0.2:8285", "10.9.0.0/33", 1400));
-    let msg = stderr(&h.culvert(&["up", bad_cidr.to_str().unwrap()]));
+    let out = h.culvert(&["up", bad_cidr.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(INVALID_PROFILE));
+    let msg = stderr(&out);
     assert!(msg.contains("peer[0].allowed_ips[0]") && msg.contains("10.9.0.0/33"), "{msg}");
+
+    // What is not there, a file or a tunnel.
+    let out = h.culvert(&["up", lab.dir.join("absent.conf").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(NOT_FOUND), "{}", stderr(&out));
+    assert!(stderr(&out).contains("absent.conf"), "{}", stderr(&out));
+    let out = h.culvert(&["down", "absent"]);
+    assert_eq!(out.status.code(), Some(NOT_FOUND), "{}", stderr(&out));
 
     // Refused by the helper halfway: a route that collides with one through another interface. The device
     // and the routes made before the collision are rolled back.
@@ -37,7 +53,7 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
                 [[peer]]\nendpoint = \"172.31.0.2:8285\"\nallowed_ips = [\"10.40.0.0/24\", \"10.50.0.0/24\"]\n";
     let clash = lab.profile("clash", text);
     let out = h.culvert(&["up", clash.to_str().unwrap()]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(INVALID_PROFILE), "a profile the helper refuses is invalid too");
     let msg = stderr(&out);
     assert!(msg.contains("peer[0].allowed_ips[1]") && msg.contains("already exists"), "{msg}");
     assert!(!ip(&["-n", &a, "link", "show"]).contains("cv-half"));
@@ -64,7 +80,9 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
     let good =
         lab.profile("good", &udp_profile("10.9.0.1/24", 8285, "cv-good", "172.31.0.2:8285", "10.9.0.0/24", 1400));
     lab.helpers[0].culvert_ok(&["up", good.to_str().unwrap()]);
-    let msg = stderr(&lab.helpers[0].culvert(&["up", good.to_str().unwrap()]));
+    let out = lab.helpers[0].culvert(&["up", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(FAILED));
+    let msg = stderr(&out);
     assert!(msg.contains("already up") && msg.contains("culvert down good"), "{msg}");
 }
 
@@ -72,7 +90,7 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
 fn no_helper_running_says_how_to_start_it() {
     let lab = Lab::new();
     let out = run(Command::new(bin("culvert")).arg("--socket").arg(lab.dir.join("none.sock")).arg("status"));
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(NO_HELPER));
     let msg = stderr(&out);
     assert!(msg.contains("culvertd is not running") && msg.contains("systemctl start culvertd"), "{msg}");
     // The environment variable names the socket too.
@@ -99,7 +117,7 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     // Layer 1: the socket's mode. The advice names the group that owns the socket, the one culvertd was given
     // (`--group nogroup`), not the default.
     let out = h.culvert_as(4242, 4242, &["status"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(NOT_ALLOWED));
     let msg = stderr(&out);
     assert!(msg.contains("may not use culvertd's socket") && msg.contains("usermod -aG nogroup"), "{msg}");
     assert!(!msg.contains("group `culvert`"), "{msg}");
@@ -107,7 +125,7 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     // Layer 2: SO_PEERCRED, with the socket made world-connectable for the test.
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let out = h.culvert_as(4242, 4242, &["status"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(NOT_ALLOWED));
     let msg = stderr(&out);
     assert!(
         msg.contains("uid 4242") && msg.contains("group `nogroup`") && msg.contains("usermod -aG nogroup"),
@@ -121,6 +139,7 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), h.log_text());
     let out = h.culvert_as(4242, 65534, &["down", "rootone"]);
     assert!(stderr(&out).contains("brought up by uid 0"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(NOT_ALLOWED));
     let out = h.culvert_as(4242, 65534, &["up", mine.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(h.status("mine")["owner_uid"], 4242);

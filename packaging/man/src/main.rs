@@ -26,14 +26,6 @@ struct Section {
 
 const CULVERT_SECTIONS: &[Section] = &[
     Section {
-        title: "EXIT STATUS",
-        items: &[
-            ("0", "The command did what it was asked (or its output was closed early, as by head)."),
-            ("1", "It failed; standard error says what went wrong and how to fix it."),
-            ("2", "The command line was not understood (a missing or unknown argument)."),
-        ],
-    },
-    Section {
         title: "ENVIRONMENT",
         items: &[
             ("CULVERT_SOCKET", "The helper's socket, when --socket is not given (default /run/culvert/culvertd.sock)."),
@@ -141,8 +133,14 @@ fn render_section(roff: &mut Roff, section: &Section) {
     }
 }
 
-/// One page: clap's sections, then ours before the version (where man pages keep them).
-fn write_page(man: &Man, cmd: &clap::Command, extra: &[Section], dir: &Path) -> std::io::Result<()> {
+/// One page: clap's sections, then the exit statuses and ours before the version (where man pages keep them).
+fn write_page(
+    man: &Man,
+    cmd: &clap::Command,
+    exit: &[(u8, &str)],
+    extra: &[Section],
+    dir: &Path,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut out = std::fs::File::create(dir.join(man.get_filename()))?;
     man.render_title(&mut out)?;
@@ -166,6 +164,14 @@ fn write_page(man: &Man, cmd: &clap::Command, extra: &[Section], dir: &Path) -> 
         roff.to_writer(&mut out)?;
     }
     let mut roff = Roff::new();
+    if !exit.is_empty() {
+        roff.control("SH", ["EXIT STATUS"]);
+        for (code, text) in exit {
+            roff.control("TP", []);
+            roff.text([bold(code.to_string())]);
+            roff.text([roman(*text)]);
+        }
+    }
     for section in extra {
         render_section(&mut roff, section);
     }
@@ -184,9 +190,10 @@ fn write_all(out: &Path) -> std::io::Result<()> {
     let mut culvert = culvert_cli::args::Cli::command().disable_help_subcommand(true);
     culvert.build();
     let man1 = out.join("man1");
-    write_page(&man(culvert.clone(), "1"), &culvert, CULVERT_SECTIONS, &man1)?;
+    let exit: Vec<(u8, &str)> = culvert_cli::exit::CODES.iter().map(|(code, text)| (*code as u8, *text)).collect();
+    write_page(&man(culvert.clone(), "1"), &culvert, &exit, CULVERT_SECTIONS, &man1)?;
     for sub in culvert.get_subcommands().filter(|s| !s.is_hide_set()) {
-        write_page(&man(sub.clone(), "1"), sub, &[], &man1)?;
+        write_page(&man(sub.clone(), "1"), sub, &[], &[], &man1)?;
     }
     let man8 = out.join("man8");
     for (cmd, extra) in [
@@ -195,7 +202,7 @@ fn write_all(out: &Path) -> std::io::Result<()> {
     ] {
         let mut cmd = cmd;
         cmd.build();
-        write_page(&man(cmd.clone(), "8"), &cmd, extra, &man8)?;
+        write_page(&man(cmd.clone(), "8"), &cmd, &[], extra, &man8)?;
     }
     Ok(())
 }
@@ -247,6 +254,7 @@ mod tests {
         }
         let top = std::fs::read_to_string(out.join("man1/culvert.1")).unwrap();
         assert!(top.contains("EXIT STATUS") && top.contains("CULVERT_SOCKET"), "{top}");
+        assert!(top.contains("culvertd is not running"), "the exit statuses are not culvert_cli's: {top}");
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
