@@ -66,10 +66,20 @@ pub enum Command {
     },
     /// List the stored profiles.
     List,
-    /// Store a profile file (.toml, or .conf for wg-quick) under its stem; its keys go to your keyring.
+    /// Store profile files (.toml, .conf for wg-quick, .nmconnection for NetworkManager), each under its name;
+    /// their keys go to your keyring. Each file is reported as stored or skipped, with the reason.
     Import {
-        /// The profile file; its stem (the name without .toml or .conf) names the stored profile.
-        file: PathBuf,
+        /// Profile files: TOML, wg-quick .conf, or NetworkManager .nmconnection (its interface-name names it);
+        /// each file's stem names its profile. `-` reads one profile from standard input (with --name), so that
+        /// `sudo cat /etc/wireguard/wg0.conf | culvert import - --name wg0` stores a root-only file as yours.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// The stored profile's name, instead of the one the file gives (one file, or `-`, only).
+        #[arg(long)]
+        name: Option<String>,
+        /// A JSON array, one object per file: `file`, `imported`, and `name` and `kind`, or `error`.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a stored profile: a wg-quick file for WireGuard (keys included), TOML for the other kinds.
     Export {

@@ -42,6 +42,11 @@ pub const CODES: &[(Exit, &str)] = &[
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// A failure already said where it happened (one file of several, say): only its status is left to give.
+#[derive(Debug, thiserror::Error)]
+#[error("failed with status {}", *.0 as u8)]
+pub struct Reported(pub Exit);
+
 /// The status for an error: the first cause in its chain that says which.
 pub fn status_of(error: &anyhow::Error) -> Exit {
     error.chain().find_map(classify).unwrap_or(Exit::Failed)

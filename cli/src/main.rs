@@ -47,6 +47,9 @@ fn main() -> ExitCode {
 
 /// Says what went wrong and exits with the status that names its kind (`culvert_cli::exit`).
 fn fail(e: &anyhow::Error) -> ExitCode {
+    if let Some(exit::Reported(status)) = e.downcast_ref() {
+        return ExitCode::from(*status as u8);
+    }
     eprintln!("culvert: {e}");
     ExitCode::from(exit::status_of(e) as u8)
 }
@@ -92,9 +95,8 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             }
             Ok(None)
         }
-        Command::Import { file } => {
-            let p = store()?.import(file)?;
-            say!("stored {} ({}); `culvert up {}` brings it up", p.name, p.kind(), p.name)?;
+        Command::Import { files, name, json } => {
+            import(&store()?, files, name.as_deref(), *json)?;
             Ok(None)
         }
         Command::Export { name } => {
@@ -121,6 +123,98 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
         }
         _ => Ok(Some(cli)),
     }
+}
+
+/// What became of one file given to `culvert import`.
+#[derive(serde::Serialize)]
+struct Imported {
+    file: String,
+    imported: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Stores each file (`-`: standard input) and reports each as stored or skipped; the first skip's error is
+/// returned after all were tried, for the exit status.
+fn import(store: &culvert_store::Store, files: &[PathBuf], name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let stdin = Path::new("-");
+    if name.is_some() && files.len() > 1 {
+        anyhow::bail!("--name names one profile: give it with one file (or `-`) only");
+    }
+    if files.iter().filter(|f| *f == stdin).count() > 1 {
+        anyhow::bail!("standard input (`-`) holds one profile: give `-` once");
+    }
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    for file in files {
+        let result = if file == stdin {
+            import_stdin(store, name)
+        } else {
+            read_profile_file(file).and_then(|text| Ok(store.import_text_as(file, &text, name)?))
+        };
+        let shown = if file == stdin { "standard input".to_owned() } else { file.display().to_string() };
+        match result {
+            Ok(p) => {
+                if !json {
+                    say!("stored {} ({}) from {shown}; `culvert up {}` brings it up", p.name, p.kind(), p.name)?;
+                }
+                let (name, kind) = (Some(p.name.clone()), Some(p.kind().to_string()));
+                reports.push(Imported { file: shown, imported: true, name, kind, error: None });
+            }
+            Err(e) => {
+                if !json {
+                    eprintln!("culvert: skipped {shown}: {e}");
+                }
+                reports.push(Imported {
+                    file: shown,
+                    imported: false,
+                    name: None,
+                    kind: None,
+                    error: Some(e.to_string()),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if json {
+        say!("{}", serde_json::to_string_pretty(&reports)?)?;
+    }
+    match first_error {
+        Some(e) => Err(exit::Reported(exit::status_of(&e)).into()),
+        None => Ok(()),
+    }
+}
+
+/// A profile file's text, with advice for a file the user may not read (root's, as /etc/wireguard's are).
+fn read_profile_file(file: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(zeroize::Zeroizing::new(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let name = profile::name_from_path(file).unwrap_or_else(|| "NAME".into());
+            Err(anyhow::Error::new(profile::LoadError::Read { path: file.into(), source: e }).context(format!(
+                "you may not read {} (it is another user's, root's perhaps): pipe it in as root, with `sudo cat {} | \
+                 culvert import - --name {name}`; the profile is stored as yours",
+                file.display(),
+                file.display()
+            )))
+        }
+        Err(source) => Err(profile::LoadError::Read { path: file.into(), source }.into()),
+    }
+}
+
+/// One profile from standard input: its format from its first group, its name from --name.
+fn import_stdin(store: &culvert_store::Store, name: Option<&str>) -> anyhow::Result<profile::Profile> {
+    let Some(name) = name else {
+        anyhow::bail!("a profile from standard input has no file name to name it: add --name NAME");
+    };
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))?;
+    Ok(store.import_text_as(&profile::file_name_for(name, &text), &text, Some(name))?)
 }
 
 /// `profile` with the kill switch `culvert enable` was asked for (added to what the profile says).

@@ -8,7 +8,7 @@ use tokio_util::codec::Decoder;
 use crate::ipc::codec::JsonCodec;
 use crate::ipc::{ClientMessage, ServerMessage};
 use crate::packets::{Direction, parse};
-use crate::profile::{parse_toml, wg_quick, write_toml};
+use crate::profile::{nm_keyfile, parse_toml, wg_quick, write_toml};
 use crate::wire::Ip;
 
 /// Frames and messages as the helper reads them from a client, and as a client reads them from a helper.
@@ -38,6 +38,17 @@ pub fn wg_quick_conf(data: &[u8]) {
         let written = wg_quick::write(&profile).expect("a wireguard profile has a wg-quick form");
         let again = wg_quick::parse("wg0", &written).map(|(p, _)| p);
         assert_eq!(again.as_ref().ok(), Some(&profile), "a written file reads back differently");
+    }
+}
+
+/// A NetworkManager keyfile; one that parses must read back the same from the wg-quick file Culvert writes of
+/// it (what `culvert export` prints of an imported connection).
+pub fn nm_connection(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(profile) = nm_keyfile::parse("wg0", text) {
+        let written = wg_quick::write(&profile).expect("a wireguard profile has a wg-quick form");
+        let again = wg_quick::parse(&profile.name, &written).map(|(p, _)| p);
+        assert_eq!(again.as_ref().ok(), Some(&profile), "an imported connection exports differently");
     }
 }
 

@@ -22,6 +22,11 @@ fn wg_quick_conf() {
 }
 
 #[test]
+fn nm_connection() {
+    replay("nm_connection", culvert_core::fuzzing::nm_connection);
+}
+
+#[test]
 fn ip_header() {
     replay("ip_header", culvert_core::fuzzing::ip_header);
 }

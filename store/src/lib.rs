@@ -132,7 +132,18 @@ impl Store {
     /// Stores the profile of a file's text, named and read by the file's name (`wg0.conf` is a wg-quick file of
     /// tunnel `wg0`): for text read elsewhere, a file dropped on the app's window, say.
     pub fn import_text(&self, file_name: &Path, text: &str) -> Result<Profile, StoreError> {
+        self.import_text_as(file_name, text, None)
+    }
+
+    /// As [`Store::import_text`], stored under `name` instead of the name the file gives, when there is one.
+    pub fn import_text_as(&self, file_name: &Path, text: &str, name: Option<&str>) -> Result<Profile, StoreError> {
         let mut profile = profile::parse_file(file_name, text)?;
+        if let Some(name) = name {
+            profile.name = name.to_owned();
+            profile
+                .validate()
+                .map_err(|e| profile::LoadError::Invalid { path: file_name.into(), error: FileProblem::Field(e) })?;
+        }
         // An overlay's PEM files are found from the file's directory, and stored by their absolute paths.
         let base = file_name.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         profile::read_etcd_files(&mut profile, base)?;

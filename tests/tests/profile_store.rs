@@ -99,3 +99,97 @@ fn udp_profiles_are_stored_and_listed_as_unencrypted_without_any_keyring() {
     assert!(run(&["rm", "plain"]).status.success());
     assert!(stdout(&run(&["list"])).contains("no stored profile"));
 }
+
+/// `culvert import` as WireGuard users keep their files: several at once (each stored or skipped with its
+/// reason), a NetworkManager connection that then carries traffic to a wireguard-go peer, a root-only file piped
+/// in on standard input, and advice for a file the user may not read.
+#[test]
+fn wireguard_files_import_several_at_once_from_network_manager_and_from_standard_input() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    let keyring = SessionKeyring::start(&mut lab);
+    let (private, public) = culvert_keypair();
+    let wgo = WireguardGo::start(&mut lab, &b, 51821, "10.8.0.2/24");
+    wgo.wg(&["set", &wgo.iface, "peer", &public, "allowed-ips", "10.8.0.1/32", "endpoint", "172.31.0.1:51820"]);
+    lab.start_helper(&a, "a", &[]);
+    let socket = lab.helpers[0].socket.clone();
+
+    // A connection as NetworkManager keeps it: named by its device, its addresses and DNS under [ipv4].
+    let nm_name = culvert_tests::unique("nm");
+    let keyfile = lab.dir.join("Home VPN.nmconnection");
+    std::fs::write(
+        &keyfile,
+        format!(
+            "[connection]\nid=Home VPN\nuuid=5d0b1c9e-2f1a-4c55-8f0e-0c3a6b1d9e21\ntype=wireguard\n\
+             autoconnect=false\ninterface-name={nm_name}\n\n[wireguard]\nlisten-port=51820\n\
+             private-key={private}\n\n[wireguard-peer.{}]\nendpoint=172.31.0.2:51821\nallowed-ips=10.8.0.2/32;\n\n\
+             [ipv4]\naddress1=10.8.0.1/24\nmethod=manual\n\n[ipv6]\nmethod=disabled\n\n[proxy]\n",
+            wgo.public_key
+        ),
+    )
+    .unwrap();
+    let conf_name = culvert_tests::unique("conf");
+    let (other_private, _) = culvert_keypair();
+    let conf_text = format!(
+        "[Interface]\nPrivateKey = {other_private}\nAddress = 10.7.0.1/24\n[Peer]\nPublicKey = {}\nAllowedIPs = \
+         10.7.0.2/32\n",
+        wgo.public_key
+    );
+    let conf = lab.conf(&conf_name, &conf_text);
+    let hook = lab.conf("hooked", &conf_text.replace("[Peer]", "PostUp = touch /tmp/x\n[Peer]"));
+    let missing = lab.dir.join("missing.conf");
+
+    let out = keyring.culvert(
+        &socket,
+        &[
+            "import",
+            conf.to_str().unwrap(),
+            keyfile.to_str().unwrap(),
+            hook.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+    );
+    let (said, complained) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "the first skip (an invalid profile) gives the status: {complained}");
+    assert!(said.contains(&format!("stored {conf_name} (wireguard)")), "{said}");
+    assert!(said.contains(&format!("stored {nm_name} (wireguard) from {}", keyfile.display())), "{said}");
+    assert!(
+        complained.contains(&format!("skipped {}", hook.display())) && complained.contains("PostUp"),
+        "{complained}"
+    );
+    assert!(complained.contains(&format!("skipped {}", missing.display())), "{complained}");
+    assert_eq!(keyring.lookup(&format!("{nm_name}/private_key")).as_deref(), Some(private.as_str()));
+
+    // The imported connection comes up by its name and carries traffic.
+    let out = keyring.culvert(&socket, &["up", &nm_name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ping(&a, "10.8.0.2", 2), "the NetworkManager connection's tunnel carries no traffic");
+    lab.helpers[0].culvert_ok(&["down", &nm_name]);
+
+    // A root-only file, piped in: stored as the user's, under the name given, reported as JSON.
+    let piped = culvert_tests::unique("pipe");
+    let mut cmd = std::process::Command::new(culvert_tests::bin("culvert"));
+    keyring.env(&mut cmd).args(["import", "-", "--name", &piped, "--json"]);
+    let out = cmd.stdin(std::fs::File::open(&conf).unwrap()).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report[0]["file"], "standard input");
+    assert_eq!(
+        (&report[0]["imported"], &report[0]["name"], &report[0]["kind"]),
+        (&true.into(), &piped.clone().into(), &"wireguard".into())
+    );
+    assert_eq!(keyring.lookup(&format!("{piped}/private_key")).as_deref(), Some(other_private.as_str()));
+
+    // A file the user may not read: the advice is the pipe, and the status says "not allowed".
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = culvert_tests::run(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
+            .arg(culvert_tests::bin("culvert"))
+            .env("HOME", "/nonexistent")
+            .args(["import", conf.to_str().unwrap()]),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let advice = stderr(&out);
+    assert!(advice.contains(&format!("sudo cat {} | culvert import - --name {conf_name}", conf.display())), "{advice}");
+}

@@ -1,5 +1,6 @@
-//! Profile files: a wg-quick file if its name ends in `.conf`, else TOML; the file's stem names the tunnel, as
-//! wg-quick names its tunnels (`lab.toml` is tunnel `lab`).
+//! Profile files: a wg-quick file if its name ends in `.conf`, a NetworkManager keyfile if in `.nmconnection`,
+//! else TOML; the file's stem names the tunnel, as wg-quick names its tunnels (`lab.toml` is tunnel `lab`), but
+//! for a keyfile, whose connection names its device.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,25 @@ pub fn name_from_path(path: &Path) -> Option<String> {
     path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
 }
 
-/// Reads, parses and validates a profile file: a wg-quick file if its name ends in `.conf`, else TOML.
+/// The file name text read from elsewhere (standard input, say) would have, for [`parse_file`]: `name` with the
+/// extension of the format its first group says: `[Interface]` is wg-quick, `[connection]` NetworkManager's,
+/// anything else TOML.
+pub fn file_name_for(name: &str, text: &str) -> PathBuf {
+    let first_group = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| l.starts_with('['))
+        .map(str::to_ascii_lowercase);
+    let extension = match first_group.as_deref() {
+        Some("[interface]") => "conf",
+        Some("[connection]") => super::nm_keyfile::EXTENSION,
+        _ => "toml",
+    };
+    PathBuf::from(format!("{name}.{extension}"))
+}
+
+/// Reads, parses and validates a profile file: wg-quick for `.conf`, NetworkManager for `.nmconnection`, else TOML.
 pub fn load_file(path: &Path) -> Result<Profile, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
     let mut profile = parse_file(path, &text)?;
@@ -66,6 +85,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Profile, LoadError> {
     })?;
     if path.extension().is_some_and(|e| e == "conf") {
         return super::wg_quick::parse(&name, text).map(|(profile, _notes)| profile).map_err(invalid);
+    }
+    if path.extension().is_some_and(|e| e == super::nm_keyfile::EXTENSION) {
+        return super::nm_keyfile::parse(&name, text).map_err(invalid);
     }
     super::toml_file::parse_toml(&name, text).map_err(invalid)
 }

@@ -8,6 +8,7 @@ mod draft;
 mod error;
 mod fields;
 mod file;
+pub mod nm_keyfile;
 mod toml_file;
 mod validate;
 pub mod wg_quick;
@@ -22,7 +23,7 @@ pub use draft::{
     VxlanPeerDraft, WireguardDraft, WireguardPeerDraft,
 };
 pub use error::{FileProblem, LoadError, ProfileError};
-pub use file::{load_file, name_from_path, parse_file, read_etcd_files};
+pub use file::{file_name_for, load_file, name_from_path, parse_file, read_etcd_files};
 pub use toml_file::{parse_toml, write_toml};
 pub use validate::name as validate_name;
 

@@ -212,26 +212,27 @@ fn set_once(slot: &mut Option<(usize, String)>, value: &str, key: &str, line: us
     Ok(())
 }
 
+/// An `[Interface]` as written, each value with its line; NetworkManager's keyfiles are read into it too.
 #[derive(Default)]
-struct RawInterface {
-    seen: bool,
-    private_key: Option<(usize, String)>,
-    address: Vec<String>,
-    listen_port: Option<(usize, String)>,
-    mtu: Option<(usize, String)>,
-    dns: Vec<String>,
-    table: Option<(usize, String)>,
-    fwmark: Option<(usize, String)>,
+pub(super) struct RawInterface {
+    pub(super) seen: bool,
+    pub(super) private_key: Option<(usize, String)>,
+    pub(super) address: Vec<String>,
+    pub(super) listen_port: Option<(usize, String)>,
+    pub(super) mtu: Option<(usize, String)>,
+    pub(super) dns: Vec<String>,
+    pub(super) table: Option<(usize, String)>,
+    pub(super) fwmark: Option<(usize, String)>,
 }
 
 #[derive(Default)]
-struct RawPeer {
-    line: usize,
-    public_key: Option<(usize, String)>,
-    preshared_key: Option<(usize, String)>,
-    allowed_ips: Vec<(usize, String)>,
-    endpoint: Option<(usize, String)>,
-    keepalive: Option<(usize, String)>,
+pub(super) struct RawPeer {
+    pub(super) line: usize,
+    pub(super) public_key: Option<(usize, String)>,
+    pub(super) preshared_key: Option<(usize, String)>,
+    pub(super) allowed_ips: Vec<(usize, String)>,
+    pub(super) endpoint: Option<(usize, String)>,
+    pub(super) keepalive: Option<(usize, String)>,
 }
 
 /// A bad value, reported at its line with the problem and the fix.
@@ -256,7 +257,7 @@ fn number<T: std::str::FromStr>(
 }
 
 impl RawInterface {
-    fn into_tunnel(self, peers: Vec<RawPeer>) -> Result<WireguardTunnel, FileProblem> {
+    pub(super) fn into_tunnel(self, peers: Vec<RawPeer>) -> Result<WireguardTunnel, FileProblem> {
         if !self.seen {
             return Err(FileProblem::Syntax {
                 line: None,
