@@ -85,6 +85,10 @@ pub enum Command {
     Export {
         /// The stored profile's name.
         name: String,
+        /// A QR code of the wg-quick file instead, for the WireGuard mobile apps to scan (it holds the private
+        /// key: show it to nobody else).
+        #[arg(long)]
+        qr: bool,
     },
     /// Remove a stored profile and its keys.
     Rm {

@@ -1,5 +1,6 @@
 //! culvert: the command-line client of culvertd.
 
+mod qr;
 mod render;
 
 use std::io::Write as _;
@@ -99,8 +100,24 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             import(&store()?, files, name.as_deref(), *json)?;
             Ok(None)
         }
-        Command::Export { name } => {
+        Command::Export { name, qr: false } => {
             write!(std::io::stdout().lock(), "{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str())?;
+            Ok(None)
+        }
+        Command::Export { name, qr: true } => {
+            let profile = store()?.load(name)?;
+            let Some(conf) = profile::wg_quick::write(&profile).map(zeroize::Zeroizing::new) else {
+                anyhow::bail!(
+                    "{name} is a {} profile: QR codes are for WireGuard profiles, which the WireGuard mobile apps \
+                     import; `culvert export {name}` prints it as TOML",
+                    profile.kind()
+                );
+            };
+            let drawn = zeroize::Zeroizing::new(qr::draw(&conf).map_err(|e| {
+                anyhow::anyhow!("{name} is too large for a QR code ({e}): copy the file `culvert export {name}` prints")
+            })?);
+            eprintln!("culvert: this QR code holds {name}'s private key: whoever scans it can use the tunnel");
+            write!(std::io::stdout().lock(), "{}", drawn.as_str())?;
             Ok(None)
         }
         Command::Rm { name } => {

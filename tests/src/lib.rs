@@ -648,3 +648,45 @@ pub fn raise_open_files() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
+
+/// Reads back a QR code drawn in a terminal (`culvert export --qr`: half blocks, ink for light modules, ANSI
+/// colours around each line) with rqrr, a decoder Culvert does not use, as a phone's camera would see it.
+pub fn decode_terminal_qr(drawn: &str) -> Result<String> {
+    /// Pixels per module each way: a decoder wants more than one.
+    const SCALE: usize = 4;
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in drawn.lines() {
+        let mut plain = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in plain.chars() {
+            let (t, b) = match c {
+                '█' => (true, true),
+                '▀' => (true, false),
+                '▄' => (false, true),
+                ' ' => (false, false),
+                other => bail!("{other:?} is not part of a drawn QR code"),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let width = rows.first().map_or(0, Vec::len);
+    let height = rows.len();
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width * SCALE, height * SCALE, |x, y| {
+        if rows[y / SCALE].get(x / SCALE).copied().unwrap_or(true) { 255 } else { 0 }
+    });
+    let grids = image.detect_grids();
+    let grid = grids.first().context("no QR code found")?;
+    let (_, content) = grid.decode().map_err(|e| anyhow::anyhow!("the QR code does not decode: {e}"))?;
+    Ok(content)
+}

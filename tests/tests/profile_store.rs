@@ -61,6 +61,12 @@ fn imported_profiles_keep_their_keys_in_the_keyring_and_come_up_by_name() {
     assert!(ping(&a, "10.8.0.2", 2), "the stored profile's tunnel carries traffic");
     let exported = stdout(&keyring.culvert(&socket, &["export", &name]));
     assert!(exported.contains(&format!("PrivateKey = {private}")) && exported.contains("[Peer]"), "{exported}");
+    // The same file as a QR code for a phone: decoded by another decoder, it is exactly what export prints.
+    let out = keyring.culvert(&socket, &["export", &name, "--qr"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("private key"), "no warning that the code holds the key: {}", stderr(&out));
+    let scanned = culvert_tests::decode_terminal_qr(&stdout(&out)).unwrap();
+    assert_eq!(scanned, exported, "the QR code is not the exported file");
     lab.helpers[0].culvert_ok(&["down", &name]);
 
     // rm deletes the file and the keys.
@@ -94,6 +100,8 @@ fn udp_profiles_are_stored_and_listed_as_unencrypted_without_any_keyring() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&run(&["list"])).contains("plain\tudp  (unencrypted)"));
     assert!(stdout(&run(&["export", "plain"])).contains("kind = \"udp\""));
+    let out = run(&["export", "plain", "--qr"]);
+    assert!(!out.status.success() && stderr(&out).contains("QR codes are for WireGuard"), "{}", stderr(&out));
     let out = run(&["import", p.to_str().unwrap()]);
     assert!(!out.status.success() && stderr(&out).contains("stored already"), "{}", stderr(&out));
     assert!(run(&["rm", "plain"]).status.success());

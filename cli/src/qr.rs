@@ -1,0 +1,42 @@
+//! `culvert export --qr`: a wg-quick file as a QR code drawn in the terminal, for the WireGuard mobile apps,
+//! which import tunnels by scanning one.
+//!
+//! Two rows of modules make one line of text (the half blocks `▀ ▄ █`), and the colours are set, black behind
+//! and white ink for the light modules, as `qrencode -t ansiutf8` does: a scanner needs dark modules on light,
+//! whatever the terminal's own colours are.
+
+use qrcode::{Color, EcLevel, QrCode};
+
+/// The margin of light modules around the code that the QR specification asks for.
+const QUIET_ZONE: usize = 4;
+/// White ink on a black background, and back to the terminal's own colours.
+const COLOURS: &str = "\x1b[40;97m";
+const RESET: &str = "\x1b[0m";
+
+/// The QR code of `text`, one string of lines; an error when the text is too long for any QR code.
+pub fn draw(text: &str) -> Result<String, qrcode::types::QrError> {
+    // The lowest error correction gives the smallest code, the easiest to scan from a screen (qrencode's default).
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)?;
+    let width = code.width();
+    let size = width + 2 * QUIET_ZONE;
+    let light = |x: usize, y: usize| {
+        let inside = (QUIET_ZONE..QUIET_ZONE + width).contains(&x) && (QUIET_ZONE..QUIET_ZONE + width).contains(&y);
+        !inside || code[(x - QUIET_ZONE, y - QUIET_ZONE)] == Color::Light
+    };
+    let mut out = String::with_capacity(size * size * 2);
+    for y in (0..size).step_by(2) {
+        out.push_str(COLOURS);
+        for x in 0..size {
+            // Below the last row is outside the code: light, as the quiet zone is.
+            out.push(match (light(x, y), y + 1 >= size || light(x, y + 1)) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push_str(RESET);
+        out.push('\n');
+    }
+    Ok(out)
+}
