@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 use culvert_core::ipc::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use culvert_core::profile;
+
+use crate::complete;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,18 +35,21 @@ pub enum Command {
     /// tunnel), or a stored profile by name, with its keys from your keyring.
     Up {
         /// A profile file (.toml, or .conf for wg-quick), or the name of a stored profile.
+        #[arg(add = ArgValueCompleter::new(complete::profile_or_file))]
         profile: String,
     },
     /// Change a tunnel that is up to exactly a profile (a file, or a stored profile's name) without bringing it
     /// down: peers that stay keep their sessions. A tunnel that is down is brought up.
     Apply {
         /// A profile file (.toml, or .conf for wg-quick), or the name of a stored profile.
+        #[arg(add = ArgValueCompleter::new(complete::profile_or_file))]
         profile: String,
     },
     /// Make a system tunnel: culvertd keeps the profile (a file, or a stored profile with its keys from your
     /// keyring) root-only and brings it up now and whenever it starts. You own it; root may disable it too.
     Enable {
         /// A profile file (.toml, or .conf for wg-quick), or the name of a stored profile.
+        #[arg(add = ArgValueCompleter::new(complete::profile_or_file))]
         profile: String,
         /// Nothing leaves the host around the tunnel while it is enabled, even when it or culvertd fails (a
         /// WireGuard full tunnel; as `kill_switch = true` in TOML, for wg-quick files, which have no key for it).
@@ -56,6 +62,7 @@ pub enum Command {
     /// Bring a system tunnel down and have culvertd forget it.
     Disable {
         /// The system tunnel's name.
+        #[arg(add = ArgValueCompleter::new(complete::tunnels))]
         name: String,
     },
     /// List the system tunnels you enabled (root: all), and whether each is up now.
@@ -84,6 +91,7 @@ pub enum Command {
     /// Print a stored profile: a wg-quick file for WireGuard (keys included), TOML for the other kinds.
     Export {
         /// The stored profile's name.
+        #[arg(add = ArgValueCompleter::new(complete::stored_profiles))]
         name: String,
         /// A QR code of the wg-quick file instead, for the WireGuard mobile apps to scan (it holds the private
         /// key: show it to nobody else).
@@ -93,12 +101,13 @@ pub enum Command {
     /// Remove a stored profile and its keys.
     Rm {
         /// The stored profile's name.
+        #[arg(add = ArgValueCompleter::new(complete::stored_profiles))]
         name: String,
     },
     /// Bring a tunnel down.
     Down {
         /// The tunnel's name.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCompleter::new(complete::tunnels))]
         name: Option<String>,
         /// Every tunnel you may bring down.
         #[arg(long)]
@@ -113,6 +122,7 @@ pub enum Command {
     /// Show the tunnels that are up, or one of them.
     Status {
         /// One tunnel's name; without it, every tunnel you may see.
+        #[arg(add = ArgValueCompleter::new(complete::tunnels))]
         name: Option<String>,
         /// A JSON array, one object per tunnel.
         #[arg(long)]
@@ -142,6 +152,7 @@ pub enum Command {
     /// Show a tunnel's live rates and totals, one line per interval, until Ctrl-C.
     Watch {
         /// The tunnel's name.
+        #[arg(add = ArgValueCompleter::new(complete::tunnels))]
         name: String,
         /// Milliseconds between lines.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(i64::from(MIN_INTERVAL_MS)..=i64::from(MAX_INTERVAL_MS)))]

@@ -2,4 +2,5 @@
 //! pages; the rest is the binary's.
 
 pub mod args;
+pub mod complete;
 pub mod exit;

@@ -23,6 +23,9 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash culvert` prints the shell's part of the completions; with the shell's words, the candidates.
+    // Either way it exits here. The shell's part calls `culvert` by name, so that it finds it on the PATH.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).completer("culvert").complete();
     let cli = Cli::parse();
     // The profile store talks to the keyring synchronously: its commands run before any async runtime exists.
     let cli = match store_command(cli) {

@@ -690,3 +690,32 @@ pub fn decode_terminal_qr(drawn: &str) -> Result<String> {
     let (_, content) = grid.decode().map_err(|e| anyhow::anyhow!("the QR code does not decode: {e}"))?;
     Ok(content)
 }
+
+/// What bash offers for `words` (the last one being completed) through culvert's completion function, loaded by
+/// `load` (`source <(COMPLETE=bash culvert)`, or an installed completion file), with `culvert_dir` first on the
+/// PATH, in `dir`, with the environment `env`.
+pub fn bash_completions(
+    load: &str,
+    culvert_dir: &Path,
+    dir: &Path,
+    env: &[(&str, &Path)],
+    words: &[&str],
+) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "{load}\nCOMP_WORDS=({words})\nCOMP_CWORD={cword}\nCOMP_TYPE=9\n\
+         _clap_complete_culvert culvert {current} {previous}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+        current = quoted[words.len() - 1],
+        previous = quoted[words.len().saturating_sub(2)],
+    );
+    let path = format!("{}:{}", culvert_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(script).current_dir(dir).env("PATH", path);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = check(&mut cmd);
+    out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+}

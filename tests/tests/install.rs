@@ -98,6 +98,9 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         ("/usr/share/man/man1/culvert-up.1.gz", 0o644),
         ("/usr/share/man/man8/culvertd.8.gz", 0o644),
         ("/usr/share/man/man8/culvert-wg.8.gz", 0o644),
+        ("/usr/share/bash-completion/completions/culvert", 0o644),
+        ("/usr/share/zsh/vendor-completions/_culvert", 0o644),
+        ("/usr/share/fish/vendor_completions.d/culvert.fish", 0o644),
     ] {
         assert!(files.iter().any(|f| f == path), "{path} is not in the package: {files:?}");
         assert_eq!(mode_and_owner(Path::new(path)), (mode, 0, 0), "{path}: mode, uid, gid");
@@ -204,6 +207,16 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert!(culvert_tests::ping(&a, "10.9.0.2", 3), "no traffic through the installed helper's tunnel");
     let status = as_member(&["status", "pkgtest"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("pkgtest"), "{status:?}");
+
+    // The installed bash completions offer the stored profiles and the tunnels that are up.
+    let home = lab.dir.join("completing");
+    let config = home.join("config");
+    let env: [(&str, &Path); 2] = [("HOME", &home), ("XDG_CONFIG_HOME", &config)];
+    check(Command::new("/usr/bin/culvert").envs(env).arg("import").arg(&peer));
+    let load = "source /usr/share/bash-completion/completions/culvert";
+    let complete = |words: &[&str]| culvert_tests::bash_completions(load, Path::new("/usr/bin"), &lab.dir, &env, words);
+    assert_eq!(complete(&["culvert", "up", "pkgp"]), ["pkgpeer"], "up does not offer the stored profile");
+    assert_eq!(complete(&["culvert", "down", "pkgt"]), ["pkgtest"], "down does not offer the tunnel that is up");
     let outsider = run(Command::new("setpriv").args([
         "--reuid=65534",
         "--regid=65534",
@@ -270,6 +283,9 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         "/usr/share/man/man1/culvert.1.gz",
         "/usr/share/man/man8/culvertd.8.gz",
         "/usr/share/man/man8/culvert-wg.8.gz",
+        "/usr/share/bash-completion/completions/culvert",
+        "/usr/share/zsh/site-functions/_culvert",
+        "/usr/share/fish/vendor_completions.d/culvert.fish",
     ] {
         assert!(files.lines().any(|l| l == path), "{path} is not in the rpm: {files}");
     }

@@ -3,6 +3,8 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+
 use culvert_tests::{Lab, SessionKeyring, WireguardGo, culvert_keypair, ping, stderr};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -200,4 +202,44 @@ fn wireguard_files_import_several_at_once_from_network_manager_and_from_standard
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let advice = stderr(&out);
     assert!(advice.contains(&format!("sudo cat {} | culvert import - --name {conf_name}", conf.display())), "{advice}");
+}
+
+/// `culvert up <Tab>` offers the stored profiles and `culvert down <Tab>` the user's tunnels, asked of culvert
+/// and culvertd at the moment of completing, through bash's own completion function.
+#[test]
+fn bash_completes_stored_profiles_and_tunnels_that_are_up() {
+    let mut lab = Lab::new();
+    let (a, _b) = lab.two_hosts();
+    lab.start_helper(&a, "a", &[]);
+    let socket = lab.helpers[0].socket.clone();
+    let home = lab.dir.join("completing");
+    let config = home.join("config");
+    let empty = lab.dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let stored = culvert_tests::unique("plain");
+    let p = lab.profile(
+        &stored,
+        &culvert_tests::udp_profile("10.9.0.1/24", 8285, "cv-compl", "172.31.0.2:8285", "10.9.0.0/24", 1400),
+    );
+    let env: [(&str, &Path); 3] = [("HOME", &home), ("XDG_CONFIG_HOME", &config), ("CULVERT_SOCKET", &socket)];
+    let mut import = std::process::Command::new(culvert_tests::bin("culvert"));
+    for (k, v) in env {
+        import.env(k, v);
+    }
+    culvert_tests::check(import.args(["import", p.to_str().unwrap()]));
+    let bin_dir = culvert_tests::bin("culvert").parent().unwrap().to_path_buf();
+    let load = "source <(COMPLETE=bash culvert)";
+    let complete = |words: &[&str]| culvert_tests::bash_completions(load, &bin_dir, &empty, &env, words);
+    // Without a word begun, the options come too: the names are the rest.
+    let names =
+        |words: &[&str]| -> Vec<String> { complete(words).into_iter().filter(|c| !c.starts_with('-')).collect() };
+
+    assert_eq!(complete(&["culvert", "up", "pla"]), [stored.as_str()], "up offers the stored profile");
+    assert_eq!(names(&["culvert", "export", ""]), [stored.as_str()]);
+    assert!(complete(&["culvert", "st"]).contains(&"status".to_owned()), "subcommands complete too");
+    assert!(names(&["culvert", "down", ""]).is_empty(), "no tunnel is up, so down offers none");
+
+    lab.helpers[0].culvert_ok(&["up", p.to_str().unwrap()]);
+    assert_eq!(names(&["culvert", "down", ""]), [stored.as_str()], "down offers the tunnel that is up");
+    assert_eq!(complete(&["culvert", "watch", "x"]), Vec::<String>::new());
 }

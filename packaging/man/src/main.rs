@@ -26,6 +26,21 @@ struct Section {
 
 const CULVERT_SECTIONS: &[Section] = &[
     Section {
+        title: "SHELL COMPLETION",
+        items: &[
+            (
+                "bash, zsh, fish",
+                "The packages install completions that offer commands, options, stored profiles (culvert up) and \
+                 your tunnels that are up (culvert down), asking culvert at each Tab.",
+            ),
+            (
+                "source <(COMPLETE=bash culvert)",
+                "Loads them in a shell where culvert was not installed from a package (COMPLETE=zsh and \
+                 COMPLETE=fish for the others).",
+            ),
+        ],
+    },
+    Section {
         title: "ENVIRONMENT",
         items: &[
             ("CULVERT_SOCKET", "The helper's socket, when --socket is not given (default /run/culvert/culvertd.sock)."),
