@@ -143,6 +143,13 @@ pub enum Command {
         #[arg(long)]
         local: std::net::IpAddr,
     },
+    /// Serve the tunnels' metrics to Prometheus (http://ADDRESS:PORT/metrics), asking culvertd at each scrape;
+    /// by default on its monitor socket, where members of group culvert-monitor see every tunnel.
+    Exporter {
+        /// The address and port to serve on.
+        #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], crate::metrics::DEFAULT_PORT)))]
+        listen: std::net::SocketAddr,
+    },
     #[command(skip)]
     UpLoaded(Box<profile::Profile>),
     #[command(skip)]

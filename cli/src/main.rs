@@ -1,5 +1,6 @@
 //! culvert: the command-line client of culvertd.
 
+mod exporter;
 mod qr;
 mod render;
 
@@ -371,6 +372,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     write!(out, "{}", render::view_block(t))?;
                 }
             }
+        }
+        Command::Exporter { listen } => {
+            let socket = socket.map_or_else(|| PathBuf::from(culvert_core::DEFAULT_MONITOR_SOCKET), Path::to_path_buf);
+            exporter::serve(listen, socket).await?;
         }
         Command::Watch { name, interval, json, packets, one_in } => {
             let sampling = packets.then_some(culvert_core::packets::Sampling { one_in });

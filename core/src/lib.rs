@@ -24,3 +24,9 @@ pub const DEFAULT_SOCKET: &str = "/run/culvert/culvertd.sock";
 pub const SOCKET_ENV: &str = "CULVERT_SOCKET";
 /// The group whose members may use the helper.
 pub const DEFAULT_GROUP: &str = "culvert";
+/// The socket of culvertd's read-only role, for monitors such as `culvert exporter`: its own directory, since
+/// `/run/culvert` is for group culvert only.
+pub const DEFAULT_MONITOR_SOCKET: &str = "/run/culvert-monitor/culvertd.sock";
+/// Members of this group may read the status and counters of every tunnel through the monitor socket, and
+/// change nothing.
+pub const DEFAULT_MONITOR_GROUP: &str = "culvert-monitor";

@@ -38,6 +38,14 @@ pub struct Culvertd {
     /// Seconds culvertd works on one request (bringing a tunnel up, say) before it undoes it and answers why.
     #[arg(long, default_value_t = crate::control::helper::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+    /// The read-only socket for monitors (`culvert exporter`): the status and counters of every tunnel, never a
+    /// packet sample, never a change. Only when --monitor-group exists.
+    #[arg(long, default_value = culvert_core::DEFAULT_MONITOR_SOCKET)]
+    pub monitor_socket: PathBuf,
+    /// Members of this group may use the monitor socket (and see every tunnel in full on the main one, if they may
+    /// use it too); if it does not exist, there is no monitor socket.
+    #[arg(long, default_value = culvert_core::DEFAULT_MONITOR_GROUP)]
+    pub monitor_group: String,
     /// Put the kill switch's table in place as the last run left it (and lockdown, if it is on), then exit:
     /// for the unit that runs before the network is up at boot.
     #[arg(long)]

@@ -75,7 +75,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot use the config directory {}", args.config_dir.display()))?;
     let kill_switch = control::kill_switch::KillSwitch::open(state.path(), &args.config_dir)
         .with_context(|| format!("cannot read the kill switch's record in {}", state.path().display()))?;
-    let helper = Arc::new(Helper::new(netlink, records, access, Admission::new(limits), timeout, system, kill_switch));
+    let monitors = Access::for_group(&args.monitor_group);
+    let helper = Arc::new(Helper::new(
+        netlink,
+        records,
+        (access, monitors),
+        Admission::new(limits),
+        timeout,
+        system,
+        kill_switch,
+    ));
     let cleaned = helper.recover().await.context("cannot read the records in the state directory")?;
     if cleaned > 0 {
         tracing::info!("removed what {cleaned} tunnel(s) of a previous run left behind");
@@ -86,6 +95,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let listener = listener::bind(&args.socket, &helper.access)?;
     tracing::info!("culvertd {} listening on {}", env!("CARGO_PKG_VERSION"), args.socket.display());
+    // Monitoring is beside the point of culvertd: without its socket, tunnels still work, and the log says why.
+    let monitor = match helper.monitors.gid {
+        Some(_) => match listener::bind_monitor(&args.monitor_socket, &helper.monitors) {
+            Ok(monitor) => {
+                tracing::info!("monitors (group {}) read on {}", args.monitor_group, args.monitor_socket.display());
+                Some(monitor)
+            }
+            Err(e) => {
+                tracing::warn!("no monitor socket: {e}");
+                None
+            }
+        },
+        None => {
+            tracing::info!("no group `{}`, so no monitor socket", args.monitor_group);
+            None
+        }
+    };
+    let monitor_accept = || async {
+        match &monitor {
+            Some(listener) => listener.accept().await,
+            None => std::future::pending().await,
+        }
+    };
     system::notify::notify("READY=1");
 
     let mut term = signal(SignalKind::terminate())?;
@@ -117,7 +149,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     backoff.reset();
-                    tokio::spawn(connection::serve(helper.clone(), stream));
+                    tokio::spawn(connection::serve(helper.clone(), stream, connection::Role::User));
+                }
+                Err(e) => {
+                    if let Some(pause) = backoff.after(&e, helper.admission.open()) {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            },
+            accepted = monitor_accept() => match accepted {
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    tokio::spawn(connection::serve(helper.clone(), stream, connection::Role::Monitor));
                 }
                 Err(e) => {
                     if let Some(pause) = backoff.after(&e, helper.admission.open()) {
@@ -133,6 +176,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     system::notify::notify("STOPPING=1");
     helper.shut_down().await;
     let _ = std::fs::remove_file(&args.socket);
+    if monitor.is_some() {
+        let _ = std::fs::remove_file(&args.monitor_socket);
+    }
     drop(state);
     Ok(())
 }

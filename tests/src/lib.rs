@@ -295,6 +295,8 @@ impl Lab {
     ) -> Result<Helper> {
         let socket = self.dir.join(format!("{tag}.sock"));
         let state_dir = self.dir.join(format!("{tag}-state"));
+        // Each helper its own monitor socket, should the host have a monitor group.
+        let monitor = self.dir.join(format!("{tag}-monitor.sock")).into_os_string();
         let log = self.dir.join(format!("{tag}-{}.log", unique("")));
         let log_file = fs::File::create(&log)?;
         let mut cmd = if binds.is_empty() && wrapper.is_empty() {
@@ -320,6 +322,7 @@ impl Lab {
             .arg(&state_dir)
             .arg("--config-dir")
             .arg(self.dir.join(format!("{tag}-config")))
+            .args(if extra.contains(&"--monitor-socket") { vec![] } else { vec!["--monitor-socket".into(), monitor] })
             .args(extra)
             .envs(self.helper_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "debug")

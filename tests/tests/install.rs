@@ -18,6 +18,7 @@ use culvert_tests::{Lab, check, in_ns, run, udp_profile, wait_until};
 const PACKAGE: &str = "culvert";
 const UNIT: &str = "/usr/lib/systemd/system/culvertd.service";
 const EARLY_UNIT: &str = "/usr/lib/systemd/system/culvertd-early-block.service";
+const EXPORTER_UNIT: &str = "/usr/lib/systemd/system/culvert-exporter.service";
 
 fn dpkg(args: &[&str]) -> std::process::Output {
     run(Command::new("dpkg").args(args).env("DEBIAN_FRONTEND", "noninteractive"))
@@ -66,6 +67,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         assert!(depends.contains(lib), "the .deb does not depend on {lib}: {depends}");
     }
     let group_before = group_gid("culvert");
+    let monitor_group_before = group_gid("culvert-monitor");
     let mut lab = Lab::new();
     let (a, b) = lab.two_hosts();
     let guard = Installed;
@@ -76,6 +78,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert!(out.status.success(), "dpkg -i failed: {said}{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("sudo usermod -aG culvert nobody"), "the installing user was not told how to join: {said}");
     let gid = group_gid("culvert").expect("install did not create group culvert");
+    let monitor_gid = group_gid("culvert-monitor").expect("install did not create group culvert-monitor");
 
     // Every file with its mode and owner.
     let files: Vec<String> =
@@ -87,6 +90,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
         ("/usr/bin/culvert-wg", 0o755),
         (UNIT, 0o644),
         (EARLY_UNIT, 0o644),
+        (EXPORTER_UNIT, 0o644),
         ("/usr/lib/sysusers.d/culvert.conf", 0o644),
         ("/usr/lib/tmpfiles.d/culvert.conf", 0o644),
         ("/usr/share/applications/Culvert.desktop", 0o644),
@@ -131,7 +135,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     }
 
     // The units as systemd reads them.
-    let verify = run(Command::new("systemd-analyze").args(["verify", UNIT, EARLY_UNIT]));
+    let verify = run(Command::new("systemd-analyze").args(["verify", UNIT, EARLY_UNIT, EXPORTER_UNIT]));
     assert!(
         verify.status.success(),
         "systemd-analyze verify: {}{}",
@@ -141,9 +145,12 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
 
     // The installed culvertd, started as the unit starts it: the directories systemd would make, then ExecStart
     // with the unit's capabilities and group, and a NOTIFY_SOCKET to hear READY=1 on.
-    for (dir, mode, group) in
-        [("/run/culvert", 0o750, gid), ("/run/wireguard", 0o755, 0), ("/var/lib/culvert", 0o700, gid)]
-    {
+    for (dir, mode, group) in [
+        ("/run/culvert", 0o750, gid),
+        ("/run/culvert-monitor", 0o750, gid),
+        ("/run/wireguard", 0o755, 0),
+        ("/var/lib/culvert", 0o700, gid),
+    ] {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
         std::os::unix::fs::chown(dir, Some(0), Some(group)).unwrap();
@@ -154,7 +161,7 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     let log = lab.dir.join("installed-culvertd.log");
     let mut helper = in_ns(&a, "setpriv");
     helper
-        .args(["--reuid=0", &format!("--regid={gid}"), "--clear-groups", "--no-new-privs"])
+        .args(["--reuid=0", &format!("--regid={gid}"), &format!("--groups={monitor_gid}"), "--no-new-privs"])
         .args(["--bounding-set=-all,+net_admin", "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--"])
         .args(exec_start())
         .env("NOTIFY_SOCKET", &notify_path)
@@ -169,6 +176,9 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert_eq!(&buf[..n], b"READY=1");
     let socket = mode_and_owner(Path::new("/run/culvert/culvertd.sock"));
     assert_eq!(socket, (0o660, 0, gid), "the socket's mode and owner");
+    let monitor = mode_and_owner(Path::new("/run/culvert-monitor/culvertd.sock"));
+    assert_eq!(monitor, (0o660, 0, monitor_gid), "the monitor socket's mode and owner");
+    assert_eq!(mode_and_owner(Path::new("/run/culvert-monitor")).0, 0o755, "monitors cannot reach their socket");
 
     // The peer: the installed culvertd again, as a plain root process in the other namespace.
     let peer_socket = lab.dir.join("peer.sock");
@@ -180,6 +190,8 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
             .arg(lab.dir.join("peer-state"))
             .arg("--config-dir")
             .arg(lab.dir.join("peer-config"))
+            .arg("--monitor-socket")
+            .arg(lab.dir.join("peer-monitor.sock"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -208,13 +220,34 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     let status = as_member(&["status", "pkgtest"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("pkgtest"), "{status:?}");
 
+    // The exporter, as its unit runs it (a user in group culvert-monitor only), serves the tunnel's counters.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    lab.spawn(
+        Command::new("setpriv")
+            .args(["--reuid=65534", &format!("--regid={monitor_gid}"), "--clear-groups", "--", "/usr/bin/culvert"])
+            .args(["exporter", "--listen", &listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(&listen).is_ok()), "no exporter");
+    let mut scrape = std::net::TcpStream::connect(&listen).unwrap();
+    std::io::Write::write_all(&mut scrape, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut scrape, &mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("culvert_helper_up 1"), "{page}");
+    assert!(page.contains(r#"culvert_tunnel_receive_bytes_total{tunnel="pkgtest"}"#), "{page}");
+
     // The installed bash completions offer the stored profiles and the tunnels that are up.
     let home = lab.dir.join("completing");
     let config = home.join("config");
     let env: [(&str, &Path); 2] = [("HOME", &home), ("XDG_CONFIG_HOME", &config)];
     check(Command::new("/usr/bin/culvert").envs(env).arg("import").arg(&peer));
     let load = "source /usr/share/bash-completion/completions/culvert";
-    let complete = |words: &[&str]| culvert_tests::bash_completions(load, Path::new("/usr/bin"), &lab.dir, &env, words);
+    // In a directory without profile files, which `up` would offer too.
+    let empty = home.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let complete = |words: &[&str]| culvert_tests::bash_completions(load, Path::new("/usr/bin"), &empty, &env, words);
     assert_eq!(complete(&["culvert", "up", "pkgp"]), ["pkgpeer"], "up does not offer the stored profile");
     assert_eq!(complete(&["culvert", "down", "pkgt"]), ["pkgtest"], "down does not offer the tunnel that is up");
     let outsider = run(Command::new("setpriv").args([
@@ -255,7 +288,8 @@ fn the_package_installs_runs_a_tunnel_as_a_group_member_and_purges_clean() {
     assert!(out.status.success(), "dpkg --purge: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!dpkg(&["-s", PACKAGE]).status.success(), "dpkg still knows the package");
     assert_eq!(group_gid("culvert"), group_before, "purge must leave groups as they were");
-    for dir in ["/var/lib/culvert", "/run/culvert"] {
+    assert_eq!(group_gid("culvert-monitor"), monitor_group_before, "purge must leave groups as they were");
+    for dir in ["/var/lib/culvert", "/run/culvert", "/run/culvert-monitor"] {
         assert!(!Path::new(dir).exists(), "{dir} outlived purge");
     }
     let _ = std::fs::remove_dir("/run/wireguard");
@@ -276,6 +310,7 @@ fn the_package_rpm_holds_the_files_the_scripts_and_the_dependencies() {
         "/usr/bin/culvert-wg",
         UNIT,
         EARLY_UNIT,
+        EXPORTER_UNIT,
         "/usr/lib/sysusers.d/culvert.conf",
         "/usr/lib/tmpfiles.d/culvert.conf",
         "/usr/share/applications/Culvert.desktop",

@@ -12,13 +12,15 @@ const STUBBED: &[&str] =
     &["getent", "systemd-sysusers", "systemd-tmpfiles", "groupadd", "groupdel", "systemctl", "id", "culvert"];
 const REAL: &[&str] = &["basename", "mkdir", "dirname", "chmod", "tr", "grep", "cut", "rm", "rmdir"];
 
-/// Records each call in $CALLS; answers as a machine where group culvert exists when $GROUP_EXISTS is set, uid
-/// 1001 is bob (in group culvert), alice is in no group, and culvertd is active when $ACTIVE is set.
+/// Records each call in $CALLS; answers as a machine where group culvert exists when $GROUP_EXISTS is set, group
+/// culvert-monitor when $MONITOR_GROUP_EXISTS is, uid 1001 is bob (in group culvert), alice is in no group, and
+/// culvertd is active when $ACTIVE is set.
 const STUB: &str = r#"#!/bin/sh
 call="$(basename "$0") $*"
 echo "$call" >>"$CALLS"
 case "$call" in
   "getent group culvert") [ -n "$GROUP_EXISTS" ] ;;
+  "getent group culvert-monitor") [ -n "$MONITOR_GROUP_EXISTS" ] ;;
   "getent passwd 1001") echo "bob:x:1001:1001::/home/bob:/bin/sh" ;;
   "id -nG bob") echo "bob culvert" ;;
   "id -nG alice") echo "alice" ;;
@@ -96,6 +98,10 @@ impl Machine {
     fn marker(&self) -> PathBuf {
         self.root.join("var/lib/culvert/package-created-group")
     }
+
+    fn monitor_marker(&self) -> PathBuf {
+        self.root.join("var/lib/culvert/package-created-monitor-group")
+    }
 }
 
 impl Drop for Machine {
@@ -122,12 +128,22 @@ fn a_first_deb_install_creates_the_group_enables_and_starts_the_helper_and_tells
         assert!(has(&ran, call), "no `{call}` in {:?}", ran.calls);
     }
     assert!(m.marker().exists(), "install does not remember that it created the group");
+    assert!(m.monitor_marker().exists(), "install does not remember that it created the monitor group");
+    assert!(
+        !ran.calls.iter().any(|c| c.contains("culvert-exporter")),
+        "the exporter is off by default: {:?}",
+        ran.calls
+    );
     assert!(ran.stdout.contains("sudo usermod -aG culvert alice"), "{}", ran.stdout);
 }
 
 #[test]
 fn an_upgrade_restarts_a_running_helper_and_creates_nothing() {
-    let m = Machine::new("upgrade").with_systemd().env("GROUP_EXISTS", "1").env("ACTIVE", "1");
+    let m = Machine::new("upgrade")
+        .with_systemd()
+        .env("GROUP_EXISTS", "1")
+        .env("MONITOR_GROUP_EXISTS", "1")
+        .env("ACTIVE", "1");
     for args in [&["configure", "0.0.9"][..], &["2"][..]] {
         let ran = m.run("postinst", args);
         assert!(has(&ran, "systemctl try-restart culvertd.service"), "{args:?}: {:?}", ran.calls);
@@ -137,6 +153,16 @@ fn an_upgrade_restarts_a_running_helper_and_creates_nothing() {
         assert!(!ran.stdout.contains("usermod"), "an upgrade does not repeat the access hint: {}", ran.stdout);
     }
     assert!(!m.marker().exists(), "the group existed before: purge must leave it");
+}
+
+/// Upgrading from a version without the monitor group creates it (and only it), and remembers that.
+#[test]
+fn an_upgrade_from_before_the_monitor_group_creates_it() {
+    let m = Machine::new("upgrade-monitor").without("systemd-sysusers").env("GROUP_EXISTS", "1");
+    let ran = m.run("postinst", &["configure", "0.0.9"]);
+    assert!(has(&ran, "groupadd --system culvert-monitor"), "{:?}", ran.calls);
+    assert!(!has(&ran, "groupadd --system culvert"), "{:?}", ran.calls);
+    assert!(m.monitor_marker().exists() && !m.marker().exists());
 }
 
 #[test]
@@ -165,8 +191,9 @@ fn removal_stops_and_disables_the_helper_but_an_upgrade_does_not() {
     }
     for args in [&["remove"][..], &["0"][..]] {
         let ran = m.run("prerm", args);
-        let disable = "systemctl disable culvertd.service culvertd-early-block.service";
-        assert_eq!(ran.calls, ["systemctl stop culvertd.service", disable], "{args:?}");
+        let stop = "systemctl stop culvert-exporter.service culvertd.service";
+        let disable = "systemctl disable culvertd.service culvertd-early-block.service culvert-exporter.service";
+        assert_eq!(ran.calls, [stop, disable], "{args:?}");
     }
 }
 
@@ -182,13 +209,14 @@ fn removal_without_systemd_takes_a_hand_started_helpers_tunnels_down() {
 
 #[test]
 fn purge_removes_the_state_and_only_a_group_that_install_created() {
-    let m = Machine::new("purge").env("GROUP_EXISTS", "1");
+    let m = Machine::new("purge").env("GROUP_EXISTS", "1").env("MONITOR_GROUP_EXISTS", "1");
     let state = m.root.join("var/lib/culvert");
     let config = m.root.join("etc/culvert");
     std::fs::create_dir_all(state.join("tunnels")).unwrap();
     std::fs::create_dir_all(config.join("tunnels")).unwrap();
     std::fs::write(config.join("lockdown"), "on\n").unwrap();
     std::fs::write(m.marker(), "").unwrap();
+    std::fs::write(m.monitor_marker(), "").unwrap();
 
     let ran = m.run("postrm", &["remove"]);
     assert!(state.exists() && ran.calls.is_empty(), "remove keeps state and group: {:?}", ran.calls);
@@ -198,6 +226,7 @@ fn purge_removes_the_state_and_only_a_group_that_install_created() {
 
     let ran = m.run("postrm", &["purge"]);
     assert!(has(&ran, "groupdel culvert"), "{:?}", ran.calls);
+    assert!(has(&ran, "groupdel culvert-monitor"), "{:?}", ran.calls);
     assert!(!state.exists(), "purge left {}", state.display());
     assert!(!config.exists(), "purge left {}: a later install would come up in lockdown", config.display());
 

@@ -129,6 +129,26 @@ fn the_vm_runs_the_unit_keeps_an_enabled_tunnel_across_crash_and_reboot_and_bloc
     assert!(wgo.peers().iter().any(|p| p.0 == public && p.3 > 0), "wireguard-go received nothing");
     assert_eq!(tunnel_status(&mut vm)["system"], true);
 
+    // The exporter's unit, off until started: a dynamic user in group culvert-monitor reads the tunnel's counters
+    // on culvertd's monitor socket and serves them.
+    assert_eq!(vm.sh("stat -c '%a %U %G' /run/culvert-monitor/culvertd.sock").trim(), "660 root culvert-monitor");
+    assert_eq!(vm.sh("systemctl is-enabled culvert-exporter || true").trim(), "disabled");
+    vm.sh("systemctl start culvert-exporter");
+    let scrape = "bash -c 'exec 3<>/dev/tcp/127.0.0.1/19586 && printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' \
+                  2>/dev/null || true";
+    let mut page = String::new();
+    let served = wait_until(Duration::from_secs(20), || {
+        page = vm.sh(scrape);
+        page.contains("culvert_helper_up 1")
+    });
+    assert!(
+        served,
+        "the exporter unit serves nothing: {page}\n{}",
+        vm.sh("systemctl status culvert-exporter --no-pager -l 2>&1 || true")
+    );
+    assert!(page.contains(&format!("culvert_tunnel_up{{tunnel=\"{TUNNEL}\"")), "{page}");
+    vm.sh("systemctl stop culvert-exporter");
+
     // culvert-wg, from the same package, beside culvertd: its API socket is in /run/wireguard, which tmpfiles.d
     // makes and no unit owns, so restarting culvertd (an upgrade does) leaves it and its device alone (culvert-wg
     // ends when its socket is removed, as wireguard-go does).

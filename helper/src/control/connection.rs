@@ -40,7 +40,16 @@ const MAX_SAMPLES_PER_EVENT: usize = 128;
 
 type Reader = FramedRead<OwnedReadHalf, JsonCodec<ClientMessage, ()>>;
 
-pub async fn serve(helper: Arc<Helper>, stream: UnixStream) {
+/// Which socket a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The main socket: a user's own tunnels, to change and watch.
+    User,
+    /// The monitor socket: every tunnel's status and counters, read only.
+    Monitor,
+}
+
+pub async fn serve(helper: Arc<Helper>, stream: UnixStream, role: Role) {
     let cred = match stream.peer_cred() {
         Ok(c) => c,
         Err(e) => {
@@ -48,17 +57,17 @@ pub async fn serve(helper: Arc<Helper>, stream: UnixStream) {
             return;
         }
     };
-    let caller = Caller { uid: cred.uid(), gid: cred.gid() };
+    let monitor = helper.monitors.gid.is_some() && helper.monitors.allows(cred.uid(), cred.gid());
+    let caller = Caller { uid: cred.uid(), gid: cred.gid(), reads_all: monitor };
     let (read, mut write) = stream.into_split();
     let mut reader: Reader = FramedRead::new(read, JsonCodec::default());
-    if !helper.access.allows(caller.uid, caller.gid) {
-        tracing::info!(
-            "refused uid {} (gid {}): not root nor in group {}",
-            caller.uid,
-            caller.gid,
-            helper.access.group_name
-        );
-        let error = IpcError::NotAuthorized { uid: caller.uid, group: helper.access.group_name.clone() };
+    let access = match role {
+        Role::User => &helper.access,
+        Role::Monitor => &helper.monitors,
+    };
+    if !access.allows(caller.uid, caller.gid) {
+        tracing::info!("refused uid {} (gid {}): not root nor in group {}", caller.uid, caller.gid, access.group_name);
+        let error = IpcError::NotAuthorized { uid: caller.uid, group: access.group_name.clone() };
         refuse(&mut write, error).await;
         return;
     }
@@ -89,7 +98,7 @@ pub async fn serve(helper: Arc<Helper>, stream: UnixStream) {
     if send(&mut write, &hello).await.is_err() {
         return;
     }
-    Session::new(helper, caller).run(reader, write).await;
+    Session::new(helper, caller, role).run(reader, write).await;
 }
 
 async fn send(write: &mut OwnedWriteHalf, message: &ServerMessage) -> std::io::Result<()> {
@@ -103,13 +112,14 @@ async fn refuse(write: &mut OwnedWriteHalf, error: IpcError) {
 struct Session {
     helper: Arc<Helper>,
     caller: Caller,
+    role: Role,
     events: Arc<EventQueue>,
     subscriptions: HashMap<String, JoinHandle<()>>,
 }
 
 impl Session {
-    fn new(helper: Arc<Helper>, caller: Caller) -> Self {
-        Self { helper, caller, events: Arc::default(), subscriptions: HashMap::new() }
+    fn new(helper: Arc<Helper>, caller: Caller, role: Role) -> Self {
+        Self { helper, caller, role, events: Arc::default(), subscriptions: HashMap::new() }
     }
 
     async fn run(mut self, mut reader: Reader, mut write: OwnedWriteHalf) {
@@ -152,6 +162,14 @@ impl Session {
     /// Answers one request; `Err` when the connection's writer is gone.
     async fn handle(&mut self, id: u64, request: Request, out: &mpsc::Sender<Bytes>) -> Result<(), Closed> {
         let helper = &self.helper;
+        if self.role == Role::Monitor && !reads_only(&request) {
+            let error = IpcError::BadRequest {
+                message: "the monitor socket only reads (the status and counters of tunnels): changes go through \
+                          culvertd's main socket, for members of its group"
+                    .into(),
+            };
+            return respond(out, id, Err(error)).await;
+        }
         let result = match request {
             Request::Up { profile } => helper.up(self.caller, *profile).await.map(|status| Response::Up { status }),
             Request::Apply { profile } => {
@@ -203,6 +221,14 @@ impl Session {
             });
         }
         let info = self.helper.watchable(self.caller, &name)?;
+        if packets.is_some() && (self.role == Role::Monitor || !self.caller.owns(info.owner_uid)) {
+            // What crosses a tunnel is its owner's to see: monitors read counters only.
+            return Err(IpcError::NotOwner {
+                name,
+                owner_uid: info.owner_uid,
+                action: "see its packets (a monitor reads counters only)".into(),
+            });
+        }
         let sampling = match packets {
             None => None,
             Some(s) if !(1..=MAX_ONE_IN).contains(&s.one_in) => {
@@ -229,6 +255,19 @@ impl Session {
         }
         Ok(name)
     }
+}
+
+/// Whether a request only reads, as the monitor socket allows: status, the list of system tunnels, whether
+/// lockdown is on, and subscriptions to counters.
+fn reads_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Status { .. }
+            | Request::SystemTunnels
+            | Request::Lockdown { on: None }
+            | Request::Subscribe { .. }
+            | Request::Unsubscribe { .. }
+    )
 }
 
 /// The connection's writer has gone: the client left.

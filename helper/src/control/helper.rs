@@ -40,10 +40,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// A member of the monitor group: sees the status and counters of every tunnel in full (never their packets).
+    pub reads_all: bool,
 }
 
 impl Caller {
-    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0, reads_all: true };
+
+    /// A caller who is not a monitor.
+    pub fn user(uid: u32, gid: u32) -> Self {
+        Self { uid, gid, reads_all: false }
+    }
 
     /// Whether the caller may change and watch what `owner_uid` brought up: it is theirs, or they are root.
     pub fn owns(&self, owner_uid: u32) -> bool {
@@ -89,6 +96,8 @@ pub struct Helper {
     /// network is compared with.
     ways: Mutex<HashMap<(String, std::net::SocketAddr), Option<Way>>>,
     pub access: Access,
+    /// Who may use the monitor socket, and sees every tunnel in full.
+    pub monitors: Access,
     pub admission: Arc<Admission>,
     pub request_timeout: Duration,
 }
@@ -97,7 +106,7 @@ impl Helper {
     pub fn new(
         netlink: Netlink,
         records: Records,
-        access: Access,
+        (access, monitors): (Access, Access),
         admission: Arc<Admission>,
         request_timeout: Duration,
         system: super::system_tunnels::SystemTunnels,
@@ -123,6 +132,7 @@ impl Helper {
             kill_switch,
             ways: Mutex::default(),
             access,
+            monitors,
             admission,
             request_timeout,
         }
@@ -717,7 +727,7 @@ impl Helper {
             .list()
             .into_iter()
             .filter_map(|(name, stored)| stored.ok().map(|(owner, profile)| (name, owner, profile)))
-            .filter(|(_, owner, _)| caller.owns(*owner))
+            .filter(|(_, owner, _)| caller.owns(*owner) || caller.reads_all)
             .map(|(name, owner_uid, profile)| culvert_core::stats::SystemTunnel {
                 kind: profile.kind(),
                 kill_switch: matches!(&profile.tunnel, culvert_core::profile::Tunnel::Wireguard(w) if w.kill_switch),
@@ -767,7 +777,7 @@ impl Helper {
                     continue;
                 }
             };
-            match self.up(Caller { uid: owner, gid: 0 }, profile).await {
+            match self.up(Caller::user(owner, 0), profile).await {
                 Ok(_) => {
                     self.mark_system(&name, true).await;
                     up += 1;
@@ -822,7 +832,9 @@ impl Helper {
     pub fn visible(&self, caller: Caller, name: Option<&str>) -> Result<Vec<(Arc<TunnelInfo>, bool)>, IpcError> {
         let registry = self.registry();
         let up = |e: &Entry| match e {
-            Entry::Up { tunnel, .. } => Some((tunnel.info.clone(), caller.owns(tunnel.info.owner_uid))),
+            Entry::Up { tunnel, .. } => {
+                Some((tunnel.info.clone(), caller.owns(tunnel.info.owner_uid) || caller.reads_all))
+            }
             _ => None,
         };
         match name {
@@ -834,7 +846,8 @@ impl Helper {
         }
     }
 
-    /// A tunnel the caller may watch: their own, or any for root.
+    /// A tunnel the caller may watch: their own, or any for root and monitors (packet samples are the owner's
+    /// and root's only: the subscription checks).
     pub fn watchable(&self, caller: Caller, name: &str) -> Result<Arc<TunnelInfo>, IpcError> {
         let (info, owned) = self.visible(caller, Some(name))?.remove(0);
         if !owned {

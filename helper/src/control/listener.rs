@@ -54,6 +54,17 @@ pub fn bind(path: &Path, access: &Access) -> Result<UnixListener, ListenError> {
     Ok(listener)
 }
 
+/// Binds the monitor socket as [`bind`] does, for `monitors`; its directory is opened to all (0755), as
+/// systemd's RuntimeDirectory= makes it the main group's only: the socket's own mode and group keep others out.
+pub fn bind_monitor(path: &Path, monitors: &Access) -> Result<UnixListener, ListenError> {
+    let listener = bind(path, monitors)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(|source| ListenError::Io { path: dir.into(), source })?;
+    }
+    Ok(listener)
+}
+
 /// Pauses of the accept loop after it fails. Out of file descriptors (EMFILE, ENFILE) or memory, trying again at
 /// once fails again at once: that spun a core and wrote millions of log lines. The pause doubles up to a second
 /// while the shortage lasts, and the log says so once per [`LOG_EVERY`].

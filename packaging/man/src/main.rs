@@ -55,6 +55,10 @@ const CULVERT_SECTIONS: &[Section] = &[
                 "Stored profiles, without their keys: those are in the desktop session's keyring (the Secret Service).",
             ),
             ("/run/culvert/culvertd.sock", "culvertd's socket; members of group culvert may use it."),
+            (
+                "/run/culvert-monitor/culvertd.sock",
+                "culvertd's monitor socket, which culvert exporter reads; members of group culvert-monitor may use it.",
+            ),
         ],
     },
     Section { title: "SEE ALSO", items: &[("culvertd(8), culvert-wg(8), wg(8), wg-quick(8)", "")] },
@@ -80,6 +84,10 @@ const CULVERTD_SECTIONS: &[Section] = &[
         title: "FILES",
         items: &[
             ("/run/culvert/culvertd.sock", "The socket clients connect to."),
+            (
+                "/run/culvert-monitor/culvertd.sock",
+                "The monitor socket: members of the monitor group read every tunnel's status and counters there.",
+            ),
             (
                 "/etc/culvert/tunnels/NAME.toml, NAME.conf",
                 "System tunnels (culvert enable), root-only, keys inline; brought up whenever culvertd starts.",
