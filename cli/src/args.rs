@@ -25,6 +25,10 @@ pub struct Cli {
     /// The helper's socket [default: $CULVERT_SOCKET, else /run/culvert/culvertd.sock]
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
+    /// Print JSON instead of text, for scripts: every command that prints something (status: an array of tunnels;
+    /// watch: an object per line; up, apply, enable: the tunnel's status; list, import, enabled: an array).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,12 +69,9 @@ pub enum Command {
         #[arg(add = ArgValueCompleter::new(complete::tunnels))]
         name: String,
     },
-    /// List the system tunnels you enabled (root: all), and whether each is up now.
-    Enabled {
-        /// A JSON array of objects with `name`, `kind`, `owner_uid`, `kill_switch` and `state`.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List the system tunnels you enabled (root: all), and whether each is up now (--json: objects with `name`,
+    /// `kind`, `owner_uid`, `kill_switch` and `state`).
+    Enabled,
     /// List the stored profiles.
     List,
     /// Store profile files (.toml, .conf for wg-quick, .nmconnection for NetworkManager), each under its name;
@@ -84,9 +85,6 @@ pub enum Command {
         /// The stored profile's name, instead of the one the file gives (one file, or `-`, only).
         #[arg(long)]
         name: Option<String>,
-        /// A JSON array, one object per file: `file`, `imported`, and `name` and `kind`, or `error`.
-        #[arg(long)]
-        json: bool,
     },
     /// Print a stored profile: a wg-quick file for WireGuard (keys included), TOML for the other kinds.
     Export {
@@ -124,9 +122,6 @@ pub enum Command {
         /// One tunnel's name; without it, every tunnel you may see.
         #[arg(add = ArgValueCompleter::new(complete::tunnels))]
         name: Option<String>,
-        /// A JSON array, one object per tunnel.
-        #[arg(long)]
-        json: bool,
     },
     /// Print a new WireGuard private key, as `wg genkey` does.
     Genkey,
@@ -164,9 +159,6 @@ pub enum Command {
         /// Milliseconds between lines.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(i64::from(MIN_INTERVAL_MS)..=i64::from(MAX_INTERVAL_MS)))]
         interval: u32,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
         /// Also show the headers of sampled packets (udp, wireguard and tap tunnels).
         #[arg(long)]
         packets: bool,

@@ -23,6 +23,16 @@ macro_rules! say {
     };
 }
 
+/// Prints `value` as JSON when asked for JSON (`--json`), else `text`, as one line of standard output.
+fn out(json: bool, value: impl serde::Serialize, text: impl std::fmt::Display) -> anyhow::Result<()> {
+    if json {
+        say!("{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        say!("{text}")?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // `COMPLETE=bash culvert` prints the shell's part of the completions; with the shell's words, the candidates.
     // Either way it exits here. The shell's part calls `culvert` by name, so that it finds it on the PATH.
@@ -83,9 +93,25 @@ fn from_file(file: &Path, e: ClientError) -> anyhow::Error {
 /// Runs the store's commands; returns the command still to run (with `up NAME` resolved to its profile).
 fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
     let store = || culvert_store::Store::open_default();
+    let json = cli.json;
     match &cli.command {
         Command::List => {
             let listed = store()?.list()?;
+            if json {
+                let listed: Vec<serde_json::Value> = listed
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "name": l.name,
+                            "kind": l.kind.map(|k| k.as_str()),
+                            "encrypted": l.kind.map(|k| k.encrypted()),
+                            "problem": l.problem,
+                        })
+                    })
+                    .collect();
+                say!("{}", serde_json::to_string_pretty(&listed)?)?;
+                return Ok(None);
+            }
             if listed.is_empty() {
                 say!("no stored profile; `culvert import FILE` adds one")?;
             }
@@ -100,14 +126,25 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             }
             Ok(None)
         }
-        Command::Import { files, name, json } => {
-            import(&store()?, files, name.as_deref(), *json)?;
+        Command::Import { files, name } => {
+            import(&store()?, files, name.as_deref(), json)?;
+            Ok(None)
+        }
+        Command::Export { name, qr: false } if json => {
+            let store = store()?;
+            let kind = store.load(name)?.kind();
+            let text = zeroize::Zeroizing::new(store.export(name)?);
+            let format = if kind == profile::Kind::Wireguard { "wg-quick" } else { "toml" };
+            let value =
+                serde_json::json!({ "name": name, "kind": kind.as_str(), "format": format, "text": text.as_str() });
+            say!("{}", zeroize::Zeroizing::new(serde_json::to_string_pretty(&value)?).as_str())?;
             Ok(None)
         }
         Command::Export { name, qr: false } => {
             write!(std::io::stdout().lock(), "{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str())?;
             Ok(None)
         }
+        Command::Export { .. } if json => anyhow::bail!("--qr draws a code for a camera; without --json it prints"),
         Command::Export { name, qr: true } => {
             let profile = store()?.load(name)?;
             let Some(conf) = profile::wg_quick::write(&profile).map(zeroize::Zeroizing::new) else {
@@ -126,21 +163,21 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
         }
         Command::Rm { name } => {
             store()?.remove(name)?;
-            say!("removed {name}")?;
+            out(json, serde_json::json!({ "removed": name }), format!("removed {name}"))?;
             Ok(None)
         }
         Command::Up { profile } if !is_file_argument(profile) => {
             let loaded = store()?.load(profile)?;
-            Ok(Some(Cli { socket: cli.socket, command: Command::UpLoaded(Box::new(loaded)) }))
+            Ok(Some(Cli { socket: cli.socket, json, command: Command::UpLoaded(Box::new(loaded)) }))
         }
         Command::Apply { profile } if !is_file_argument(profile) => {
             let loaded = store()?.load(profile)?;
-            Ok(Some(Cli { socket: cli.socket, command: Command::ApplyLoaded(Box::new(loaded)) }))
+            Ok(Some(Cli { socket: cli.socket, json, command: Command::ApplyLoaded(Box::new(loaded)) }))
         }
         Command::Enable { profile, kill_switch, allow_lan } if !is_file_argument(profile) => {
             let loaded = store()?.load(profile)?;
             let command = Command::EnableLoaded(Box::new(loaded), *kill_switch, *allow_lan);
-            Ok(Some(Cli { socket: cli.socket, command }))
+            Ok(Some(Cli { socket: cli.socket, json, command }))
         }
         _ => Ok(Some(cli)),
     }
@@ -268,53 +305,62 @@ async fn connect(socket: Option<&Path>) -> anyhow::Result<Client> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket.as_deref();
+    let json = cli.json;
     match cli.command {
-        Command::VxlanMac { vni, local } => say!("{}", culvert_core::mac::MacAddr::derived(vni, local))?,
-        Command::Genkey => say!("{}", SecretKey::generate_private().to_base64().as_str())?,
-        Command::Genpsk => say!("{}", SecretKey::generate_preshared().to_base64().as_str())?,
+        Command::VxlanMac { vni, local } => {
+            let mac = culvert_core::mac::MacAddr::derived(vni, local).to_string();
+            out(json, serde_json::json!({ "mac": mac }), &mac)?;
+        }
+        Command::Genkey => {
+            let key = SecretKey::generate_private().to_base64();
+            out(json, serde_json::json!({ "private_key": key.as_str() }), key.as_str())?;
+        }
+        Command::Genpsk => {
+            let key = SecretKey::generate_preshared().to_base64();
+            out(json, serde_json::json!({ "preshared_key": key.as_str() }), key.as_str())?;
+        }
         Command::Pubkey => {
             let mut text = zeroize::Zeroizing::new(String::new());
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
             let key: SecretKey = text.trim().parse().map_err(|_| {
                 anyhow::anyhow!("standard input is not a private key: pipe in what `culvert genkey` printed")
             })?;
-            say!("{}", key.public_key())?;
+            let public = key.public_key().to_string();
+            out(json, serde_json::json!({ "public_key": public }), &public)?;
         }
         Command::UpLoaded(profile) => {
             let status = connect(socket).await?.up(*profile).await?;
-            say!("{}", render::up_line(&status))?;
+            out(json, &status, render::up_line(&status))?;
         }
         Command::ApplyLoaded(profile) => {
             let (status, changes) = connect(socket).await?.apply(*profile).await?;
-            say!("{}", render::applied(&status, &changes))?;
+            out(json, serde_json::json!({ "status": status, "changes": changes }), render::applied(&status, &changes))?;
         }
         Command::EnableLoaded(profile, kill_switch, allow_lan) => {
             let profile = guarded(*profile, kill_switch, allow_lan)?;
             let status = connect(socket).await?.enable(profile).await?;
-            say!("{}", render::enabled(&status))?;
+            out(json, &status, render::enabled(&status))?;
         }
         Command::Enable { profile: file, kill_switch, allow_lan } => {
             let file = PathBuf::from(file);
             let profile = guarded(profile::load_file(&file)?, kill_switch, allow_lan)?;
             let status = connect(socket).await?.enable(profile).await.map_err(|e| from_file(&file, e))?;
-            say!("{}", render::enabled(&status))?;
+            out(json, &status, render::enabled(&status))?;
         }
         Command::Lockdown { state } => {
             let on = connect(socket).await?.lockdown(state.map(|s| s == OnOff::On)).await?;
-            say!(
-                "{}",
-                if on {
-                    "lockdown is on: nothing leaves this host but through a WireGuard full tunnel"
-                } else {
-                    "lockdown is off"
-                }
-            )?;
+            let text = if on {
+                "lockdown is on: nothing leaves this host but through a WireGuard full tunnel"
+            } else {
+                "lockdown is off"
+            };
+            out(json, serde_json::json!({ "lockdown": on }), text)?;
         }
         Command::Disable { name } => {
             connect(socket).await?.disable(&name).await?;
-            say!("{name} is down and disabled")?;
+            out(json, serde_json::json!({ "disabled": name }), format!("{name} is down and disabled"))?;
         }
-        Command::Enabled { json } => {
+        Command::Enabled => {
             let mut client = connect(socket).await?;
             let enabled = client.system_tunnels().await?;
             let up = client.status(None).await?;
@@ -333,7 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let file = PathBuf::from(file);
             let profile = profile::load_file(&file)?;
             let (status, changes) = connect(socket).await?.apply(profile).await.map_err(|e| from_file(&file, e))?;
-            say!("{}", render::applied(&status, &changes))?;
+            out(json, serde_json::json!({ "status": status, "changes": changes }), render::applied(&status, &changes))?;
         }
         Command::List | Command::Import { .. } | Command::Export { .. } | Command::Rm { .. } => {}
         Command::Up { profile: file } => {
@@ -350,17 +396,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let profile = profile::load_file(&file)?;
             let status = connect(socket).await?.up(profile).await.map_err(|e| from_file(&file, e))?;
-            say!("{}", render::up_line(&status))?;
+            out(json, &status, render::up_line(&status))?;
         }
         Command::Down { name, all } => {
             let mut client = connect(socket).await?;
             let names = client.down(if all { None } else { name.as_deref() }).await?;
-            match names.as_slice() {
-                [] => say!("no tunnel was up")?,
-                names => say!("{} down", names.join(", "))?,
-            }
+            let text =
+                if names.is_empty() { "no tunnel was up".to_owned() } else { format!("{} down", names.join(", ")) };
+            out(json, serde_json::json!({ "down": names }), text)?;
         }
-        Command::Status { name, json } => {
+        Command::Status { name } => {
             let tunnels = connect(socket).await?.status(name.as_deref()).await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&tunnels)?)?;
@@ -377,7 +422,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let socket = socket.map_or_else(|| PathBuf::from(culvert_core::DEFAULT_MONITOR_SOCKET), Path::to_path_buf);
             exporter::serve(listen, socket).await?;
         }
-        Command::Watch { name, interval, json, packets, one_in } => {
+        Command::Watch { name, interval, packets, one_in } => {
             let sampling = packets.then_some(culvert_core::packets::Sampling { one_in });
             watch(socket, &name, interval, json, sampling).await?;
         }

@@ -79,7 +79,10 @@ fn bad_profiles_fail_clearly_and_leave_nothing() {
     // The same name twice.
     let good =
         lab.profile("good", &udp_profile("10.9.0.1/24", 8285, "cv-good", "172.31.0.2:8285", "10.9.0.0/24", 1400));
-    lab.helpers[0].culvert_ok(&["up", good.to_str().unwrap()]);
+    // --json gives what was said as data: the status of the tunnel that came up.
+    let up: serde_json::Value =
+        serde_json::from_str(&lab.helpers[0].culvert_ok(&["up", good.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!((&up["name"], &up["state"], &up["interface"]), (&"good".into(), &"up".into(), &"cv-good".into()));
     let out = lab.helpers[0].culvert(&["up", good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(FAILED));
     let msg = stderr(&out);

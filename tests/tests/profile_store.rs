@@ -101,6 +101,14 @@ fn udp_profiles_are_stored_and_listed_as_unencrypted_without_any_keyring() {
     let out = run(&["import", p.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&run(&["list"])).contains("plain\tudp  (unencrypted)"));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&run(&["list", "--json"]))).unwrap();
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["kind"], &listed[0]["encrypted"]),
+        (&"plain".into(), &"udp".into(), &false.into())
+    );
+    let exported: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "export", "plain"]))).unwrap();
+    assert_eq!(exported["format"], "toml");
+    assert!(exported["text"].as_str().unwrap().contains("kind = \"udp\""), "{exported}");
     assert!(stdout(&run(&["export", "plain"])).contains("kind = \"udp\""));
     let out = run(&["export", "plain", "--qr"]);
     assert!(!out.status.success() && stderr(&out).contains("QR codes are for WireGuard"), "{}", stderr(&out));
