@@ -144,6 +144,14 @@ fn the_device_ends_with_its_link_its_socket_or_a_signal_and_bad_names_are_refuse
         "{}",
         culvert_tests::stderr(&taken)
     );
+    // Without the privilege TUNSETIFF needs, the message says how to run it.
+    let unprivileged = run(Command::new("setpriv")
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
+        .arg(bin("culvert-wg"))
+        .arg(unique("cwg")));
+    assert!(!unprivileged.status.success());
+    let said = culvert_tests::stderr(&unprivileged);
+    assert!(said.contains("run culvert-wg as root"), "{said}");
 }
 
 /// WireGuard's namespace trick as netns.sh sets it up: two devices made in `ns0`, whose `lo` carries their UDP,

@@ -107,7 +107,13 @@ fn fail(report: bool, message: &str) -> ExitCode {
 }
 
 async fn run(interface: &str, report: bool) -> Result<(), String> {
-    let device = WgDevice::create(interface).map_err(|e| format!("cannot create the TUN device {interface}: {e}"))?;
+    let device = WgDevice::create(interface).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot create the TUN device {interface}: {e}; run culvert-wg as root (or with CAP_NET_ADMIN), as \
+             wg-quick does"
+        ),
+        _ => format!("cannot create the TUN device {interface}: {e}"),
+    })?;
     let device = Arc::new(device);
     let listener = uapi::bind(interface).map_err(|e| e.to_string())?;
     let path = uapi::socket_path(interface);

@@ -418,10 +418,7 @@ impl Protocol for WgCore {
 
     fn arrived_at(&self, peer: usize, local: IpAddr) {
         if let Some(p) = self.peers.get(peer) {
-            let mut at = p.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *at != Some(local) {
-                *at = Some(local);
-            }
+            *p.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(local);
         }
     }
 
