@@ -360,7 +360,9 @@ fn handshakes_refused_under_load_are_counted() {
         let now = refused();
         std::mem::replace(&mut last, now) == now
     });
-    let seconds = started.elapsed().as_secs() + 1;
+    // The limiter's budget is per second of its own clock, not aligned with ours: a run of T seconds touches at most
+    // floor(T) + 2 of its windows (it failed with 300 handled in 1.6 s, which touched three).
+    let seconds = started.elapsed().as_secs() + 2;
     let s = h.status("cv-load");
     eprintln!("20,000 initiations sent: {s}");
     assert!(settled, "{s}");
