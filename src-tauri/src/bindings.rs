@@ -15,6 +15,7 @@ culvert_app_macros::commands!(crate::commands:
     import_profile,
     remove_profile,
     export_profile,
+    profile_qr,
     connect,
     disconnect,
     set_always_on,

@@ -7,7 +7,7 @@ use culvert_store::Store;
 use tauri::{AppHandle, State};
 
 use crate::culvertd::{self, client};
-use crate::model::{HelperState, PacketBatch, ProfileSummary};
+use crate::model::{HelperState, PacketBatch, ProfileSummary, QrModules};
 use crate::profiles::with_store;
 use crate::state::Notices;
 
@@ -45,8 +45,10 @@ pub async fn list_profiles() -> Result<Vec<ProfileSummary>, String> {
 #[culvert_app_macros::command]
 pub async fn import_profile(file_name: String, text: String) -> Result<ProfileSummary, String> {
     let base = std::path::Path::new(&file_name).file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-    if !(base.ends_with(".conf") || base.ends_with(".toml")) {
-        return Err(format!("{file_name} is not a profile: import a .conf (wg-quick) or .toml file"));
+    if !(base.ends_with(".conf") || base.ends_with(".toml") || base.ends_with(".nmconnection")) {
+        return Err(format!(
+            "{file_name} is not a profile: import a .conf (wg-quick), .nmconnection (NetworkManager) or .toml file"
+        ));
     }
     with_store(move |store| {
         let p = store.import_text(std::path::Path::new(&base), &text)?;
@@ -75,6 +77,27 @@ pub async fn remove_profile(name: String) -> Result<(), String> {
 #[culvert_app_macros::command]
 pub async fn export_profile(name: String) -> Result<String, String> {
     with_store(move |s| s.export(&name)).await
+}
+
+/// A WireGuard profile as a QR code for the WireGuard mobile apps: its wg-quick file, keys included (the UI warns
+/// before it asks).
+#[culvert_app_macros::command]
+pub async fn profile_qr(name: String) -> Result<QrModules, String> {
+    let profile = with_store(move |s| s.load(&name)).await?;
+    let Some(conf) = culvert_core::profile::wg_quick::write(&profile) else {
+        return Err(format!(
+            "{} is a {} profile: QR codes are for WireGuard profiles, which the WireGuard mobile apps import",
+            profile.name,
+            profile.kind()
+        ));
+    };
+    let conf = zeroize::Zeroizing::new(conf);
+    // The lowest error correction gives the fewest modules, the easiest to scan from a screen.
+    let code = qrcode::QrCode::with_error_correction_level(conf.as_bytes(), qrcode::EcLevel::L)
+        .map_err(|e| format!("{} is too large for a QR code ({e}): export it as a file instead", profile.name))?;
+    let size = u32::try_from(code.width()).map_err(|e| e.to_string())?;
+    let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+    Ok(QrModules { size, dark })
 }
 
 /// Brings the stored profile's tunnel up.

@@ -80,6 +80,14 @@ pub struct ProfileSummary {
     pub problem: Option<String>,
 }
 
+/// A QR code's modules, row by row (`size` × `size`, true for a dark one), without the quiet zone around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct QrModules {
+    pub size: u32,
+    pub dark: Vec<bool>,
+}
+
 /// culvertd's own resource use, sampled by the app.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]

@@ -655,8 +655,6 @@ pub fn raise_open_files() {
 /// Reads back a QR code drawn in a terminal (`culvert export --qr`: half blocks, ink for light modules, ANSI
 /// colours around each line) with rqrr, a decoder Culvert does not use, as a phone's camera would see it.
 pub fn decode_terminal_qr(drawn: &str) -> Result<String> {
-    /// Pixels per module each way: a decoder wants more than one.
-    const SCALE: usize = 4;
     let mut rows: Vec<Vec<bool>> = Vec::new();
     for line in drawn.lines() {
         let mut plain = String::new();
@@ -683,6 +681,13 @@ pub fn decode_terminal_qr(drawn: &str) -> Result<String> {
         rows.push(top);
         rows.push(bottom);
     }
+    decode_qr_bitmap(&rows)
+}
+
+/// Reads back a QR code given as rows of modules (true for a light one, the quiet zone included) with rqrr.
+pub fn decode_qr_bitmap(rows: &[Vec<bool>]) -> Result<String> {
+    /// Pixels per module each way: a decoder wants more than one.
+    const SCALE: usize = 4;
     let width = rows.first().map_or(0, Vec::len);
     let height = rows.len();
     let mut image = rqrr::PreparedImage::prepare_from_greyscale(width * SCALE, height * SCALE, |x, y| {

@@ -182,6 +182,32 @@ fn the_app_imports_a_profile_connects_shows_live_traffic_and_packets_and_disconn
     let stored = std::fs::read_to_string(keyring.home.join(".config/culvert/profiles/roadwarrior.toml")).unwrap();
     assert!(!stored.contains(&private), "the private key reached the profile file");
 
+    // Its QR code for a phone: first the warning, then the code, which another decoder reads back as exactly the
+    // file `culvert export` prints.
+    app.click(&app.wait_for("li.profile[data-name=\"roadwarrior\"] .qr", Duration::from_secs(5)).unwrap()).unwrap();
+    let warning = app.wait_for("#qr-warning", Duration::from_secs(5)).unwrap();
+    assert!(app.text(&warning).unwrap().contains("private key"), "{}", app.page_text());
+    assert!(app.find_all("#qr-code").unwrap().is_empty(), "the code was shown before the warning was read");
+    app.click(&app.wait_for("#qr-show", Duration::from_secs(5)).unwrap()).unwrap();
+    app.wait_for("#qr-code", Duration::from_secs(10)).unwrap();
+    let shown = app
+        .execute(
+            r##"const svg = document.querySelector("#qr-code");
+               const dark = Array.from(svg.querySelectorAll("rect.m"), (r) => [+r.getAttribute("x"), +r.getAttribute("y")]);
+               return { size: +svg.dataset.size, dark };"##,
+            serde_json::json!([]),
+        )
+        .unwrap();
+    let size = shown["size"].as_u64().unwrap() as usize;
+    let mut rows = vec![vec![true; size]; size];
+    for xy in shown["dark"].as_array().unwrap() {
+        rows[xy[1].as_u64().unwrap() as usize][xy[0].as_u64().unwrap() as usize] = false;
+    }
+    let scanned = culvert_tests::decode_qr_bitmap(&rows).unwrap();
+    let exported = keyring.culvert(&socket, &["export", "roadwarrior"]);
+    assert_eq!(scanned, String::from_utf8_lossy(&exported.stdout), "the app's QR code is not the exported file");
+    app.click(&app.wait_for("#qr-close", Duration::from_secs(5)).unwrap()).unwrap();
+
     // The name, not the row's middle: the row holds buttons (Edit among them).
     app.click(&app.wait_for("li.profile[data-name=\"office\"] .name", Duration::from_secs(5)).unwrap()).unwrap();
 

@@ -342,7 +342,7 @@ describe("the profile store", () => {
     const side = fakeSide(PROFILES);
     await mount(side);
     const input = $<HTMLInputElement>("#import-file")!;
-    expect(input.accept).toBe(".conf,.toml");
+    expect(input.accept).toBe(".conf,.toml,.nmconnection");
     expect(input.hidden).toBe(true);
     const file = new File(["[Interface]\nPrivateKey = x\n"], "office.conf");
     Object.defineProperty(input, "files", { value: [file], configurable: true });
@@ -397,6 +397,32 @@ describe("the profile store", () => {
     await click(row("wg0").querySelector(".export"));
     expect(side.api.exportProfile).toHaveBeenCalledWith("wg0");
     expect(save).toHaveBeenCalledWith("wg0.conf", "[Interface]\nAddress = 10.8.0.1/24\n# wg0\n");
+  });
+
+  it("shows a WireGuard profile's QR code only after saying that it holds the private key", async () => {
+    const side = fakeSide(PROFILES);
+    await mount(side);
+    expect(row("lab").querySelector(".qr")).toBeNull();
+    await click(row("wg0").querySelector(".qr"));
+    expect(document.querySelector("#qr-warning")!.textContent).toContain("private key of wg0");
+    expect(side.api.profileQr).not.toHaveBeenCalled();
+    expect(document.querySelector("#qr-code")).toBeNull();
+    await click(document.querySelector("#qr-show"));
+    expect(side.api.profileQr).toHaveBeenCalledWith("wg0");
+    const svg = document.querySelector<SVGElement>("#qr-code")!;
+    expect(svg.dataset.size).toBe("29");
+    expect(svg.querySelectorAll("rect.m").length).toBe(21);
+    await click(document.querySelector("#qr-close"));
+    expect(document.querySelector("#qr-dialog")).toBeNull();
+  });
+
+  it("says why when a QR code cannot be made", async () => {
+    const side = fakeSide(PROFILES);
+    side.api.profileQr.mockRejectedValueOnce("wg0 is too large for a QR code");
+    await mount(side);
+    await click(row("wg0").querySelector(".qr"));
+    await click(document.querySelector("#qr-show"));
+    expect(document.querySelector("#qr-dialog [role=alert]")!.textContent).toContain("too large");
   });
 
   it("saves an export through a download link to a blob URL by default", async () => {

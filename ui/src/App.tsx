@@ -5,6 +5,7 @@ import type { TunnelStatus } from "./bindings/TunnelStatus";
 import { Detail, type Tab } from "./components/Detail";
 import { ErrorBanner, InfoBanner } from "./components/ErrorBanner";
 import { ProfileForm } from "./components/ProfileForm";
+import { QrDialog } from "./components/QrDialog";
 import { SettingsDialog } from "./components/SettingsDialog";
 import { Sidebar, type Row } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
@@ -44,6 +45,8 @@ export function App({ api, save }: AppProps) {
   const [tab, setTab] = useState<Tab>("overview");
   const [confirmRemove, setConfirmRemove] = useState<string | null>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  /** The profile whose QR code dialog is open. */
+  const [qrFor, setQrFor] = useState<string | null>(null);
   /** culvertd's switches as calls just set them (`always:NAME`, `lockdown`), until the snapshots agree. */
   const [switches, setSwitches] = useState<Record<string, PendingSwitch>>({});
 
@@ -257,6 +260,7 @@ export function App({ api, save }: AppProps) {
             }}
             onToggle={(name) => void toggle(name)}
             onExport={(name) => void exportProfile(name)}
+            onQr={setQrFor}
             onAskRemove={setConfirmRemove}
             onRemove={(name) => void removeProfile(name)}
             onImport={openImport}
@@ -302,7 +306,7 @@ export function App({ api, save }: AppProps) {
         <input
           type="file"
           id="import-file"
-          accept=".conf,.toml"
+          accept=".conf,.toml,.nmconnection"
           multiple
           hidden
           ref={fileInput}
@@ -316,10 +320,11 @@ export function App({ api, save }: AppProps) {
         <div id="downloads" ref={downloads} hidden />
         {dropping ? (
           <div class="drop-overlay" aria-hidden="true">
-            <div class="drop-card">Drop .conf or .toml files to import them</div>
+            <div class="drop-card">Drop .conf, .nmconnection or .toml files to import them</div>
           </div>
         ) : null}
       </div>
+      {qrFor ? <QrDialog api={api} name={qrFor} onClose={() => setQrFor(null)} /> : null}
       {settingsOpen ? (
         <SettingsDialog
           api={api}

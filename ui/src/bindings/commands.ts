@@ -10,6 +10,7 @@ import type { HelperState } from "./HelperState";
 import type { KeyPair } from "./KeyPair";
 import type { PacketBatch } from "./PacketBatch";
 import type { ProfileSummary } from "./ProfileSummary";
+import type { QrModules } from "./QrModules";
 import type { Saved } from "./Saved";
 import type { Settings } from "./Settings";
 import type { SettingsView } from "./SettingsView";
@@ -29,6 +30,8 @@ export const commands = {
   removeProfile: (name: string): Promise<void> => invoke("remove_profile", { name }),
   /** The profile as a file to hand to someone: wg-quick for WireGuard (keys included), TOML for the others. */
   exportProfile: (name: string): Promise<string> => invoke("export_profile", { name }),
+  /** A WireGuard profile as a QR code for the WireGuard mobile apps: its wg-quick file, keys included (the UI warns before it asks). */
+  profileQr: (name: string): Promise<QrModules> => invoke("profile_qr", { name }),
   /** Brings the stored profile's tunnel up. */
   connect: (name: string): Promise<TunnelStatus> => invoke("connect", { name }),
   /** Takes the tunnel down. */

@@ -33,6 +33,8 @@ export type SidebarProps = {
   onSelect(name: string): void;
   onToggle(name: string): void;
   onExport(name: string): void;
+  /** Shows a WireGuard profile's QR code, after a warning. */
+  onQr(name: string): void;
   onAskRemove(name: string | null): void;
   onRemove(name: string): void;
   onImport(): void;
@@ -142,6 +144,11 @@ function ProfileRow(props: SidebarProps & { row: Row; focusable: boolean }) {
               <button type="button" class="export subtle" disabled={!!b} title="Save this profile as a file" onClick={(e) => { stop(e); props.onExport(row.name); }}>
                 {b === "export" ? "Exporting…" : "Export"}
               </button>
+              {row.kind === "wireguard" ? (
+                <button type="button" class="qr subtle" disabled={!!b} title="Show a QR code for the WireGuard app on a phone" onClick={(e) => { stop(e); props.onQr(row.name); }}>
+                  QR
+                </button>
+              ) : null}
               <button type="button" class="remove subtle" disabled={!!b} title="Remove this profile from the store" onClick={(e) => { stop(e); props.onAskRemove(row.name); }}>
                 Remove
               </button>

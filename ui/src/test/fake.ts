@@ -68,6 +68,8 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
       );
     }),
     exportProfile: vi.fn(async (name: string) => `[Interface]\nAddress = 10.8.0.1/24\n# ${name}\n`),
+    // A 21-module code whose dark modules are the diagonal: enough to count what is drawn.
+    profileQr: vi.fn(async (_name: string) => ({ size: 21, dark: Array.from({ length: 21 * 21 }, (_, i) => i % 22 === 0) })),
     connect: vi.fn(async (name: string): Promise<TunnelStatus> => tunnel({ name, state: "connecting" })),
     disconnect: vi.fn(async (_name: string) => undefined),
     setAlwaysOn: vi.fn(async (_name: string, _on: boolean) => undefined),
