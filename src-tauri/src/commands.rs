@@ -173,8 +173,8 @@ pub fn usage(
 
 /// Takes the tunnel down.
 #[culvert_app_macros::command]
-pub async fn disconnect(name: String) -> Result<(), String> {
-    culvertd::disconnect(name).await
+pub async fn disconnect(app: AppHandle, name: String) -> Result<(), String> {
+    culvertd::disconnect(&app, name).await
 }
 
 /// The packet view's subscription, if one is open. The lock is held for a whole `watch_packets`, so that two

@@ -40,7 +40,11 @@ pub async fn set_lockdown(on: bool) -> Result<bool, String> {
     client().await?.lockdown(Some(on)).await.map_err(|e| e.to_string())
 }
 
-pub async fn disconnect(name: String) -> Result<(), String> {
+pub async fn disconnect(app: &tauri::AppHandle, name: String) -> Result<(), String> {
+    // Asked for here: the tunnel's going is no surprise to notify of.
+    if let Some(alerts) = tauri::Manager::try_state::<crate::alerts::Alerts>(app) {
+        alerts.asked_down(&name);
+    }
     client().await?.down(Some(&name)).await.map(|_| ()).map_err(|e| e.to_string())
 }
 

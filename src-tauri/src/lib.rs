@@ -1,6 +1,7 @@
 //! Culvert's desktop app: an unprivileged Tauri 2 app that talks to culvertd only through culvert-core's client,
 //! keeps profiles in culvert-store (keys in the Secret Service), and shows live traffic, packets and a tray.
 
+mod alerts;
 mod bindings;
 mod commands;
 mod culvertd;
@@ -29,6 +30,8 @@ pub fn run() {
         // First, so that a second launch only shows the running app's window (over the session bus).
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| window::show_main(app)))
         .plugin(tauri_plugin_autostart::Builder::new().build())
+        .plugin(tauri_plugin_notification::init())
+        .manage(alerts::Alerts::default())
         .manage(state::Latest::default())
         .manage(usage::Usage::open_default())
         .manage(state::Notices::default())

@@ -88,6 +88,7 @@ fn ms(started: std::time::Instant) -> u64 {
 
 fn publish(app: &AppHandle, snapshot: Snapshot) {
     crate::tray::update(app, &snapshot);
+    crate::alerts::notify(app, &snapshot);
     if let Err(e) = crate::bindings::SNAPSHOT.emit(app, &snapshot) {
         tracing::debug!("cannot emit a snapshot: {e}");
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -17,6 +17,19 @@ pub struct Settings {
     /// Stored profiles to bring up when the app starts, in this order.
     #[serde(default)]
     pub connect_on_launch: Vec<String>,
+    /// Desktop notifications: a tunnel connected or went down, a handshake that fails, the helper gone and back.
+    #[serde(default = "on")]
+    pub notifications: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { start_minimized: false, connect_on_launch: vec![], notifications: true }
+    }
 }
 
 /// What the settings view shows: the stored settings and what lives elsewhere.
@@ -99,9 +112,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("culvert-settings-{}", std::process::id()));
         let path = dir.join("app.toml");
         assert_eq!(load_from(&path), Settings::default());
-        let s = Settings { start_minimized: true, connect_on_launch: vec!["office".into(), "lab".into()] };
+        let s = Settings {
+            start_minimized: true,
+            connect_on_launch: vec!["office".into(), "lab".into()],
+            notifications: false,
+        };
         save_to(&path, &s).unwrap();
         assert_eq!(load_from(&path), s);
+        // A file from before notifications could be turned off has them on.
+        std::fs::write(&path, "start_minimized = true").unwrap();
+        assert!(load_from(&path).notifications);
         std::fs::write(&path, "start_minimized = \"yes\"").unwrap();
         assert_eq!(load_from(&path), Settings::default(), "a damaged file reads as the defaults");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -109,7 +129,7 @@ mod tests {
 
     #[test]
     fn the_launch_list_follows_renames_and_removals() {
-        let mut s = Settings { start_minimized: false, connect_on_launch: vec!["a".into(), "b".into()] };
+        let mut s = Settings { connect_on_launch: vec!["a".into(), "b".into()], ..Settings::default() };
         assert!(s.rename_profile("a", Some("c")));
         assert_eq!(s.connect_on_launch, ["c", "b"]);
         assert!(s.rename_profile("c", Some("b")), "a rename onto a listed name leaves it once");

@@ -173,9 +173,10 @@ fn on_menu(app: &AppHandle, id: &str) {
                     l.0.lock().ok().and_then(|s| s.as_ref().map(|s| s.tunnels.iter().any(|t| t.name == name)))
                 })
                 .unwrap_or(false);
+            let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 let result = if up {
-                    crate::culvertd::disconnect(name.clone()).await
+                    crate::culvertd::disconnect(&app, name.clone()).await
                 } else {
                     crate::culvertd::connect(name.clone()).await.map(|_| ())
                 };

@@ -661,3 +661,95 @@ fn the_app_keeps_a_profile_always_on_and_lockdown_blocks_with_the_tray_saying_wh
     assert!(!lab.dir.join("a-config/tunnels/always.toml").exists(), "culvertd kept the profile");
     app.end();
 }
+
+/// The notifications a real notification daemon (dunst) received on the app's session bus, as dbus-monitor saw
+/// the calls: the whole text of every `Notify` so far.
+fn notified(file: &Path) -> String {
+    std::fs::read_to_string(file).unwrap_or_default()
+}
+
+/// Desktop notifications through a real notification daemon under Xvfb: a tunnel connected, one taken down
+/// elsewhere, the helper gone and back; and none once they are turned off in Settings.
+#[test]
+fn the_app_notifies_of_tunnels_and_the_helper_and_can_be_told_not_to() {
+    let mut lab = Lab::new();
+    let (a, b) = lab.two_hosts();
+    lab.start_helper(&a, "a", &[]);
+    lab.start_helper(&b, "b", &[]);
+    let peer = lab
+        .profile("notepeer", &udp_profile("10.9.0.2/24", 8285, "cv-notepeer", "172.31.0.1:8285", "10.9.0.0/24", 1400));
+    lab.helpers[1].culvert_ok(&["up", peer.to_str().unwrap()]);
+    let file =
+        lab.profile("noted", &udp_profile("10.9.0.1/24", 8285, "cv-noted", "172.31.0.2:8285", "10.9.0.0/24", 1400));
+    let keyring = SessionKeyring::start(&mut lab);
+    let display = xvfb(&mut lab);
+
+    // The daemon that shows them, and a monitor of what it was sent.
+    let mut dunst = Command::new("dunst");
+    keyring.env(&mut dunst).env("DISPLAY", &display).stdout(std::process::Stdio::null());
+    lab.spawn(&mut dunst);
+    let calls = lab.dir.join("notify-calls.txt");
+    let mut monitor = Command::new("dbus-monitor");
+    keyring
+        .env(&mut monitor)
+        .args(["--session", "interface='org.freedesktop.Notifications',member='Notify'"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&calls).unwrap())
+        .stderr(std::process::Stdio::null());
+    // Not through lab.spawn, which sends what a child prints nowhere.
+    lab.children.push(monitor.spawn().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(5), || notified(&calls).contains("NameAcquired")),
+        "dbus-monitor is not listening"
+    );
+    let owner = || {
+        let mut c = Command::new("dbus-send");
+        keyring.env(&mut c).args([
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.Notifications",
+        ]);
+        culvert_tests::run(&mut c).stdout.ends_with(b"true\n")
+    };
+    assert!(wait_until(Duration::from_secs(10), owner), "dunst did not take the notifications' name");
+
+    let socket = lab.helpers[0].socket.clone();
+    let app = app_session(&mut lab, &keyring, &display, &socket, None);
+    app.wait_for("#helper-state.state-ok", Duration::from_secs(20)).unwrap();
+    let input = app.wait_for("#import-file", Duration::from_secs(5)).unwrap();
+    app.send_keys(&input, file.to_str().unwrap()).unwrap();
+    app.click(&app.wait_for("li.profile[data-name=\"noted\"] .toggle", Duration::from_secs(10)).unwrap()).unwrap();
+    let said = |what: &str| wait_until(Duration::from_secs(10), || notified(&calls).contains(what));
+    assert!(said("noted connected"), "no notification of the connection: {}", notified(&calls));
+
+    // Down from the command line, not from the app: a surprise to the app, so it says so.
+    lab.helpers[0].culvert_ok(&["down", "noted"]);
+    assert!(said("noted disconnected"), "no notification of the fall: {}", notified(&calls));
+
+    // The helper stops, and comes back.
+    assert!(lab.helpers[0].stop_with(15), "culvertd did not stop on SIGTERM");
+    assert!(said("helper stopped"), "no notification of the helper's going: {}", notified(&calls));
+    lab.helpers.remove(0);
+    // On the same socket: the helper is now the lab's last.
+    lab.start_helper(&a, "a", &[]);
+    assert!(said("helper is back"), "no notification of the helper's return: {}", notified(&calls));
+    let restarted = lab.helpers.len() - 1;
+
+    // Off in Settings: connecting again says nothing.
+    app.click(&app.wait_for("#settings-button", Duration::from_secs(5)).unwrap()).unwrap();
+    app.click(&app.wait_for("#setting-notifications", Duration::from_secs(5)).unwrap()).unwrap();
+    app.click(&app.wait_for("#settings-close", Duration::from_secs(5)).unwrap()).unwrap();
+    let connected_before = notified(&calls).matches("noted connected").count();
+    let toggle = app.wait_for("li.profile[data-name=\"noted\"] .toggle", Duration::from_secs(10)).unwrap();
+    app.click(&toggle).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.helpers[restarted].culvert(&["status", "noted"]).status.success()),
+        "the app did not connect"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(notified(&calls).matches("noted connected").count(), connected_before, "notified while turned off");
+    app.end();
+}

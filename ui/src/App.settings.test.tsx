@@ -37,7 +37,7 @@ async function key(name: string) {
 
 function view(v: Partial<SettingsView> & { launch?: string[] } = {}): SettingsView {
   const { launch = [], ...rest } = v;
-  return { settings: { start_minimized: false, connect_on_launch: launch }, start_at_login: false, tray: true, ...rest };
+  return { settings: { start_minimized: false, connect_on_launch: launch, notifications: true }, start_at_login: false, tray: true, ...rest };
 }
 
 describe("the settings dialog", () => {
@@ -68,16 +68,19 @@ describe("the settings dialog", () => {
     await mount();
     await click($("#settings-button"));
     await click(launch("lab"));
-    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["lab", "wg0"] }, false);
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["lab", "wg0"], notifications: true }, false);
     expect(launch("lab").checked).toBe(true);
     await click(launch("wg0"));
-    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["lab"] }, false);
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["lab"], notifications: true }, false);
     expect(launch("wg0").checked).toBe(false);
     await click(launch("flat"));
     expect(side.state.settings.settings.connect_on_launch).toEqual(["flat", "lab"]);
     await click(check("#setting-start-minimized"));
     await click(check("#setting-start-at-login"));
-    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: true, connect_on_launch: ["flat", "lab"] }, true);
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: true, connect_on_launch: ["flat", "lab"], notifications: true }, true);
+    expect(check("#setting-notifications").checked).toBe(true);
+    await click(check("#setting-notifications"));
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: true, connect_on_launch: ["flat", "lab"], notifications: false }, true);
     expect($("#settings-error")).toBeNull();
   });
 
@@ -86,7 +89,7 @@ describe("the settings dialog", () => {
     side.api.setSettings.mockImplementationOnce(async (settings) => view({ settings, start_at_login: false }));
     await click($("#settings-button"));
     await click(check("#setting-start-at-login"));
-    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: [] }, true);
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: [], notifications: true }, true);
     expect(check("#setting-start-at-login").checked).toBe(false);
   });
 
@@ -105,7 +108,7 @@ describe("the settings dialog", () => {
     await act(async () => first.resolve(view({ launch: ["wg0"] })));
     await settle();
     expect(side.api.setSettings).toHaveBeenCalledTimes(2);
-    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["flat", "wg0"] }, false);
+    expect(side.api.setSettings).toHaveBeenLastCalledWith({ start_minimized: false, connect_on_launch: ["flat", "wg0"], notifications: true }, false);
     expect(launch("wg0").checked).toBe(true);
     expect(launch("flat").checked).toBe(true);
   });
@@ -117,7 +120,7 @@ describe("the settings dialog", () => {
     side.api.setSettings.mockRejectedValueOnce(message);
     await click($("#settings-button"));
     await click(check("#setting-start-at-login"));
-    expect(side.api.setSettings).toHaveBeenCalledWith({ start_minimized: false, connect_on_launch: ["lab"] }, true);
+    expect(side.api.setSettings).toHaveBeenCalledWith({ start_minimized: false, connect_on_launch: ["lab"], notifications: true }, true);
     expect($("#settings #settings-error")!.textContent).toBe(message);
     expect($("#settings-error")!.getAttribute("role")).toBe("alert");
     expect(check("#setting-start-at-login").checked).toBe(false);

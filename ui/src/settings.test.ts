@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SettingsView } from "./bindings/SettingsView";
-import { launchList, setLaunch, setStartAtLogin, setStartMinimized } from "./settings";
+import { launchList, setLaunch, setStartAtLogin, setStartMinimized, setNotifications } from "./settings";
 
 const STORED = ["flat", "lab", "wg0"];
 
@@ -21,12 +21,13 @@ describe("launchList", () => {
 });
 
 describe("changes", () => {
-  const view: SettingsView = { settings: { start_minimized: false, connect_on_launch: ["lab"] }, start_at_login: false, tray: true };
+  const view: SettingsView = { settings: { start_minimized: false, connect_on_launch: ["lab"], notifications: true }, start_at_login: false, tray: true };
 
   it("change one thing and keep the rest", () => {
     expect(setStartMinimized(true)(view)).toEqual({ ...view, settings: { ...view.settings, start_minimized: true } });
     expect(setStartAtLogin(true)(view)).toEqual({ ...view, start_at_login: true });
-    expect(setLaunch(STORED, "flat", true)(view).settings).toEqual({ start_minimized: false, connect_on_launch: ["flat", "lab"] });
+    expect(setNotifications(false)(view)).toEqual({ ...view, settings: { ...view.settings, notifications: false } });
+    expect(setLaunch(STORED, "flat", true)(view).settings).toEqual({ start_minimized: false, connect_on_launch: ["flat", "lab"], notifications: true });
     expect(view.settings.connect_on_launch).toEqual(["lab"]);
   });
 });

@@ -20,6 +20,10 @@ export const setStartMinimized =
   (on: boolean): SettingsChange =>
   (v) => ({ ...v, settings: { ...v.settings, start_minimized: on } });
 
+export const setNotifications =
+  (on: boolean): SettingsChange =>
+  (v) => ({ ...v, settings: { ...v.settings, notifications: on } });
+
 export const setStartAtLogin =
   (on: boolean): SettingsChange =>
   (v) => ({ ...v, start_at_login: on });

@@ -8,4 +8,8 @@ start_minimized: boolean,
 /**
  * Stored profiles to bring up when the app starts, in this order.
  */
-connect_on_launch: Array<string>, };
+connect_on_launch: Array<string>, 
+/**
+ * Desktop notifications: a tunnel connected or went down, a handshake that fails, the helper gone and back.
+ */
+notifications: boolean, };

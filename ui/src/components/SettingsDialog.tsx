@@ -2,7 +2,7 @@ import type { TargetedKeyboardEvent } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText, type Api } from "../api";
 import type { SettingsView } from "../bindings/SettingsView";
-import { setLaunch, setStartAtLogin, setStartMinimized, type SettingsChange } from "../settings";
+import { setLaunch, setNotifications, setStartAtLogin, setStartMinimized, type SettingsChange } from "../settings";
 
 export type SettingsDialogProps = {
   api: Api;
@@ -180,6 +180,15 @@ export function SettingsDialog({ api, profiles, lockdown, onLockdown, onClose }:
                     onChange={(e) => change(setStartAtLogin(e.currentTarget.checked))}
                   />
                   <span>Start Culvert when I log in</span>
+                </label>
+                <label class="check">
+                  <input
+                    type="checkbox"
+                    id="setting-notifications"
+                    checked={shown.settings.notifications}
+                    onChange={(e) => change(setNotifications(e.currentTarget.checked))}
+                  />
+                  <span>Notify me when a tunnel connects or drops, a handshake fails, or the helper stops</span>
                 </label>
               </fieldset>
               <fieldset class="setting-group" aria-describedby="launch-note">

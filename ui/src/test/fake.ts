@@ -48,7 +48,7 @@ export function fakeSide(profiles: ProfileSummary[], helper: HelperState = OK, e
     /** Notices sent before the page listened, as `notices` returns them. */
     earlyNotices: string[];
   } = {
-    settings: { settings: { start_minimized: false, connect_on_launch: [] }, start_at_login: false, tray: true },
+    settings: { settings: { start_minimized: false, connect_on_launch: [], notifications: true }, start_at_login: false, tray: true },
     usage: {},
     today: TODAY,
     earlyNotices: [],
