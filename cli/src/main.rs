@@ -144,7 +144,10 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             write!(std::io::stdout().lock(), "{}", zeroize::Zeroizing::new(store()?.export(name)?).as_str())?;
             Ok(None)
         }
-        Command::Export { .. } if json => anyhow::bail!("--qr draws a code for a camera; without --json it prints"),
+        Command::Export { name, .. } if json => anyhow::bail!(
+            "--qr draws a QR code, which has no JSON form: leave out --json, or run `culvert --json export {name}` for \
+             the file as JSON"
+        ),
         Command::Export { name, qr: true } => {
             let profile = store()?.load(name)?;
             let Some(conf) = profile::wg_quick::write(&profile).map(zeroize::Zeroizing::new) else {
