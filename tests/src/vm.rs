@@ -105,15 +105,24 @@ pub fn depends_of(deb: &Path) -> Vec<String> {
 /// The image with `packages` installed besides the base: built with debootstrap the first time (2-4 minutes), then
 /// taken from `target/vm/`.
 pub fn image(packages: &[String]) -> Result<Image> {
+    image_with(packages, &[])
+}
+
+/// As [`image`], with `files` (an absolute path in the guest, and its text) written into it after the packages
+/// are installed: configuration the guest must have from its first boot.
+pub fn image_with(packages: &[String], files: &[(&str, &str)]) -> Result<Image> {
     let mut wanted: Vec<&str> = packages.iter().map(String::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let recipe = format!(
+    let mut recipe = format!(
         "suite {SUITE}\nmirror {MIRROR}\nbase {}\npackages {}\nagent {AGENT}\nunit {AGENT_UNIT}\nnetwork {NETWORK}\n\
          fstab {FSTAB}\n",
         BASE_PACKAGES.join(","),
         wanted.join(",")
     );
+    for (path, text) in files {
+        recipe.push_str(&format!("file {path}\n{text}\n"));
+    }
     let mut hasher = DefaultHasher::new();
     recipe.hash(&mut hasher);
     let dir = cache_root().join(format!("{SUITE}-{:016x}", hasher.finish()));
@@ -160,6 +169,9 @@ pub fn image(packages: &[String]) -> Result<Image> {
     put("/etc/systemd/network/10-test.network", NETWORK, 0o644)?;
     put("/etc/fstab", FSTAB, 0o644)?;
     put("/etc/hostname", "culvert-vm\n", 0o644)?;
+    for (path, text) in files {
+        put(path, text, 0o644)?;
+    }
     fs::create_dir_all(root.join("mnt/host"))?;
     // The guest logs in nowhere: root has no password, and the console is only read.
     check(Command::new("chroot").arg(&root).args(["systemctl", "enable", "culvert-test-agent", "systemd-networkd"]));

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The first line of a resolver file Culvert wrote: how a second tunnel, and crash cleanup, recognize it.
 pub(crate) const MARKER: &str = "# Written by culvertd";
+/// Debian resolvconf's order of records.
+const INTERFACE_ORDER: &str = "/etc/resolvconf/interface-order";
 const RESOLVCONF_PATHS: [&str; 2] = ["/usr/sbin/resolvconf", "/sbin/resolvconf"];
 /// How long to wait for the system bus before deciding systemd-resolved is not there.
 const BUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,17 +60,7 @@ pub async fn backend() -> Backend {
 async fn resolved_runs() -> bool {
     let probe = async {
         let conn = zbus::Connection::system().await.ok()?;
-        let reply = conn
-            .call_method(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                Some("org.freedesktop.DBus"),
-                "NameHasOwner",
-                &("org.freedesktop.resolve1",),
-            )
-            .await
-            .ok()?;
-        reply.body().deserialize::<bool>().ok()
+        super::bus::name_has_owner(&conn, "org.freedesktop.resolve1").await.ok()
     };
     matches!(tokio::time::timeout(BUS_TIMEOUT, probe).await, Ok(Some(true)))
 }
@@ -77,11 +69,30 @@ fn resolvconf() -> Option<&'static str> {
     RESOLVCONF_PATHS.into_iter().find(|p| Path::new(p).exists())
 }
 
+/// The record's name in resolvconf for a tunnel's link. Debian's resolvconf lists records in the order of
+/// `interface-order` and has no exclusive mode (it ignores openresolv's `-x`): a record named after the link
+/// alone would fall under the final `*`, after the LAN's, and the tunnel's servers would be asked last. Named
+/// under the file's first plain `NAME*` pattern (`tun*` on Debian), as wg-quick names its records, they come
+/// first. openresolv has no such file, and takes the link's name.
+fn resolvconf_record(interface_order: &str, interface: &str) -> String {
+    let prefix = interface_order.lines().map(str::trim).find_map(|line| {
+        let name = line.strip_suffix('*')?;
+        (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')).then_some(name)
+    });
+    match prefix {
+        Some(prefix) => format!("{prefix}.{interface}"),
+        None => interface.to_owned(),
+    }
+}
+
 /// What the change will be, decided before it is made so that it can be recorded first.
 pub fn plan(backend: Backend, interface: &str, ifindex: u32, backup: PathBuf) -> Result<DnsChange, String> {
     Ok(match backend {
         Backend::Resolved => DnsChange::Resolved { ifindex, interface: interface.into() },
-        Backend::Resolvconf => DnsChange::Resolvconf { interface: interface.into() },
+        Backend::Resolvconf => {
+            let order = std::fs::read_to_string(INTERFACE_ORDER).unwrap_or_default();
+            DnsChange::Resolvconf { interface: resolvconf_record(&order, interface) }
+        }
         Backend::File => {
             if std::fs::read_to_string(RESOLV_CONF).unwrap_or_default().starts_with(MARKER) {
                 return Err("another Culvert tunnel has set DNS in /etc/resolv.conf already; bring it down \
@@ -252,6 +263,16 @@ async fn resolved_revert(ifindex: u32) -> zbus::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolvconf_records_sort_under_the_first_plain_pattern_as_wg_quicks_do() {
+        let debian = "# interface-order(5)\nlo.inet6\nlo.inet\nlo.@(dnsmasq|pdnsd)\nlo\ntun*\ntap*\n\
+                      @(br|eth)*([^.]).inet\n*\n";
+        assert_eq!(resolvconf_record(debian, "office"), "tun.office");
+        // No file (openresolv), or no plain pattern in it: the link's own name.
+        assert_eq!(resolvconf_record("", "office"), "office");
+        assert_eq!(resolvconf_record("lo\n@(br|eth)*\n*\n", "office"), "office");
+    }
 
     #[test]
     fn the_resolver_file_lists_servers_then_search_domains() {

@@ -1,11 +1,13 @@
 //! Everything the helper changes in the system: links, addresses and routes through netlink, and the record
 //! of those changes in the state directory that lets a restarted helper undo what a crashed one left.
 
+pub mod bus;
 pub mod dns;
 pub mod dns_wire;
 pub mod files;
 pub mod memory;
 pub mod netlink;
+pub mod network_manager;
 pub mod nft;
 pub mod notify;
 pub mod record;

@@ -66,6 +66,20 @@ pub async fn up(
     }
 }
 
+/// Has NetworkManager, where it runs, leave a link the tunnel just created alone, before the link gets an
+/// address. A failure costs the tunnel nothing but NetworkManager's good manners, so it is logged.
+async fn keep_from_network_manager(netlink: &Netlink, interface: &str) {
+    use crate::system::network_manager::{self, Outcome};
+    if netlink.is_fake() {
+        return;
+    }
+    match network_manager::leave_alone(interface).await {
+        Ok(Outcome::Unmanaged) => tracing::debug!("NetworkManager leaves {interface} unmanaged"),
+        Ok(Outcome::NotRunning) => {}
+        Err(e) => tracing::warn!("{e}; it may configure {interface} on its own"),
+    }
+}
+
 /// Where a tunnel's peers come from when a registry (an overlay's etcd) keeps them: it shows itself in the
 /// tunnel's status, and the tunnel leaves it when it goes down.
 pub trait RegistrySource: Send + Sync + std::fmt::Debug + 'static {

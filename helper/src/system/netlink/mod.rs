@@ -190,6 +190,15 @@ impl Netlink {
         Some(fake::FakeTun::create(kernel, name, mtu).map(|t| std::sync::Arc::new(t) as _))
     }
 
+    /// Whether this is the unit tests' in-memory kernel, where nothing outside the helper (NetworkManager, the
+    /// resolver) may be asked about its links.
+    pub fn is_fake(&self) -> bool {
+        #[cfg(test)]
+        return self.fake.is_some();
+        #[cfg(not(test))]
+        false
+    }
+
     /// A sysctl's value (`key` under /proc/sys).
     pub fn read_sysctl(&self, key: &str) -> std::io::Result<String> {
         or_fake!(self, k => k.read_sysctl(key));
