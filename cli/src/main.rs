@@ -131,12 +131,13 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
             Ok(None)
         }
         Command::Export { name, qr: false } if json => {
-            let store = store()?;
-            let kind = store.load(name)?.kind();
-            let text = zeroize::Zeroizing::new(store.export(name)?);
-            let format = if kind == profile::Kind::Wireguard { "wg-quick" } else { "toml" };
-            let value =
-                serde_json::json!({ "name": name, "kind": kind.as_str(), "format": format, "text": text.as_str() });
+            let exported = store()?.export_file(name)?;
+            let value = serde_json::json!({
+                "name": name,
+                "kind": exported.kind.as_str(),
+                "format": exported.format.as_str(),
+                "text": exported.text.as_str(),
+            });
             say!("{}", zeroize::Zeroizing::new(serde_json::to_string_pretty(&value)?).as_str())?;
             Ok(None)
         }
@@ -149,17 +150,7 @@ fn store_command(cli: Cli) -> anyhow::Result<Option<Cli>> {
              the file as JSON"
         ),
         Command::Export { name, qr: true } => {
-            let profile = store()?.load(name)?;
-            let Some(conf) = profile::wg_quick::write(&profile).map(zeroize::Zeroizing::new) else {
-                anyhow::bail!(
-                    "{name} is a {} profile: QR codes are for WireGuard profiles, which the WireGuard mobile apps \
-                     import; `culvert export {name}` prints it as TOML",
-                    profile.kind()
-                );
-            };
-            let drawn = zeroize::Zeroizing::new(qr::draw(&conf).map_err(|e| {
-                anyhow::anyhow!("{name} is too large for a QR code ({e}): copy the file `culvert export {name}` prints")
-            })?);
+            let drawn = zeroize::Zeroizing::new(qr::draw(&store()?.qr_code(name)?));
             eprintln!("culvert: this QR code holds {name}'s private key: whoever scans it can use the tunnel");
             write!(std::io::stdout().lock(), "{}", drawn.as_str())?;
             Ok(None)

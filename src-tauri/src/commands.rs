@@ -83,18 +83,7 @@ pub async fn export_profile(name: String) -> Result<String, String> {
 /// before it asks).
 #[culvert_app_macros::command]
 pub async fn profile_qr(name: String) -> Result<QrModules, String> {
-    let profile = with_store(move |s| s.load(&name)).await?;
-    let Some(conf) = culvert_core::profile::wg_quick::write(&profile) else {
-        return Err(format!(
-            "{} is a {} profile: QR codes are for WireGuard profiles, which the WireGuard mobile apps import",
-            profile.name,
-            profile.kind()
-        ));
-    };
-    let conf = zeroize::Zeroizing::new(conf);
-    // The lowest error correction gives the fewest modules, the easiest to scan from a screen.
-    let code = qrcode::QrCode::with_error_correction_level(conf.as_bytes(), qrcode::EcLevel::L)
-        .map_err(|e| format!("{} is too large for a QR code ({e}): export it as a file instead", profile.name))?;
+    let code = with_store(move |s| s.qr_code(&name)).await?;
     let size = u32::try_from(code.width()).map_err(|e| e.to_string())?;
     let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
     Ok(QrModules { size, dark })

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use culvert_core::keys::PublicKey;
 use culvert_core::profile::{self, Draft, FileProblem, Kind, Profile, Tunnel, WireguardDraft};
+use zeroize::Zeroizing;
 
 pub use files::write_atomically;
 pub use secrets::Secrets;
@@ -35,12 +36,43 @@ pub enum StoreError {
     MissingSecret { name: String, what: String },
     #[error("{0}")]
     Secrets(#[from] secrets::SecretError),
+    #[error(
+        "{name} is a {kind} profile: QR codes are for WireGuard profiles, which the WireGuard mobile apps import; \
+         export it as a file instead"
+    )]
+    NotForQr { name: String, kind: Kind },
+    #[error("{name} is too large for a QR code ({reason}): export it as a file instead")]
+    TooLargeForQr { name: String, reason: String },
     #[error("cannot use the profile directory {}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A stored profile as a file to hand on.
+#[derive(Debug)]
+pub struct Exported {
+    pub kind: Kind,
+    pub format: ExportFormat,
+    pub text: Zeroizing<String>,
+}
+
+/// How an exported profile is written: wg-quick for WireGuard, TOML for the other kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    WgQuick,
+    Toml,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WgQuick => "wg-quick",
+            Self::Toml => "toml",
+        }
+    }
 }
 
 /// A stored profile as `list` shows it.
@@ -231,8 +263,31 @@ impl Store {
     /// The profile as a file to hand to someone: wg-quick for WireGuard (keys included, as wg-quick files hold
     /// them), TOML for the other kinds.
     pub fn export(&self, name: &str) -> Result<String, StoreError> {
+        // Moved out, not copied: no second copy of the keys is left to wipe.
+        Ok(std::mem::take(&mut *self.export_file(name)?.text))
+    }
+
+    /// As [`Store::export`], with the profile's kind and the file's format; the text is wiped when dropped.
+    pub fn export_file(&self, name: &str) -> Result<Exported, StoreError> {
         let profile = self.load(name)?;
-        Ok(profile::wg_quick::write(&profile).unwrap_or_else(|| profile::write_toml(&profile)))
+        let (format, text) = match profile::wg_quick::write(&profile) {
+            Some(conf) => (ExportFormat::WgQuick, conf),
+            None => (ExportFormat::Toml, profile::write_toml(&profile)),
+        };
+        Ok(Exported { kind: profile.kind(), format, text: Zeroizing::new(text) })
+    }
+
+    /// A WireGuard profile's wg-quick file as a QR code, as the WireGuard mobile apps import them. It holds the
+    /// private key: the CLI and the app warn before they show it.
+    pub fn qr_code(&self, name: &str) -> Result<qrcode::QrCode, StoreError> {
+        let profile = self.load(name)?;
+        let Some(conf) = profile::wg_quick::write(&profile).map(Zeroizing::new) else {
+            return Err(StoreError::NotForQr { name: name.into(), kind: profile.kind() });
+        };
+        // The lowest error correction gives the fewest modules, the easiest to scan from a screen (qrencode's
+        // default).
+        qrcode::QrCode::with_error_correction_level(conf.as_bytes(), qrcode::EcLevel::L)
+            .map_err(|e| StoreError::TooLargeForQr { name: name.into(), reason: e.to_string() })
     }
 
     /// Removes the file, then the secrets (WireGuard profiles only: the other kinds have none, and need no
