@@ -149,6 +149,23 @@ fn callers_outside_the_group_are_refused_by_mode_and_by_credentials() {
     let out = h.culvert_as(4242, 65534, &["down", "--all"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mine down");
     assert_eq!(h.status("rootone")["state"], "up");
+
+    // So is a process given the group only as a supplementary one when it started (systemd's
+    // SupplementaryGroups=, `sg`), which the group database does not list for its user: culvertd reads the
+    // caller's groups from the socket (SO_PEERGROUPS). The socket's mode is back to the group's.
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o660)).unwrap();
+    let given = |groups: &str| {
+        run(Command::new("setpriv")
+            .args(["--reuid=4242", "--regid=4242", &format!("--groups={groups}")])
+            .arg(bin("culvert"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["status", "--json"]))
+    };
+    let out = given("65534");
+    assert!(out.status.success(), "a supplementary member was refused: {}\n{}", stderr(&out), h.log_text());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rootone"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(given("4243").status.code(), Some(NOT_ALLOWED), "another supplementary group let the caller in");
 }
 
 #[test]

@@ -24,14 +24,15 @@ impl Access {
         Self { group_name: name.to_owned(), gid }
     }
 
-    /// Whether the caller with these credentials (from SO_PEERCRED) may use the helper: root; or a process whose
-    /// group is the helper's; or a user whose account is a member of it.
-    pub fn allows(&self, uid: u32, gid: u32) -> bool {
+    /// Whether the caller with these credentials (from SO_PEERCRED, and its supplementary `groups` from
+    /// SO_PEERGROUPS) may use the helper: root; or a process that has the helper's group; or a user whose account
+    /// is a member of it.
+    pub fn allows(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
         if uid == 0 {
             return true;
         }
         let Some(group) = self.gid else { return false };
-        if gid == group {
+        if gid == group || groups.contains(&group) {
             return true;
         }
         match User::from_uid(Uid::from_raw(uid)) {
@@ -51,11 +52,12 @@ mod tests {
     #[test]
     fn root_always_and_strangers_never() {
         let none = Access { group_name: "culvert-no-such-group".into(), gid: None };
-        assert!(none.allows(0, 0));
-        assert!(!none.allows(65534, 65534));
+        assert!(none.allows(0, 0, &[]));
+        assert!(!none.allows(65534, 65534, &[]));
         let some = Access { group_name: "g".into(), gid: Some(4242) };
-        assert!(some.allows(65534, 4242), "a process running with the group is a member");
-        assert!(!some.allows(65534, 65534));
+        assert!(some.allows(65534, 4242, &[]), "a process running with the group is a member");
+        assert!(some.allows(65534, 65534, &[7, 4242]), "so is one given the group as a supplementary one");
+        assert!(!some.allows(65534, 65534, &[7]));
     }
 
     #[test]

@@ -57,7 +57,11 @@ pub async fn serve(helper: Arc<Helper>, stream: UnixStream, role: Role) {
             return;
         }
     };
-    let monitor = helper.monitors.gid.is_some() && helper.monitors.allows(cred.uid(), cred.gid());
+    let groups = crate::system::peer_groups::peer_groups(std::os::fd::AsFd::as_fd(&stream)).unwrap_or_else(|e| {
+        tracing::debug!("cannot read a caller's supplementary groups, going by its account's: {e}");
+        Vec::new()
+    });
+    let monitor = helper.monitors.gid.is_some() && helper.monitors.allows(cred.uid(), cred.gid(), &groups);
     let caller = Caller { uid: cred.uid(), gid: cred.gid(), reads_all: monitor };
     let (read, mut write) = stream.into_split();
     let mut reader: Reader = FramedRead::new(read, JsonCodec::default());
@@ -65,7 +69,7 @@ pub async fn serve(helper: Arc<Helper>, stream: UnixStream, role: Role) {
         Role::User => &helper.access,
         Role::Monitor => &helper.monitors,
     };
-    if !access.allows(caller.uid, caller.gid) {
+    if !access.allows(caller.uid, caller.gid, &groups) {
         tracing::info!("refused uid {} (gid {}): not root nor in group {}", caller.uid, caller.gid, access.group_name);
         let error = IpcError::NotAuthorized { uid: caller.uid, group: access.group_name.clone() };
         refuse(&mut write, error).await;

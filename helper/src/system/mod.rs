@@ -10,6 +10,7 @@ pub mod netlink;
 pub mod network_manager;
 pub mod nft;
 pub mod notify;
+pub mod peer_groups;
 pub mod record;
 pub mod resolver;
 pub mod sleep;
