@@ -143,6 +143,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     });
+    tokio::spawn({
+        let helper = helper.clone();
+        async move {
+            // Without a system bus there is no NetworkManager either (the line above says so).
+            if let Ok(Ok(starts)) =
+                tokio::time::timeout(Duration::from_secs(5), system::network_manager::starts()).await
+            {
+                helper.follow_network_manager(starts).await;
+            }
+        }
+    });
     let mut backoff = listener::Backoff::default();
     loop {
         tokio::select! {

@@ -3,7 +3,8 @@
 //! systemd-resolved, and a server's resolvconf. In each, a WireGuard tunnel to a wireguard-go peer on the host
 //! sets its DNS (a name server at the far end of the tunnel, a search domain), the guest resolves a name only
 //! that server knows, and after `down` and after culvertd is killed the guest's resolver is as it was.
-//! NetworkManager must leave Culvert's links alone, through its reloads and restarts and from boot on.
+//! NetworkManager must leave Culvert's links alone, through its reloads and restarts, when it starts after them,
+//! and from boot on.
 //!
 //! Needs the package built first (`packaging/build`) and its path in CULVERT_DEB; scripts/test does both. Each
 //! image is built once (debootstrap, 3-5 minutes) and kept under target/vm/.
@@ -178,6 +179,31 @@ fn the_vm_with_network_manager_and_resolved_leaves_tunnels_alone_and_resolves_th
     assert!(address.contains("10.99.0.2/24"), "the tunnel lost its address to NetworkManager: {address:?}");
     assert!(s.pings_peer(), "no traffic after NetworkManager's restart");
 
+    // A NetworkManager that starts after the tunnel came up (by hand, or installed later) finds its link marked
+    // too: culvertd marks its links again whenever NetworkManager takes its name on the bus.
+    s.vm.sh("systemctl stop NetworkManager");
+    s.vm.sh(&format!("culvert down {TUNNEL}"));
+    s.up();
+    // The control: a TUN device configured while NetworkManager was away is taken in when it starts.
+    s.vm.sh("ip tuntap add mode tun name ctltun && ip addr add 10.98.0.1/24 dev ctltun && ip link set ctltun up");
+    s.vm.sh("systemctl start NetworkManager");
+    let mut control = String::new();
+    wait_until(Duration::from_secs(30), || {
+        control = nm_state(&mut s.vm, "ctltun");
+        control.starts_with("100") || control.starts_with("30")
+    });
+    s.vm.sh("ip link del ctltun");
+    assert!(!control.contains("unmanaged"), "NetworkManager started leaves a foreign TUN device alone: {control}");
+    let mut state = String::new();
+    let marked = wait_until(Duration::from_secs(30), || {
+        state = nm_state(&mut s.vm, TUNNEL);
+        state == "10 (unmanaged)"
+    });
+    assert!(marked, "NetworkManager, started after the tunnel, manages it: {state}");
+    let address = s.vm.sh(&format!("ip -o -4 addr show dev {TUNNEL}"));
+    assert!(address.contains("10.99.0.2/24"), "the tunnel lost its address to NetworkManager: {address:?}");
+    assert!(s.pings_peer(), "no traffic after NetworkManager started");
+
     // Down, and after a crash: systemd-resolved holds what it held before the tunnel.
     s.vm.sh(&format!("culvert down {TUNNEL}"));
     assert_eq!(resolved_config(&mut s.vm), baseline, "the tunnel's DNS outlived down");
@@ -192,7 +218,20 @@ fn the_vm_with_network_manager_and_resolved_leaves_tunnels_alone_and_resolves_th
     s.vm.sh(&format!("culvert enable /mnt/host/{TUNNEL}.conf"));
     s.vm.reboot().unwrap();
     assert!(wait_until(Duration::from_secs(60), || s.pings_peer()), "the enabled tunnel is not up after the reboot");
-    assert_eq!(nm_state(&mut s.vm, TUNNEL), "10 (unmanaged)", "NetworkManager manages the tunnel after a reboot");
+    // The agent may answer before NetworkManager has taken in every link of the boot.
+    let mut state = String::new();
+    let marked = wait_until(Duration::from_secs(30), || {
+        state = nm_state(&mut s.vm, TUNNEL);
+        state == "10 (unmanaged)"
+    });
+    assert!(
+        marked,
+        "NetworkManager's state of the tunnel after a reboot: {state}\n{}\n{}",
+        s.vm.sh("nmcli device 2>&1; systemctl status NetworkManager --no-pager 2>&1 | tail -n 20"),
+        s.vm.sh("journalctl -b -u culvertd -o short-monotonic --no-pager 2>&1 | tail -n 20")
+    );
+    let said = s.vm.sh("journalctl -b -u culvertd -o short-monotonic --no-pager | grep -i networkmanager || true");
+    eprintln!("vm: culvertd on NetworkManager after the reboot: {}", said.trim());
     s.resolves_through_the_tunnel("after a reboot");
     s.vm.sh(&format!("culvert disable {TUNNEL}"));
     assert_eq!(resolved_config(&mut s.vm), baseline, "the tunnel's DNS outlived disable");

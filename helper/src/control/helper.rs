@@ -939,6 +939,29 @@ impl Helper {
         }
     }
 
+    /// Each time NetworkManager starts while tunnels are up (by hand, or installed, after they came up; at boot
+    /// culvertd starts after it), their links are marked unmanaged in it again, until the stream ends.
+    pub async fn follow_network_manager(self: Arc<Self>, starts: impl futures::Stream<Item = ()>) {
+        let mut starts = std::pin::pin!(starts);
+        while futures::StreamExt::next(&mut starts).await.is_some() {
+            let links: Vec<String> = self
+                .registry()
+                .values()
+                .filter_map(|entry| match entry {
+                    Entry::Up { tunnel, .. } if tunnel.info.profile().has_link() => {
+                        Some(tunnel.info.profile().interface().to_owned())
+                    }
+                    _ => None,
+                })
+                .collect();
+            tracing::info!("NetworkManager started: leaving {} unmanaged", links.join(", "));
+            for link in links {
+                let within = crate::system::network_manager::FIND_AFTER_START_WITHIN;
+                tunnel::keep_from_network_manager(&self.netlink, &link, within).await;
+            }
+        }
+    }
+
     /// Tells every WireGuard tunnel that the host's network changed; their names.
     fn network_changed(&self) -> Vec<String> {
         let mut followed = Vec::new();

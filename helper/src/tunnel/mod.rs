@@ -66,14 +66,15 @@ pub async fn up(
     }
 }
 
-/// Has NetworkManager, where it runs, leave a link the tunnel just created alone, before the link gets an
-/// address. A failure costs the tunnel nothing but NetworkManager's good manners, so it is logged.
-async fn keep_from_network_manager(netlink: &Netlink, interface: &str) {
+/// Has NetworkManager, where it runs, leave a tunnel's link alone (one just created, before it gets an address,
+/// or one that was there before NetworkManager started), waiting up to `within` for NetworkManager to list it. A
+/// failure costs the tunnel nothing but NetworkManager's good manners, so it is logged.
+pub async fn keep_from_network_manager(netlink: &Netlink, interface: &str, within: std::time::Duration) {
     use crate::system::network_manager::{self, Outcome};
     if netlink.is_fake() {
         return;
     }
-    match network_manager::leave_alone(interface).await {
+    match network_manager::leave_alone(interface, within).await {
         Ok(Outcome::Unmanaged) => tracing::debug!("NetworkManager leaves {interface} unmanaged"),
         Ok(Outcome::NotRunning) => {}
         Err(e) => tracing::warn!("{e}; it may configure {interface} on its own"),

@@ -203,7 +203,7 @@ async fn configure<P: Send + Sync>(
         op: format!("creating the TUN device {interface}"),
         message: "the device vanished right after it was created".into(),
     })?;
-    super::keep_from_network_manager(netlink, interface).await;
+    super::keep_from_network_manager(netlink, interface, crate::system::network_manager::FIND_NEW_LINK_WITHIN).await;
     match plan.tap {
         Some(Some(mac)) => netlink.set_mac(link.index, mac.0).await?,
         // A TAP device is Ethernet, where link-local IPv6 is how neighbours find each other; a TUN device is not.

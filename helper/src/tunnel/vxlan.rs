@@ -80,7 +80,7 @@ async fn configure(
         op: format!("creating the VXLAN link {interface}"),
         message: "the link vanished right after it was created".into(),
     })?;
-    super::keep_from_network_manager(netlink, interface).await;
+    super::keep_from_network_manager(netlink, interface, crate::system::network_manager::FIND_NEW_LINK_WITHIN).await;
     for net in &config.address {
         netlink.add_address(link.index, *net).await?;
     }
