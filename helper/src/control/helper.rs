@@ -948,11 +948,11 @@ impl Helper {
                 .registry()
                 .values()
                 .filter_map(|entry| match entry {
-                    Entry::Up { tunnel, .. } if tunnel.info.profile().has_link() => {
-                        Some(tunnel.info.profile().interface().to_owned())
-                    }
+                    Entry::Up { tunnel, .. } => Some(tunnel.info.profile()),
                     _ => None,
                 })
+                .filter(|profile| profile.has_link())
+                .map(|profile| profile.interface().to_owned())
                 .collect();
             tracing::info!("NetworkManager started: leaving {} unmanaged", links.join(", "));
             for link in links {

@@ -3,8 +3,9 @@
 //! nor takes its addresses away on a reload. NetworkManager keeps the mark (in /run/NetworkManager/devices) across
 //! its own restarts for as long as the link lives; culvertd's unit is ordered after NetworkManager's, so that the
 //! tunnels brought up at boot are created while it runs, and culvertd marks its links again whenever
-//! NetworkManager takes its name on the bus (one started by hand, or installed, after the tunnels came up). Only these links are touched: a conf.d rule could match
-//! them only by driver (`driver:tun`), which would unmanage every other VPN's device too.
+//! NetworkManager takes its name on the bus (one started by hand, or installed, after the tunnels came up). Only
+//! these links are touched: a conf.d rule could match them only by driver (`driver:tun`), which would unmanage
+//! every other VPN's device too.
 
 use std::time::Duration;
 
